@@ -1,0 +1,37 @@
+"""harstream: streaming real-time human activity recognition.
+
+Six-axis inertial samples (acc in g, gyro in rad/s, 50 Hz) stream in over
+ZeroMQ; every stream runs through one online signal chain
+(:mod:`harstream.chain`), is cut into 128-sample windows with a 64-sample hop
+(:mod:`harstream.windows`), and the windows of all streams are classified in
+batches by a Keras CNN-LSTM (:mod:`harstream.runtime`).
+
+>>> from harstream import ACTIVITIES
+>>> ACTIVITIES[0], len(ACTIVITIES)
+('WALKING', 6)
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+ACTIVITIES: tuple[str, ...] = (
+    "WALKING",
+    "WALKING_UPSTAIRS",
+    "WALKING_DOWNSTAIRS",
+    "SITTING",
+    "STANDING",
+    "LAYING",
+)
+"""The six activity classes in UCI HAR's order (activity id = index + 1)."""
+
+SAMPLE_RATE_HZ = 50
+"""Sample rate every stream must have, in Hz."""
+
+WINDOW = 128
+"""Samples per classified window (2.56 s at 50 Hz)."""
+
+HOP = 64
+"""Samples between the ends of consecutive windows (50% overlap)."""
+
+__all__ = ["ACTIVITIES", "HOP", "SAMPLE_RATE_HZ", "WINDOW", "__version__"]

@@ -1,0 +1,1 @@
+"""Training side of harstream: dataset building, architectures, training, evaluation."""

@@ -1,0 +1,64 @@
+"""Model definitions: the shipped CNN-LSTM and the notebook's model for comparison.
+
+Every builder takes the input shape and the class count and returns an
+uncompiled ``keras.Model`` whose input is standardised chain output
+(window, 9) and whose output is a softmax over the activities.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import keras
+from keras import layers
+
+
+def harnet(window: int = 128, channels: int = 9, classes: int = 6) -> keras.Model:
+    """The shipped model: strided CNN front-end, two LSTMs, plus a window-statistics path.
+
+    Two stride-2 convolutions shorten the sequence 4x before the LSTMs (speed);
+    the per-channel mean and standard deviation of the window (the mean of
+    total_acc is the gravity direction, which separates SITTING from
+    STANDING) join the LSTM summary before the softmax.
+    """
+    inputs = keras.Input((window, channels), name="window")
+    x = inputs
+    for filters in (64, 96):
+        x = layers.Conv1D(filters, 5, strides=2, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.Activation("relu")(x)
+    x = layers.Conv1D(96, 3, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.Activation("relu")(x)
+    x = layers.LSTM(96, return_sequences=True)(x)
+    x = layers.LSTM(96)(x)
+    mean = layers.GlobalAveragePooling1D(name="window_mean")(inputs)
+    centred = layers.Subtract()([inputs, layers.RepeatVector(window)(mean)])
+    spread = layers.GlobalAveragePooling1D(name="window_var")(layers.Multiply()([centred, centred]))
+    stats = layers.Concatenate()([mean, spread])
+    stats = layers.Dense(32, activation="relu")(stats)
+    x = layers.Concatenate()([x, stats])
+    x = layers.Dropout(0.3)(x)
+    x = layers.Dense(64, activation="relu")(x)
+    outputs = layers.Dense(classes, activation="softmax", name="activity")(x)
+    return keras.Model(inputs, outputs, name="harnet")
+
+
+def notebook(window: int = 128, channels: int = 9, classes: int = 6) -> keras.Model:
+    """The notebook's model: Conv1D(64, k3, causal), LSTM(128) x2, Dense(64) x2, L2."""
+    reg = keras.regularizers.L2(1e-4)
+    inputs = keras.Input((window, channels), name="window")
+    x = layers.Conv1D(64, 3, padding="causal", activation="relu", kernel_regularizer=reg)(inputs)
+    x = layers.LSTM(128, return_sequences=True, kernel_regularizer=reg)(x)
+    x = layers.LSTM(128, kernel_regularizer=reg)(x)
+    x = layers.Dense(64, activation="relu", kernel_regularizer=reg)(x)
+    x = layers.Dense(64, activation="relu", kernel_regularizer=reg)(x)
+    outputs = layers.Dense(classes, activation="softmax", name="activity")(x)
+    return keras.Model(inputs, outputs, name="notebook")
+
+
+ARCHITECTURES: dict[str, Callable[..., keras.Model]] = {"harnet": harnet, "notebook": notebook}
+"""Builders by the name ``harstream train --arch`` takes."""
+
+LEARNING_RATES: dict[str, float] = {"harnet": 1e-3, "notebook": 5.5e-4}
+BATCH_SIZES: dict[str, int] = {"harnet": 64, "notebook": 512}
