@@ -108,7 +108,7 @@ def read_matrix(path: Path, columns: int, dtype: type = np.float64) -> npt.NDArr
     if not path.is_file():
         raise DatasetError(f"{path}: file not found")
     try:
-        values = np.loadtxt(path, dtype=dtype, ndmin=2)
+        values: npt.NDArray[np.float64] = np.loadtxt(path, dtype=dtype, ndmin=2, comments=None)
     except ValueError:
         _raise_first_bad_line(path, columns, dtype)
         raise  # pragma: no cover - _raise_first_bad_line always raises
@@ -142,6 +142,18 @@ def _raise_first_bad_line(path: Path, columns: int, dtype: type) -> None:
     raise DatasetError(f"{path}: could not parse as {columns} numeric columns")
 
 
+def _line_of_row(path: Path, row: int) -> int:
+    """1-based file line of data row ``row`` (blank lines hold no row)."""
+    with path.open() as lines:
+        seen = -1
+        for number, line in enumerate(lines, start=1):
+            if line.strip():
+                seen += 1
+                if seen == row:
+                    return number
+    return row + 1
+
+
 def read_recording(data_dir: Path | str, experiment: int, user: int) -> Recording:
     """Read the acc and gyro files of one experiment; their row counts must match."""
     raw = raw_dir(data_dir)
@@ -155,7 +167,9 @@ def read_recording(data_dir: Path | str, experiment: int, user: int) -> Recordin
     for path, values in ((raw / f"acc_{name}", acc), (raw / f"gyro_{name}", gyro)):
         bad = np.flatnonzero(~np.isfinite(values).all(axis=1))
         if bad.size:
-            raise DatasetError(f"{path}:{bad[0] + 1}: expected finite numbers, got NaN or inf")
+            raise DatasetError(
+                f"{path}:{_line_of_row(path, int(bad[0]))}: expected finite numbers, got NaN or inf"
+            )
     return Recording(experiment, user, acc, gyro)
 
 

@@ -85,9 +85,9 @@ class WindowSet:
         return digest.hexdigest()
 
 
-def _segment_ends(segments: list[Segment]) -> npt.NDArray[np.int64]:
+def _segment_ends(segments: list[Segment], hop: int = HOP) -> npt.NDArray[np.int64]:
     ends = [
-        np.arange(seg.start + WINDOW - 1, seg.stop, HOP, dtype=np.int64)
+        np.arange(seg.start + WINDOW - 1, seg.stop, hop, dtype=np.int64)
         for seg in segments
         if 1 <= seg.activity <= len(ACTIVITIES)
     ]
@@ -105,17 +105,27 @@ def _stream_windows(channels: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.i
 
 
 def recording_windows(
-    recording: Recording, segments: list[Segment], align: Alignment = "segment"
+    recording: Recording,
+    segments: list[Segment],
+    align: Alignment = "segment",
+    labelled_only: bool = True,
+    hop: int = HOP,
 ) -> WindowSet:
-    """The labelled windows of one recording (``segments`` are its own)."""
+    """The labelled windows of one recording (``segments`` are its own).
+
+    With ``align="stream"`` and ``labelled_only=False`` every window the
+    engine would emit is kept; unlabelled ones get ``y = -1``. ``hop`` < 64
+    cuts segment windows more densely (training-time augmentation).
+    """
     channels = process_recording(recording.samples, chunk=CHUNK)
     if align == "stream":
         ends, windows = _stream_windows(channels)
         truth = window_activity(segments, ends, WINDOW)
-        keep = truth > 0
-        ends, windows, truth = ends[keep], windows[keep], truth[keep]
+        if labelled_only:
+            keep = truth > 0
+            ends, windows, truth = ends[keep], windows[keep], truth[keep]
     elif align == "segment":
-        ends = _segment_ends(segments)
+        ends = _segment_ends(segments, hop)
         truth = window_activity(segments, ends, WINDOW)
         index = ends[:, None] - WINDOW + 1 + np.arange(WINDOW)[None, :]
         windows = channels[index]
@@ -150,12 +160,13 @@ def build_windows(
     data: Dataset | Path | str,
     subjects: Iterable[int] | None = None,
     align: Alignment = "segment",
+    hop: int = HOP,
 ) -> WindowSet:
     """Labelled windows of every recording (of ``subjects``, when given)."""
     wanted = set(subjects) if subjects is not None else None
     dataset = data if isinstance(data, Dataset) else read_dataset(data, wanted)
     parts = [
-        recording_windows(rec, dataset.segments_of(rec), align)
+        recording_windows(rec, dataset.segments_of(rec), align, hop=hop)
         for rec in dataset.recordings
         if wanted is None or rec.user in wanted
     ]

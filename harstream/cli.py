@@ -1,0 +1,199 @@
+"""The ``harstream`` command: one verb per job.
+
+serve · replay · dashboard · demo · train · evaluate · bench · data
+
+Every verb has ``--help``; verbs that report numbers take ``--json``.
+Heavy imports (TensorFlow, ZeroMQ) happen inside the verb that needs them,
+so ``harstream --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from . import __version__
+from .errors import HarstreamError
+from .paths import ENV_VAR
+
+Handler = Callable[[argparse.Namespace], int]
+_err = Console(stderr=True)
+
+
+def _print_json(payload: Any) -> None:
+    sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+
+
+def _add_data_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help=f"HAPT dataset folder (holding RawData/); default: ${ENV_VAR}, else the user cache "
+        "where `harstream data download` puts it",
+    )
+
+
+def _add_model_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model", type=Path, default=None,
+        help="model artifact (.keras file with its .json beside it, or their folder); "
+        "default: the model shipped with harstream",
+    )
+
+
+def _data_dir(args: argparse.Namespace) -> Path:
+    from .paths import resolve_data_dir
+
+    return resolve_data_dir(args.data)
+
+
+# --- data -------------------------------------------------------------------------------
+
+
+def _cmd_data_download(args: argparse.Namespace) -> int:
+    from .download import DEFAULT_URL, download
+
+    path = download(args.dest, url=args.url or DEFAULT_URL, console=_err)
+    _err.print(f"[green]dataset ready at {path}[/]")
+    return 0
+
+
+def _cmd_data_check(args: argparse.Namespace) -> int:
+    from .download import check, print_check
+
+    report = check(_data_dir(args), checksums=not args.no_checksums)
+    if args.json:
+        from dataclasses import asdict
+
+        _print_json(asdict(report))
+    else:
+        print_check(report, Console())
+    return 1 if report.problems else 0
+
+
+def _cmd_data_stats(args: argparse.Namespace) -> int:
+    from training.stats import print_stats, window_stats
+
+    stats = window_stats(_data_dir(args))
+    if args.json:
+        _print_json(stats)
+    else:
+        print_stats(stats, Console())
+    return 0
+
+
+# --- train / evaluate -------------------------------------------------------------------
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from training.train import TrainConfig, train
+
+    config = TrainConfig(
+        arch=args.arch, epochs=args.epochs, seed=args.seed, patience=args.patience,
+        max_windows=args.max_windows, train_hop=args.train_hop,
+    )
+    metrics = train(_data_dir(args), args.out, config, console=_err)
+    if args.json:
+        _print_json(metrics)
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from training.evaluate import evaluate, print_evaluation, write_report
+
+    from .runtime import Classifier
+
+    with _err.status("loading model..."):
+        classifier = Classifier.load(args.model)
+    with _err.status(f"classifying the {args.split} subjects' streams..."):
+        result = evaluate(classifier, _data_dir(args), args.split)
+    if args.report:
+        write_report(result, args.report)
+        _err.print(f"wrote the {args.split} report to {args.report}")
+    if args.json:
+        _print_json(result)
+    else:
+        print_evaluation(result, Console())
+    return 0
+
+
+# --- parser -----------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every verb."""
+    parser = argparse.ArgumentParser(
+        prog="harstream",
+        description="Streaming real-time human activity recognition over ZeroMQ.",
+    )
+    parser.add_argument("--version", action="version", version=f"harstream {__version__}")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    data = verbs.add_parser("data", help="download, check and count the HAPT dataset")
+    data_verbs = data.add_subparsers(dest="data_verb", required=True, metavar="ACTION")
+    p = data_verbs.add_parser("download", help="fetch the public HAPT archive into the cache")
+    p.add_argument("--dest", type=Path, default=None, help="where to put it (default: user cache)")
+    p.add_argument("--url", default=None, help="archive URL (default: the UCI archive)")
+    p.set_defaults(handler=_cmd_data_download)
+    p = data_verbs.add_parser("check", help="validate a dataset folder: layout, parse, checksums")
+    _add_data_arg(p)
+    p.add_argument("--no-checksums", action="store_true", help="skip the SHA-256 verification")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(handler=_cmd_data_check)
+    p = data_verbs.add_parser("stats", help="windows per split and per (subject, activity)")
+    _add_data_arg(p)
+    p.add_argument("--json", action="store_true", help="print the counts as JSON")
+    p.set_defaults(handler=_cmd_data_stats)
+
+    p = verbs.add_parser("train", help="train a model (selection on validation subjects only)")
+    _add_data_arg(p)
+    p.add_argument("--out", type=Path, required=True, help="folder for the artifact and report")
+    p.add_argument("--arch", default="harnet", choices=["harnet", "notebook"],
+                   help="architecture (default: harnet, the shipped one)")
+    p.add_argument("--epochs", type=int, default=30, help="most epochs (default: 30)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--patience", type=int, default=10,
+                   help="early-stopping patience in epochs (default: 10)")
+    p.add_argument("--train-hop", type=int, default=16,
+                   help="hop between training windows inside a segment (default: 16, "
+                   "4x the 64 the engine uses: augmentation)")
+    p.add_argument("--max-windows", type=int, default=None,
+                   help="use at most this many windows per split (quick smoke runs)")
+    p.add_argument("--json", action="store_true", help="print the training metrics as JSON")
+    p.set_defaults(handler=_cmd_train)
+
+    p = verbs.add_parser("evaluate", help="score a model on a split, raw and smoothed")
+    _add_model_arg(p)
+    _add_data_arg(p)
+    p.add_argument("--split", default="test", choices=["train", "validation", "test"],
+                   help="subjects to score (default: test)")
+    p.add_argument("--report", type=Path, default=None,
+                   help="also write confusion and per-subject plots and metrics JSON here")
+    p.add_argument("--json", action="store_true", help="print the scores as JSON")
+    p.set_defaults(handler=_cmd_evaluate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``harstream`` command."""
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except HarstreamError as exc:
+        _err.print(f"[red]error:[/] {exc}", highlight=False)
+        return 2
+    except KeyboardInterrupt:
+        _err.print("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

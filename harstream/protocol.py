@@ -1,0 +1,499 @@
+"""Protocol v1: every message between producers, the engine and subscribers.
+
+A message is a ZeroMQ multipart message, a list of byte frames. Each
+``encode_*`` returns one; each ``decode_*`` validates one completely before
+returning and otherwise raises :class:`~harstream.errors.ProtocolError` with a
+stable ``code`` (see :data:`ERROR_CODES`) and a ``detail`` naming the bad value
+and what was expected. Headers are JSON, samples raw little-endian float32;
+nothing is ever unpickled. Encoders check their output with the matching
+decoder, so whatever they return is accepted on the other side.
+``docs/protocol.md`` is the specification for implementers in other languages.
+
+>>> import numpy as np
+>>> frames = encode_chunk("phone-1", 0, np.zeros((64, 6), np.float32), t0=1700000000.5)
+>>> frames[:2]
+[b'phone-1', b'{"v":1,"seq":0,"rate":50,"t0":1700000000.5}']
+>>> chunk = decode_chunk(frames)
+>>> chunk.stream, chunk.seq, chunk.samples.shape, chunk.samples.dtype
+('phone-1', 0, (64, 6), dtype('float32'))
+>>> try:
+...     decode_chunk([b"phone-1", b'{"v":1,"seq":-1,"rate":50}', frames[2]])
+... except ProtocolError as exc:
+...     print(exc.code, "|", exc.detail)
+seq | expected 'seq' to be an integer in [0, 9007199254740991], got -1
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+
+from . import SAMPLE_RATE_HZ
+from .errors import ProtocolError
+
+VERSION: Final = 1
+"""Protocol version, the ``"v"`` field of every JSON frame."""
+DEFAULT_INGEST: Final = "tcp://127.0.0.1:5555"
+"""Where the engine binds its PULL socket; producers connect PUSH."""
+DEFAULT_PUBLISH: Final = "tcp://127.0.0.1:5556"
+"""Where the engine binds its PUB socket; subscribers connect SUB."""
+STREAM_ID: Final = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+"""A valid stream id (use ``fullmatch``). ``$`` is excluded: ``$`` topics are the engine's."""
+ERROR_TOPIC: Final = "$error"
+"""Topic of rejected-input reports (:class:`ErrorEvent`)."""
+STATS_TOPIC: Final = "$stats"
+"""Topic of the engine's periodic counters (:class:`StatsEvent`)."""
+COLUMNS: Final = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
+"""Sample columns: acc in g (gravity included), gyro in rad/s."""
+MAX_SAMPLES_PER_CHUNK: Final = 50 * 60
+"""At most one minute at 50 Hz per chunk (72,000 bytes); producers send ~0.1-1 s."""
+MAX_SEQ: Final = 2**53 - 1
+"""Largest ``seq``/``seq_end``: exact in a double, so JavaScript subscribers read it exactly."""
+MAX_HEADER_BYTES: Final = 1024
+"""Size limit of an ingest header frame."""
+MAX_BODY_BYTES: Final = 65536
+"""Size limit of the JSON frame of an engine message."""
+
+BytesLike: TypeAlias = bytes | bytearray | memoryview
+"""What decoders take as a frame (also anything exposing the buffer protocol, e.g. zmq.Frame)."""
+
+ERROR_CODES: Final[dict[str, str]] = {
+    "frames": "wrong number of frames, or a frame that is not bytes",
+    "stream_id": "a stream id (ingest frame 0, a topic, a 'stream' field) is not 1-64 "
+    "characters of [A-Za-z0-9._:-] (or not UTF-8)",
+    "header": "frame 1 is not a UTF-8 JSON object, or is over its size limit",
+    "version": "'v' is missing or is not 1",
+    "seq": "'seq' is missing or not an integer in [0, 2**53-1] (booleans are not integers)",
+    "rate": "'rate' is missing or not the integer 50",
+    "t0": "'t0' is present but not a finite number",
+    "samples": "samples frame length is not a multiple of 24 bytes, holds no sample, "
+    f"more than {MAX_SAMPLES_PER_CHUNK}, or a NaN/infinite value",
+    "topic": "an engine message has an unknown '$' topic, or a topic other than its 'stream'",
+    "field": "a field of an engine message (prediction, $error, $stats) is missing or invalid",
+    "seq_gap": "engine: a chunk's seq is ahead of the expected index (samples were lost); "
+    "the stream restarts at the new seq, its filter state and window buffer reset",
+    "seq_replay": "engine: a chunk's seq is behind the expected index; the chunk is dropped",
+}
+"""Every ``ProtocolError.code`` and ``$error`` code, with its meaning."""
+
+STATS_FIELDS: Final[dict[str, str]] = {
+    "streams": "int >= 0: streams currently active",
+    "windows": "int >= 0: windows classified since start",
+    "windows_per_s": "number >= 0: windows classified per second, recent rate",
+    "latency_ms": 'object {"p50", "p99", "max"}: numbers >= 0 (ms), or null before any window',
+    "rejected": "int >= 0: messages rejected since start (each also sent on $error)",
+    "uptime_s": "number >= 0: seconds since the engine started",
+    "t": "number: unix time of this report",
+}
+"""Fields every ``$stats`` message carries (more may be added within v1)."""
+
+_ROW_BYTES = 4 * len(COLUMNS)
+_WIRE_DTYPE = np.dtype("<f4")
+_NATIVE = sys.byteorder == "little"
+_STREAM_ID_BYTES = re.compile(STREAM_ID.pattern.encode("ascii"))
+_TOPICS = {ERROR_TOPIC.encode(): "error", STATS_TOPIC.encode(): "stats"}
+_MISSING: Any = object()
+_SHOW = 40
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Chunk:
+    """One decoded ingest message (identity equality: it holds an array)."""
+
+    stream: str
+    """Stream id."""
+    seq: int
+    """Stream index of the first sample."""
+    rate: int
+    """Sample rate in Hz (always 50)."""
+    t0: float | None
+    """Unix time of the first sample, if the producer sent it."""
+    samples: npt.NDArray[np.float32]
+    """Shape (n, 6), :data:`COLUMNS`; read-only, a view of the frame when it was ``bytes``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """One classified window of one stream, published on the stream's topic."""
+
+    stream: str
+    """Stream id (also the topic)."""
+    seq_end: int
+    """Stream index of the window's last sample."""
+    label: str
+    """Most probable class of this window alone."""
+    probs: tuple[float, ...]
+    """Class probabilities, in the model's label order."""
+    smoothed: str
+    """Label after online smoothing over the stream's windows."""
+    t_arrival: float
+    """Unix time the chunk completing the window arrived at the engine."""
+    t_emit: float
+    """Unix time the prediction was published."""
+    smoothed_probs: tuple[float, ...] | None = None
+    """Smoothed class probabilities (same order as ``probs``), if the smoother has them."""
+
+    @property
+    def latency_ms(self) -> float:
+        """Milliseconds from arrival to emission, ``(t_emit - t_arrival) * 1000``."""
+        return (self.t_emit - self.t_arrival) * 1000.0
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorEvent:
+    """A rejected input, published on ``$error``."""
+
+    stream: str | None
+    """Stream of the rejected message; None when its stream id itself was bad."""
+    code: str
+    """Machine-readable reason, a key of :data:`ERROR_CODES`."""
+    detail: str
+    """Human-readable: the bad value and what was expected."""
+
+
+@dataclass(frozen=True, slots=True)
+class StatsEvent:
+    """The engine's periodic counters, published on ``$stats``."""
+
+    fields: dict[str, Any]
+    """The JSON object without ``"v"``: at least :data:`STATS_FIELDS`."""
+
+
+def encode_chunk(
+    stream: str,
+    seq: int,
+    samples: npt.ArrayLike,
+    rate: int = SAMPLE_RATE_HZ,
+    t0: float | None = None,
+) -> list[bytes]:
+    """Frames of one ingest message; ``samples`` has shape (n, 6), any real dtype.
+
+    >>> frames = encode_chunk("watch.7", 128, [[0, 0, 1, 0, 0, 0]])
+    >>> frames[1], frames[2].hex(" ", 4)
+    (b'{"v":1,"seq":128,"rate":50}', '00000000 00000000 0000803f 00000000 00000000 00000000')
+    """
+    header: dict[str, Any] = {"v": VERSION, "seq": _plain(seq), "rate": _plain(rate)}
+    if t0 is not None:
+        header["t0"] = _plain(t0)
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            array = np.ascontiguousarray(samples, dtype=_WIRE_DTYPE)
+    except (TypeError, ValueError) as exc:
+        raise ProtocolError("samples", f"expected an (n, 6) array of numbers: {exc}") from None
+    if array.ndim != 2 or array.shape[1] != len(COLUMNS):
+        raise ProtocolError("samples", f"expected samples of shape (n, 6), got {array.shape}")
+    frames = [_encode_stream(stream), _dumps(header, "header"), array.tobytes()]
+    decode_chunk(frames)
+    return frames
+
+
+def decode_chunk(frames: Sequence[BytesLike]) -> Chunk:
+    """Validate and decode one ingest message; raise :class:`ProtocolError` if malformed.
+
+    ``samples`` is a read-only float32 (n, 6) array, a zero-copy view of frame
+    2 when that frame is ``bytes`` (as ``recv_multipart()`` returns); copy it
+    (``np.array(chunk.samples)``) to modify it.
+
+    >>> decode_chunk([b"phone-1", b'{"v":1,"seq":0,"rate":25}', bytes(24)])
+    Traceback (most recent call last):
+    ...
+    harstream.errors.ProtocolError: rate: expected 'rate' to be 50, got 25
+    """
+    _count_frames(frames, 3, "stream id, header, samples")
+    stream = _stream_id(_frame(frames, 0))
+    header = _json_object(_frame(frames, 1), MAX_HEADER_BYTES)
+    _version(header)
+    seq = _int(header, "seq", "seq")
+    rate = header.get("rate", _MISSING)
+    if type(rate) is not int or rate != SAMPLE_RATE_HZ:
+        raise _expected("rate", "'rate'", str(SAMPLE_RATE_HZ), rate)
+    t0 = None if header.get("t0") is None else _number(header, "t0", "t0")
+    return Chunk(stream, seq, rate, t0, _samples(_frame(frames, 2)))
+
+
+def encode_prediction(p: Prediction) -> list[bytes]:
+    """Frames of one prediction: topic (the stream id) and its JSON object.
+
+    >>> p = Prediction("phone-1", 127, "SITTING", (0.1, 0.9), "SITTING", 10.0, 10.25)
+    >>> import json
+    >>> topic, body = encode_prediction(p)
+    >>> topic, list(json.loads(body))  # doctest: +NORMALIZE_WHITESPACE
+    (b'phone-1', ['v', 'stream', 'seq_end', 'label', 'probs', 'smoothed', 'smoothed_probs',
+                  't_arrival', 't_emit', 'latency_ms'])
+    >>> decode_prediction(encode_prediction(p)).latency_ms
+    250.0
+    """
+    body = {
+        "v": VERSION,
+        "stream": p.stream,
+        "seq_end": _plain(p.seq_end),
+        "label": p.label,
+        "probs": p.probs,
+        "smoothed": p.smoothed,
+        "smoothed_probs": p.smoothed_probs,
+        "t_arrival": _plain(p.t_arrival),
+        "t_emit": _plain(p.t_emit),
+        "latency_ms": _plain(p.latency_ms),
+    }
+    frames = [_encode_stream(p.stream), _dumps(body, "field")]
+    decode_prediction(frames)
+    return frames
+
+
+def decode_prediction(frames: Sequence[BytesLike]) -> Prediction:
+    """Validate and decode one prediction message (see :func:`decode_event` for any topic)."""
+    _count_frames(frames, 2, "topic, JSON object")
+    topic = _frame(frames, 0)
+    if topic.startswith(b"$"):
+        raise _expected("topic", "the topic", f"a stream id, {ERROR_TOPIC} or {STATS_TOPIC}", topic)
+    return _prediction(_stream_id(topic), _json_object(_frame(frames, 1), MAX_BODY_BYTES))
+
+
+def encode_error(stream: str | None, code: str, detail: str) -> list[bytes]:
+    """Frames of one ``$error`` report (``stream`` None when the stream id was bad).
+
+    >>> encode_error("phone-1", "seq_replay", "expected seq 640, got 576")[1]
+    b'{"v":1,"stream":"phone-1","code":"seq_replay","detail":"expected seq 640, got 576"}'
+    """
+    body = {"v": VERSION, "stream": stream, "code": code, "detail": detail}
+    frames = [ERROR_TOPIC.encode(), _dumps(body, "field")]
+    decode_event(frames)
+    return frames
+
+
+def encode_stats(stats: Mapping[str, Any]) -> list[bytes]:
+    """Frames of one ``$stats`` report; ``stats`` holds :data:`STATS_FIELDS` (no ``"v"``)."""
+    if "v" in stats:
+        raise ProtocolError("field", "expected stats without 'v' (encode_stats adds it)")
+    body = {"v": VERSION, **stats}
+    decode_event([STATS_TOPIC.encode(), _dumps(body, "field")])  # names a bad known field
+    return [STATS_TOPIC.encode(), _dumps(body, "field", allow_nan=False)]
+
+
+def decode_event(frames: Sequence[BytesLike]) -> Prediction | ErrorEvent | StatsEvent:
+    """Validate and decode any message the engine publishes, by its topic.
+
+    >>> decode_event(encode_error(None, "stream_id", "bad"))
+    ErrorEvent(stream=None, code='stream_id', detail='bad')
+    """
+    _count_frames(frames, 2, "topic, JSON object")
+    topic = _frame(frames, 0)
+    kind = _TOPICS.get(topic)
+    if kind is None:
+        return decode_prediction(frames)
+    body = _json_object(_frame(frames, 1), MAX_BODY_BYTES)
+    _version(body)
+    return _error_event(body) if kind == "error" else _stats_event(body)
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def _prediction(topic: str, body: dict[str, Any]) -> Prediction:
+    _version(body)
+    stream = _stream_id(_text(body, "stream", "stream_id").encode())
+    if stream != topic:
+        raise _expected("topic", "the topic", f"the 'stream' field {stream!r}", topic)
+    probs = _probs(body, "probs")
+    smoothed_probs = None if body.get("smoothed_probs") is None else _probs(body, "smoothed_probs")
+    if smoothed_probs is not None and len(smoothed_probs) != len(probs):
+        raise _expected("field", "'smoothed_probs'", f"{len(probs)} values", body["smoothed_probs"])
+    _number(body, "latency_ms", "field")
+    return Prediction(
+        stream=stream,
+        seq_end=_int(body, "seq_end", "field"),
+        label=_text(body, "label", "field"),
+        probs=probs,
+        smoothed=_text(body, "smoothed", "field"),
+        t_arrival=_number(body, "t_arrival", "field"),
+        t_emit=_number(body, "t_emit", "field"),
+        smoothed_probs=smoothed_probs,
+    )
+
+
+def _error_event(body: dict[str, Any]) -> ErrorEvent:
+    stream = body.get("stream", _MISSING)
+    if stream is not None:
+        stream = _stream_id(_text(body, "stream", "stream_id").encode())
+    code = _text(body, "code", "field")
+    return ErrorEvent(stream, code, _text(body, "detail", "field", low=0, high=MAX_BODY_BYTES))
+
+
+def _stats_event(body: dict[str, Any]) -> StatsEvent:
+    for key in ("streams", "windows", "rejected"):
+        _int(body, key, "field")
+    for key in ("windows_per_s", "uptime_s"):
+        _number(body, key, "field", low=0.0)
+    _number(body, "t", "field")
+    latency = body.get("latency_ms", _MISSING)
+    if type(latency) is not dict:
+        raise _expected("field", "'latency_ms'", 'an object {"p50", "p99", "max"}', latency)
+    for key in ("p50", "p99", "max"):
+        if latency.get(key, _MISSING) is not None:
+            _number(latency, key, "field", low=0.0, name=f"'latency_ms.{key}'")
+    return StatsEvent({key: value for key, value in body.items() if key != "v"})
+
+
+def _show(value: object) -> str:
+    """``repr`` of a received value, cut to a readable length."""
+    if value is _MISSING:
+        return "nothing (missing)"
+    if isinstance(value, bytes | str) and len(value) > _SHOW:
+        value = value[:_SHOW]
+    text = repr(value)
+    return text if len(text) <= _SHOW else text[: _SHOW - 3] + "..."
+
+
+def _expected(code: str, what: str, expected: str, got: object) -> ProtocolError:
+    return ProtocolError(code, f"expected {what} to be {expected}, got {_show(got)}")
+
+
+def _count_frames(frames: Sequence[BytesLike], n: int, names: str) -> None:
+    try:
+        count = len(frames)
+    except TypeError:
+        raise _expected("frames", "the message", "a sequence of frames", frames) from None
+    if count != n:
+        raise ProtocolError("frames", f"expected {n} frames ({names}), got {count}")
+
+
+def _frame(frames: Sequence[BytesLike], index: int) -> bytes:
+    frame = frames[index]
+    if type(frame) is bytes:
+        return frame
+    try:  # bytearray, memoryview, zmq.Frame
+        return memoryview(frame).tobytes()
+    except TypeError:
+        raise ProtocolError(
+            "frames", f"expected frame {index} to be bytes, got {type(frame).__name__}"
+        ) from None
+
+
+def _stream_id(raw: bytes) -> str:
+    if _STREAM_ID_BYTES.fullmatch(raw) is None:
+        try:
+            got: object = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            got = raw
+        raise _expected("stream_id", "the stream id", "1-64 characters of [A-Za-z0-9._:-]", got)
+    return raw.decode("ascii")
+
+
+def _encode_stream(stream: object) -> bytes:
+    if type(stream) is not str:
+        raise _expected("stream_id", "the stream id", "a str", stream)
+    return stream.encode("utf-8", "backslashreplace")
+
+
+def _json_object(raw: bytes, limit: int) -> dict[str, Any]:
+    if len(raw) > limit:
+        raise ProtocolError(
+            "header", f"expected frame 1 to be at most {limit} bytes, got {len(raw)}"
+        )
+    try:
+        obj = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise ProtocolError(
+            "header", f"expected frame 1 to be UTF-8 JSON, got {_show(raw)} ({exc})"
+        ) from None
+    if type(obj) is not dict:
+        raise _expected("header", "frame 1", "a JSON object", obj)
+    return obj
+
+
+def _dumps(obj: dict[str, Any], code: str, allow_nan: bool = True) -> bytes:
+    """Compact JSON; NaN is let through only where the decoder then names the bad field."""
+    try:
+        text = json.dumps(obj, separators=(",", ":"), allow_nan=allow_nan, default=_plain_json)
+    except (TypeError, ValueError) as exc:
+        raise ProtocolError(code, f"expected JSON-encodable, finite values: {exc}") from None
+    return text.encode("utf-8")
+
+
+def _plain(value: Any) -> Any:
+    """Numpy scalars as Python numbers; anything else unchanged (and validated later)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _plain_json(value: Any) -> Any:
+    if isinstance(value, np.generic | np.ndarray):
+        return value.tolist()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _version(obj: dict[str, Any]) -> None:
+    version = obj.get("v", _MISSING)
+    if type(version) is not int or version != VERSION:
+        raise _expected("version", "'v'", str(VERSION), version)
+
+
+def _int(obj: dict[str, Any], key: str, code: str) -> int:
+    value = obj.get(key, _MISSING)
+    if type(value) is not int or not 0 <= value <= MAX_SEQ:
+        raise _expected(code, repr(key), f"an integer in [0, {MAX_SEQ}]", value)
+    return value
+
+
+def _number(
+    obj: dict[str, Any], key: str, code: str, low: float = -math.inf, name: str = ""
+) -> float:
+    value = obj.get(key, _MISSING)
+    number = float(value) if type(value) is float else _int_as_float(value)
+    if not (math.isfinite(number) and number >= low):
+        expected = "a finite number" if low == -math.inf else f"a finite number >= {low:g}"
+        raise _expected(code, name or repr(key), expected, value)
+    return number
+
+
+def _int_as_float(value: object) -> float:
+    if type(value) is not int:
+        return math.nan
+    try:
+        return float(value)
+    except OverflowError:
+        return math.nan
+
+
+def _text(obj: dict[str, Any], key: str, code: str, low: int = 1, high: int = 64) -> str:
+    value = obj.get(key, _MISSING)
+    if type(value) is not str or not low <= len(value) <= high:
+        raise _expected(code, repr(key), f"a string of {low}-{high} characters", value)
+    return value
+
+
+def _probs(obj: dict[str, Any], key: str) -> tuple[float, ...]:
+    value = obj.get(key, _MISSING)
+    if type(value) is list and 0 < len(value) <= 1024:
+        probs = tuple(float(x) if type(x) is float else _int_as_float(x) for x in value)
+        if all(0.0 <= x <= 1.0 for x in probs):  # NaN fails the comparison
+            return probs
+    raise _expected("field", repr(key), "a non-empty list of numbers in [0, 1]", value)
+
+
+def _samples(raw: bytes) -> npt.NDArray[np.float32]:
+    n, extra = divmod(len(raw), _ROW_BYTES)
+    if extra or not 0 < n <= MAX_SAMPLES_PER_CHUNK:
+        raise ProtocolError(
+            "samples",
+            f"expected 1-{MAX_SAMPLES_PER_CHUNK} rows of 6 float32 (a multiple of 24 bytes), "
+            f"got {len(raw)} bytes",
+        )
+    samples: npt.NDArray[np.float32] = np.frombuffer(raw, _WIRE_DTYPE).reshape(n, len(COLUMNS))
+    if not np.isfinite(samples).all():
+        row, col = np.argwhere(~np.isfinite(samples))[0]
+        raise ProtocolError(
+            "samples",
+            f"expected finite values, got {samples[row, col]} at row {row}, {COLUMNS[col]}",
+        )
+    if not _NATIVE:
+        samples = samples.astype(np.float32)
+        samples.flags.writeable = False
+    return samples

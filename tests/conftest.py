@@ -1,0 +1,29 @@
+"""Shared fixtures: where the real HAPT data lives.
+
+``$HARSTREAM_DATA`` if set, else ``../shared/data/hapt`` from the repository
+root. Missing data fails the tests that need it; it never skips them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def hapt_dir() -> Path:
+    """The real HAPT dataset folder (the one holding ``RawData/``)."""
+    env = os.environ.get("HARSTREAM_DATA")
+    path = Path(env) if env else REPO_ROOT.parent / "shared" / "data" / "hapt"
+    if not (path / "RawData").is_dir():
+        source = "$HARSTREAM_DATA" if env else "the default ../shared/data/hapt"
+        pytest.fail(
+            f"HAPT data not found: {path} (from {source}) has no RawData/ folder; "
+            f"set HARSTREAM_DATA to a HAPT dataset folder",
+            pytrace=False,
+        )
+    return path

@@ -1,0 +1,200 @@
+"""``harstream train``: fit a model honestly and write the artifact and its report.
+
+Windows come from the dataset builder (:mod:`training.dataset`); the
+standardisation statistics come from the training windows only; early
+stopping and the choice of epoch use the validation subjects only (macro-F1
+on their windows). The test subjects are not read here at all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import keras
+import numpy as np
+from rich.console import Console
+
+from harstream import ACTIVITIES, artifact
+from harstream.artifact import ModelMeta
+from harstream.hapt import read_dataset
+from harstream.runtime import standardise
+
+from . import report
+from .architectures import ARCHITECTURES, BATCH_SIZES, LEARNING_RATES
+from .dataset import (
+    TEST_SUBJECTS,
+    TRAIN_SUBJECTS,
+    VALIDATION_SUBJECTS,
+    WindowSet,
+    build_windows,
+)
+from .metrics import score
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training recipe."""
+
+    arch: str = "harnet"
+    """Architecture name (a key of :data:`training.architectures.ARCHITECTURES`)."""
+    epochs: int = 30
+    """Most epochs to run (early stopping may end sooner)."""
+    seed: int = 0
+    """Seed for Python, NumPy and the backend."""
+    patience: int = 10
+    """Epochs without a better validation macro-F1 before stopping."""
+    batch_size: int | None = None
+    """Batch size; None takes the architecture's default."""
+    learning_rate: float | None = None
+    """Peak learning rate (cosine decay); None takes the architecture's default."""
+    train_hop: int = 16
+    """Hop between training windows within a segment (< 64 augments; validation keeps 64)."""
+    max_windows: int | None = None
+    """Keep at most this many training and validation windows (smoke tests)."""
+
+
+class _EpochReport(keras.callbacks.Callback):  # type: ignore[misc]
+    """Adds validation macro-F1 to the logs and prints one line per epoch."""
+
+    def __init__(self, validation: tuple[np.ndarray, np.ndarray], epochs: int, console: Console) -> None:
+        super().__init__()
+        self.validation = validation
+        self.epochs = epochs
+        self.console = console
+        self._start = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        logs = logs if logs is not None else {}
+        x, y = self.validation
+        predicted = self.model.predict(x, batch_size=512, verbose=0).argmax(axis=1)
+        logs["val_macro_f1"] = score(y, predicted)["macro_f1"]
+        self.console.print(
+            f"epoch {epoch + 1:>3}/{self.epochs}  loss {logs['loss']:.4f}  "
+            f"acc {logs['accuracy']:.4f}  val_loss {logs['val_loss']:.4f}  "
+            f"val_acc {logs['val_accuracy']:.4f}  val_macro_f1 {logs['val_macro_f1']:.4f}  "
+            f"[dim]{time.perf_counter() - self._start:.1f} s[/]"
+        )
+
+
+def _limit(windows: WindowSet, n: int | None, seed: int) -> WindowSet:
+    if n is None or len(windows) <= n:
+        return windows
+    keep = np.sort(np.random.default_rng(seed).choice(len(windows), n, replace=False))
+    return WindowSet(
+        windows.x[keep], windows.y[keep], windows.subject[keep], windows.experiment[keep],
+        windows.seq_end[keep],
+    )
+
+
+def train(
+    data_dir: Path,
+    out_dir: Path,
+    config: TrainConfig = TrainConfig(),
+    console: Console | None = None,
+) -> dict[str, Any]:
+    """Train, select on validation, write ``<arch>.keras`` + JSON + report; returns the summary."""
+    console = console or Console(stderr=True)
+    if config.arch not in ARCHITECTURES:
+        raise ValueError(f"arch: expected one of {sorted(ARCHITECTURES)}, got {config.arch!r}")
+    config = replace(
+        config,
+        batch_size=config.batch_size or BATCH_SIZES[config.arch],
+        learning_rate=config.learning_rate or LEARNING_RATES[config.arch],
+    )
+    assert config.batch_size is not None and config.learning_rate is not None
+    keras.utils.set_random_seed(config.seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    with console.status("building windows through the streaming signal chain..."):
+        dataset = read_dataset(data_dir, set(TRAIN_SUBJECTS + VALIDATION_SUBJECTS))
+        train_set = build_windows(dataset, TRAIN_SUBJECTS, hop=config.train_hop)
+        val_set = build_windows(dataset, VALIDATION_SUBJECTS)
+    train_set = _limit(train_set, config.max_windows, config.seed)
+    val_set = _limit(val_set, config.max_windows, config.seed)
+    console.print(
+        f"windows: train {len(train_set)} (subjects {list(TRAIN_SUBJECTS)}), "
+        f"validation {len(val_set)} (subjects {list(VALIDATION_SUBJECTS)})"
+    )
+    flat = train_set.x.reshape(-1, train_set.x.shape[-1]).astype(np.float64)
+    mean, std = flat.mean(axis=0), flat.std(axis=0)
+    x_train = standardise(train_set.x, mean, std)
+    x_val = standardise(val_set.x, mean, std)
+
+    model = ARCHITECTURES[config.arch]()
+    steps = config.epochs * int(np.ceil(len(train_set) / config.batch_size))
+    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps, alpha=0.02)
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    console.print(f"model {config.arch}: {model.count_params():,} parameters")
+    started = time.perf_counter()
+    history = model.fit(
+        x_train,
+        train_set.y,
+        validation_data=(x_val, val_set.y),
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        verbose=0,
+        callbacks=[
+            _EpochReport((x_val, val_set.y), config.epochs, console),
+            keras.callbacks.EarlyStopping(
+                "val_macro_f1", mode="max", patience=config.patience, restore_best_weights=True
+            ),
+        ],
+    )
+    train_seconds = time.perf_counter() - started
+    curves = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    best_epoch = int(np.argmax(curves["val_macro_f1"])) + 1
+    val_scores = score(
+        val_set.y, model.predict(x_val, batch_size=512, verbose=0).argmax(axis=1), val_set.subject
+    )
+    console.print(
+        f"selected epoch {best_epoch}: validation accuracy {val_scores['accuracy']:.4f}, "
+        f"macro-F1 {val_scores['macro_f1']:.4f} ({train_seconds:.0f} s of training)"
+    )
+    metrics = {
+        "validation": val_scores,
+        "best_epoch": best_epoch,
+        "epochs_run": len(curves["loss"]),
+        "train_seconds": round(train_seconds, 1),
+        "parameters": int(model.count_params()),
+        "config": {k: v for k, v in config.__dict__.items()},
+    }
+    meta = ModelMeta(
+        architecture=config.arch,
+        norm_mean=[float(v) for v in mean],
+        norm_std=[float(v) for v in std],
+        subjects={
+            "train": list(TRAIN_SUBJECTS),
+            "validation": list(VALIDATION_SUBJECTS),
+            "test": list(TEST_SUBJECTS),
+        },
+        training_data_sha256=train_set.checksum(),
+        metrics=metrics,
+    )
+    artifact.save(model, meta, out_dir / f"{config.arch}.keras")
+    (out_dir / "history.json").write_text(json.dumps(curves, indent=2) + "\n")
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    report.plot_curves(curves, out_dir / "curves.png")
+    report.plot_confusion(
+        val_scores["confusion"], ACTIVITIES, out_dir / "confusion_validation.png",
+        "Validation subjects (selection data)",
+    )
+    report.plot_per_subject(
+        val_scores["per_subject"], out_dir / "per_subject_validation.png", "Validation accuracy"
+    )
+    console.print(f"wrote {out_dir / (config.arch + '.keras')} and the report in {out_dir}")
+    return metrics
