@@ -124,6 +124,51 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- serve ------------------------------------------------------------------------------
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from .engine import Engine
+    from .runtime import Classifier
+    from .server import ServerConfig, serve
+    from .smoothing import ForwardFilter
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    with _err.status("loading and warming up the model..."):
+        classifier = Classifier.load(args.model, max_batch=args.max_batch)
+        classifier.warm_up()
+    engine = Engine(
+        classifier.predict_proba, classifier.labels,
+        ForwardFilter(len(classifier.labels), stay=args.stay),
+        idle_timeout_s=args.idle_timeout,
+    )
+    config = ServerConfig(
+        ingest=args.ingest, publish=args.publish, max_batch=args.max_batch,
+        max_wait_ms=args.max_wait_ms, idle_timeout_s=args.idle_timeout,
+    )
+
+    def ready() -> None:
+        meta = classifier.artifact.meta
+        _err.print(
+            f"harstream engine ready: ingest (PULL) {config.ingest}, publish (PUB) "
+            f"{config.publish}; model {classifier.artifact.path.name} ({meta.architecture}, "
+            f"sha256 {meta.weights_sha256[:12]}). Ctrl-C stops.",
+            highlight=False,
+        )
+
+    serve(engine, config, stop=stop, on_ready=ready)
+    _err.print(
+        f"engine stopped: {engine.counters.windows} windows classified, "
+        f"{engine.counters.rejected} messages rejected"
+    )
+    return 0
+
+
 # --- parser -----------------------------------------------------------------------------
 
 
@@ -178,6 +223,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write confusion and per-subject plots and metrics JSON here")
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
     p.set_defaults(handler=_cmd_evaluate)
+    p = verbs.add_parser("serve", help="run the engine: PULL ingest, PUB predictions")
+    p.add_argument("--ingest", default="tcp://127.0.0.1:5555",
+                   help="endpoint to bind for producers (PULL; default tcp://127.0.0.1:5555)")
+    p.add_argument("--publish", default="tcp://127.0.0.1:5556",
+                   help="endpoint to bind for subscribers (PUB; default tcp://127.0.0.1:5556)")
+    _add_model_arg(p)
+    p.add_argument("--max-batch", type=int, default=256,
+                   help="most windows per model call (default: 256)")
+    p.add_argument("--max-wait-ms", type=float, default=2.0,
+                   help="longest a ready window waits to be batched (default: 2 ms)")
+    p.add_argument("--stay", type=float, default=0.9,
+                   help="smoother: probability the activity is unchanged between windows "
+                   "(default: 0.9)")
+    p.add_argument("--idle-timeout", type=float, default=60.0,
+                   help="forget streams silent for this many seconds (default: 60)")
+    p.set_defaults(handler=_cmd_serve)
     return parser
 
 
