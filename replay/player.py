@@ -1,0 +1,197 @@
+"""Playing streams into the engine: chunked, interleaved, paced like live devices.
+
+Every stream is cut into chunks of ``chunk`` samples; round ``k`` sends
+chunk ``k`` of every stream (round-robin) at ``start + k * chunk / 50 / speed``
+seconds (``speed`` 0: as fast as the engine takes them). One PUSH socket
+connects to the engine's ingest endpoint; sends block at the high-water
+mark, so nothing is dropped, and closing waits (up to ``linger_s``) until
+every queued message has left.
+
+>>> import numpy as np
+>>> from replay.sources import ReplayStream, RowTruth
+>>> streams = [ReplayStream("a", np.zeros((60, 6), np.float32), 1, RowTruth(np.zeros(0, int)))]
+>>> [(sid, seq, n) for sid, seq, n in schedule(streams, chunk=25)]
+[('a', 0, 25), ('a', 25, 25), ('a', 50, 10)]
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import zmq
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from harstream import SAMPLE_RATE_HZ
+from harstream.protocol import DEFAULT_INGEST, MAX_SAMPLES_PER_CHUNK, encode_chunk
+
+from .sources import ReplayStream, expand
+
+SNDHWM = 10_000
+"""Messages queued for the engine before a send blocks."""
+STALL_WARNING_S = 3.0
+"""Seconds a blocked send waits before the player says the engine is not taking input."""
+
+
+@dataclass(frozen=True)
+class ReplaySummary:
+    """What one :func:`play` sent."""
+
+    streams: int
+    """Streams sent (copies included)."""
+    messages: int
+    """Chunks sent."""
+    samples: int
+    """Samples sent, all streams together."""
+    seconds: float
+    """Wall time from the first send to the flushed close."""
+    interrupted: bool = False
+    """True when stopped early (Ctrl-C or the ``stop`` event)."""
+
+
+class _Stopped(Exception):
+    """The ``stop`` event was set while waiting."""
+
+
+def schedule(streams: Sequence[ReplayStream], chunk: int) -> Iterator[tuple[str, int, int]]:
+    """``(stream_id, seq, n)`` of every message in sending order: round-robin by chunk."""
+    rounds = max((math.ceil(len(s) / chunk) for s in streams), default=0)
+    for k in range(rounds):
+        seq = k * chunk
+        for stream in streams:
+            if seq < len(stream):
+                yield stream.stream_id, seq, min(chunk, len(stream) - seq)
+
+
+def play(
+    streams: Sequence[ReplayStream],
+    endpoint: str = DEFAULT_INGEST,
+    speed: float = 1.0,
+    chunk: int = 25,
+    copies: int = 1,
+    progress: bool = False,
+    console: Console | None = None,
+    stop: threading.Event | None = None,
+    linger_s: float = 10.0,
+) -> ReplaySummary:
+    """Send ``streams`` (each ``copies`` times) to the engine at ``endpoint``.
+
+    Ctrl-C or setting ``stop`` ends the replay early; the summary says so.
+    """
+    if not (math.isfinite(speed) and speed >= 0):
+        raise ValueError(f"speed: expected a finite number >= 0 (0 = unpaced), got {speed}")
+    if not 1 <= chunk <= MAX_SAMPLES_PER_CHUNK:
+        raise ValueError(f"chunk: expected 1..{MAX_SAMPLES_PER_CHUNK} samples, got {chunk}")
+    streams = expand(streams, copies)
+    by_id = {s.stream_id: s for s in streams}
+    if len(by_id) != len(streams):
+        raise ValueError("streams: expected distinct stream ids, got duplicates")
+    stop = stop or threading.Event()
+    bar = _Bar(console or Console(stderr=True), sum(map(len, streams)), len(streams), progress)
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    sock = context.socket(zmq.PUSH)
+    sock.setsockopt(zmq.SNDHWM, SNDHWM)
+    sock.connect(endpoint)
+    messages = samples = 0
+    interrupted = False
+    start = time.monotonic()
+    try:
+        for sid, seq, n in schedule(streams, chunk):
+            if speed > 0:
+                _wait_until(start + seq / SAMPLE_RATE_HZ / speed, stop)
+            frames = encode_chunk(sid, seq, by_id[sid].samples[seq : seq + n], t0=time.time())
+            _send(sock, frames, stop, bar, endpoint)
+            messages += 1
+            samples += n
+            bar.advance(samples, messages, time.monotonic() - start)
+    except (KeyboardInterrupt, _Stopped):
+        interrupted = True
+    finally:
+        bar.advance(samples, messages, time.monotonic() - start, force=True)
+        bar.flushing()
+        sock.close(linger=0 if interrupted else int(linger_s * 1000))
+        context.term()  # waits until the queue is flushed (or the linger time is over)
+        bar.close()
+    return ReplaySummary(len(streams), messages, samples, time.monotonic() - start, interrupted)
+
+
+def _wait_until(deadline: float, stop: threading.Event) -> None:
+    delay = deadline - time.monotonic()
+    if delay > 0 and stop.wait(delay):
+        raise _Stopped
+    if stop.is_set():
+        raise _Stopped
+
+
+def _send(sock: zmq.Socket[bytes], frames: list[bytes], stop: threading.Event, bar: _Bar,
+          endpoint: str) -> None:
+    """Blocking send that still notices ``stop`` (and says when the engine takes nothing)."""
+    waited, warned = 0.0, False
+    while True:
+        if sock.poll(100, zmq.POLLOUT):
+            try:
+                sock.send_multipart(frames, flags=zmq.NOBLOCK)
+                return
+            except zmq.Again:
+                pass
+        if stop.is_set():
+            raise _Stopped
+        waited += 0.1
+        if waited >= STALL_WARNING_S and not warned:
+            bar.stalled(endpoint)
+            warned = True
+
+
+class _Bar:
+    """The progress bar on stderr (a no-op unless enabled); warnings go to the console."""
+
+    def __init__(self, console: Console, total: int, streams: int, enabled: bool) -> None:
+        self.console = console
+        self.enabled = enabled
+        self._warned = False
+        self._stalled = False
+        self._last = 0.0
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed:,.0f}/{task.total:,.0f} samples"),
+            TextColumn("{task.fields[streams]} streams"),
+            TextColumn("{task.fields[rate]:,.0f} msg/s"),
+            TimeElapsedColumn(),
+            console=console,
+        )
+        self._task: TaskID = self._progress.add_task("replay", total=total, streams=streams, rate=0)
+        if enabled:
+            self._progress.start()
+
+    def advance(self, samples: int, messages: int, elapsed: float, force: bool = False) -> None:
+        if self.enabled and (force or elapsed - self._last >= 0.1):
+            self._last = elapsed
+            rate = messages / elapsed if elapsed > 0 else 0.0
+            self._progress.update(self._task, completed=samples, rate=rate)
+            if self._stalled:
+                self._progress.update(self._task, description="replay")
+                self._stalled = False
+
+    def stalled(self, endpoint: str) -> None:
+        text = f"waiting for the engine at {endpoint} (is `harstream serve` running?)"
+        if self.enabled:
+            self._progress.update(self._task, description=f"[yellow]{text}[/]")
+            self._stalled = True
+        elif not self._warned:
+            self.console.print(f"[yellow]{text}[/]")
+        self._warned = True
+
+    def flushing(self) -> None:
+        if self.enabled:
+            self._progress.update(self._task, description="flushing")
+
+    def close(self) -> None:
+        if self.enabled:
+            self._progress.update(self._task, description="replay")
+            self._progress.stop()
+            self.enabled = False

@@ -1,0 +1,74 @@
+"""A tiny training run end to end, and the artifact's round trip and refusals."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harstream import artifact
+from harstream.errors import ArtifactError
+from harstream.runtime import Classifier
+from training.train import TrainConfig, train
+
+
+@pytest.fixture(scope="module")
+def tiny_model(hapt_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("tiny")
+    metrics = train(hapt_dir, out, TrainConfig(epochs=1, max_windows=256, train_hop=64))
+    assert metrics["epochs_run"] == 1
+    for name in ("harnet.keras", "harnet.json", "curves.png", "confusion_validation.png",
+                 "per_subject_validation.png", "metrics.json", "history.json"):
+        assert (out / name).is_file(), name
+    return out / "harnet.keras"
+
+
+def test_tiny_training_produces_a_loadable_artifact(tiny_model: Path) -> None:
+    clf = Classifier.load(tiny_model)
+    meta = clf.artifact.meta
+    assert meta.labels[0] == "WALKING" and meta.window == 128 and meta.hop == 64
+    assert len(meta.norm_mean) == len(meta.norm_std) == 9
+    assert set(meta.subjects) == {"train", "validation", "test"}
+    assert not set(meta.subjects["test"]) & set(meta.subjects["train"] + meta.subjects["validation"])
+    assert len(meta.training_data_sha256) == 64
+    probs = clf.predict_proba(np.zeros((3, 128, 9), np.float32))
+    assert probs.shape == (3, 6)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_padding_batches_does_not_change_probabilities(tiny_model: Path) -> None:
+    clf = Classifier.load(tiny_model)
+    x = np.random.default_rng(0).standard_normal((300, 128, 9)).astype(np.float32)
+    together = clf.predict_proba(x)
+    one_by_one = np.concatenate([clf.predict_proba(x[i : i + 1]) for i in range(0, 300, 37)])
+    np.testing.assert_allclose(one_by_one, together[::37], atol=1e-5)
+
+
+def test_tampered_weights_are_refused(tiny_model: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "m.keras"
+    shutil.copy(tiny_model, copy)
+    shutil.copy(tiny_model.with_suffix(".json"), copy.with_suffix(".json"))
+    with copy.open("ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(ArtifactError, match="does not match the metadata"):
+        artifact.load(copy)
+
+
+def test_other_signal_chain_is_refused(tiny_model: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "m.keras"
+    shutil.copy(tiny_model, copy)
+    meta = json.loads(tiny_model.with_suffix(".json").read_text())
+    meta["chain"]["gravity_cutoff_hz"] = 0.5
+    copy.with_suffix(".json").write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError, match="gravity_cutoff_hz"):
+        artifact.load(copy)
+
+
+def test_missing_metadata_is_named(tiny_model: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "m.keras"
+    shutil.copy(tiny_model, copy)
+    with pytest.raises(ArtifactError, match="metadata file not found"):
+        artifact.load(copy)
