@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Set up a virtual environment (.venv) with harstream and its test tools, then lint,
+# type-check and run the test suite against the data in ../shared/data/hapt
+# (or $HARSTREAM_DATA).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e '.[test]'
+export HARSTREAM_DATA="${HARSTREAM_DATA:-$(cd .. && pwd)/shared/data/hapt}"
+.venv/bin/ruff check harstream training replay tests examples
+.venv/bin/mypy
+# pytest exits 5 when it collects no test: that is a failure here too.
+.venv/bin/python -m pytest -q --doctest-modules harstream training replay tests
