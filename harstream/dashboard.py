@@ -28,7 +28,7 @@ from rich.live import Live
 from ._dashboard_keys import KeyReader
 from ._dashboard_state import DashboardState, EngineStats, Snapshot, StreamView
 from ._dashboard_view import pick_rows, render, rows_for_height
-from .client import Subscriber
+from .client import Event, Subscriber
 from .errors import HarstreamError
 from .protocol import DEFAULT_PUBLISH
 
@@ -112,7 +112,7 @@ class Receiver:
             self._opened.set()
 
     def _receive(self, sub: Subscriber) -> None:
-        batch = []
+        batch: list[Event] = []
         event = sub.receive(timeout_s=self.poll_s)
         while event is not None:
             batch.append(event)
@@ -143,9 +143,10 @@ def run_dashboard(
     state, lock = DashboardState(endpoint), threading.Lock()
     period = 1.0 / refresh_hz
     shown: tuple[str, ...] = ()
+    receiver = Receiver(state, lock, endpoint, streams)
     try:
         with (
-            Receiver(state, lock, endpoint, streams) as receiver,
+            receiver,
             KeyReader() as keys,
             Live(console=console, screen=console.is_terminal, auto_refresh=False) as live,
         ):
@@ -178,11 +179,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"the engine's PUB endpoint (default: {DEFAULT_PUBLISH})",
     )
     parser.add_argument(
-        "--rows", metavar="N", type=_positive(int), default=None,
+        "--rows", metavar="N", type=_positive(int, "an integer"), default=None,
         help="stream rows to show (default: as many as the terminal height allows)",
     )
     parser.add_argument(
-        "--refresh", metavar="HZ", type=_positive(float), default=4.0,
+        "--refresh", metavar="HZ", type=_positive(float, "a number"), default=4.0,
         help="redraws per second (default: 4)",
     )
     parser.add_argument(
@@ -198,14 +199,14 @@ def run(args: argparse.Namespace) -> int:
     )
 
 
-def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
+def _positive(kind: Callable[[str], float], what: str) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:
             value = kind(text)
         except ValueError:
             value = 0
         if not value > 0:
-            raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+            raise argparse.ArgumentTypeError(f"expected {what} > 0, got {text!r}")
         return value
 
     return parse
