@@ -1,0 +1,121 @@
+"""End to end: `harstream serve` as a separate process, fed over ZeroMQ, checked against offline.
+
+The replayed recordings are one each of four test subjects (experiments 4,
+26, 36, 48); the full test split's numbers are in docs/model.md.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zmq
+
+from harstream.client import Subscriber
+from harstream.hapt import read_dataset
+from harstream.protocol import ErrorEvent, Prediction, StatsEvent, encode_chunk
+from harstream.runtime import Classifier
+from harstream.windows import window_ends
+from training.dataset import recording_windows
+
+EXPERIMENTS = (4, 26, 36, 48)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[tuple[str, str, subprocess.Popen[bytes]]]:
+    ingest = f"tcp://127.0.0.1:{_free_port()}"
+    publish = f"tcp://127.0.0.1:{_free_port()}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harstream.cli", "serve", "--ingest", ingest, "--publish", publish],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        with Subscriber(publish) as sub:
+            deadline = time.monotonic() + 180
+            while not isinstance(sub.receive(timeout_s=1.0), StatsEvent):
+                assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+                assert time.monotonic() < deadline, "engine did not start"
+        yield ingest, publish, proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+
+
+def test_live_predictions_equal_offline(engine: tuple[str, str, subprocess.Popen[bytes]],
+                                        hapt_dir: Path) -> None:
+    ingest, publish, _ = engine
+    dataset = read_dataset(hapt_dir, {2, 13, 18, 24})
+    recordings = [r for r in dataset.recordings if r.experiment in EXPERIMENTS]
+    expected = {(r.stream_id, int(e)) for r in recordings for e in window_ends(0, len(r))}
+    received: dict[tuple[str, int], Prediction] = {}
+    errors: list[ErrorEvent] = []
+    duplicates = 0
+    ctx = zmq.Context.instance()
+    with Subscriber(publish) as sub, ctx.socket(zmq.PUSH) as push, ctx.socket(zmq.PUSH) as bad:
+        push.connect(ingest)
+        bad.connect(ingest)
+        while not isinstance(sub.receive(timeout_s=2.0), StatsEvent):  # subscribed
+            pass
+        garbage = [
+            [b"no spaces allowed", b'{"v":1,"seq":0,"rate":50}', b"\0" * 24],
+            [b"evil", b"not json", b"\0" * 24],
+            [b"evil", b'{"v":1,"seq":0,"rate":50}', b"\0" * 23],
+            [b"evil", b'{"v":2,"seq":0,"rate":50}', b"\0" * 24],
+            [b"only one frame"],
+        ]
+        longest = max(len(r) for r in recordings)
+        for start in range(0, longest, 25):  # interleaved, as fast as possible
+            for rec in recordings:
+                if start < len(rec):
+                    push.send_multipart(encode_chunk(rec.stream_id, start, rec.samples[start:start + 25]))
+            if start % 2500 == 0:
+                for frames in garbage:
+                    bad.send_multipart(frames)
+        for event in sub.events(timeout_s=15.0):
+            if isinstance(event, Prediction):
+                key = (event.stream, event.seq_end)
+                duplicates += key in received
+                received[key] = event
+                if set(received) >= expected and len(errors) >= len(garbage):
+                    break
+            elif isinstance(event, ErrorEvent):
+                errors.append(event)
+    assert duplicates == 0
+    assert set(received) == expected  # every window exactly once, despite the garbage
+    assert {e.code for e in errors} >= {"stream_id", "header", "samples", "version", "frames"}
+
+    classifier = Classifier.load()
+    same = total = 0
+    truth, predicted = [], []
+    for rec in recordings:
+        windows = recording_windows(rec, dataset.segments_of(rec), "stream", labelled_only=False)
+        offline = classifier.predict_proba(windows.x)
+        live = np.array([received[(rec.stream_id, int(e))].probs for e in windows.seq_end])
+        np.testing.assert_allclose(live, offline, atol=1e-4)
+        same += int((live.argmax(1) == offline.argmax(1)).sum())
+        total += len(offline)
+        scored = windows.y >= 0
+        truth += windows.y[scored].tolist()
+        predicted += live.argmax(1)[scored].tolist()
+    assert same / total >= 0.999
+    assert np.mean(np.array(truth) == np.array(predicted)) >= 0.93
+
+
+def test_sigterm_stops_the_engine_cleanly(engine: tuple[str, str, subprocess.Popen[bytes]]) -> None:
+    _, _, proc = engine
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
