@@ -169,6 +169,33 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- bench ------------------------------------------------------------------------------
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from .bench import run_bench
+    from .runtime import Classifier
+
+    models = [Classifier.load(args.model), *(Classifier.load(p) for p in args.compare)]
+    with _err.status("measuring (medians of repeated runs)..."):
+        result = run_bench(models, batch=args.batch, repeats=args.repeats)
+    if args.json:
+        _print_json(result)
+        return 0
+    table = Table(title=f"model throughput at batch {args.batch} (median of {args.repeats})")
+    for column in ("model", "architecture", "parameters", "windows/s"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for path, row in result["models"].items():
+        table.add_row(path, row["architecture"], f"{row['parameters']:,}",
+                      f"{row['windows_per_s']:,.0f}")
+    Console().print(table)
+    Console().print(f"signal chain: {result['chain_samples_per_s']:,.0f} samples/s "
+                    "(1,000 streams x 25-sample chunks per call)")
+    return 0
+
+
 # --- parser -----------------------------------------------------------------------------
 
 
@@ -239,6 +266,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--idle-timeout", type=float, default=60.0,
                    help="forget streams silent for this many seconds (default: 60)")
     p.set_defaults(handler=_cmd_serve)
+    p = verbs.add_parser("bench", help="measure model windows/s and signal-chain samples/s")
+    _add_model_arg(p)
+    p.add_argument("--compare", type=Path, action="append", default=[],
+                   help="another model to measure in the same run (repeatable)")
+    p.add_argument("--batch", type=int, default=256, help="batch size (default: 256)")
+    p.add_argument("--repeats", type=int, default=5, help="repeats; the median is reported")
+    p.add_argument("--json", action="store_true", help="print the numbers as JSON")
+    p.set_defaults(handler=_cmd_bench)
     return parser
 
 
