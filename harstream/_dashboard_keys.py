@@ -5,6 +5,7 @@ Off a terminal (a pipe, a test, Windows) the reader is inactive and changes noth
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import sys
@@ -48,10 +49,8 @@ class KeyReader:
         """Restore the terminal settings (idempotent)."""
         if self._saved is None or self._fd is None or sys.platform == "win32":
             return
-        try:
+        with contextlib.suppress(OSError, termios.error):
             termios.tcsetattr(self._fd, termios.TCSADRAIN, self._saved)
-        except (OSError, termios.error):
-            pass
         self._fd = self._saved = None
 
     def read(self, timeout_s: float) -> str:

@@ -15,8 +15,10 @@ import re
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from itertools import groupby
 
 from rich import box
+from rich.columns import Columns
 from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
@@ -39,7 +41,7 @@ STALE_S = 5.0
 """A stream without a prediction for this long is dimmed, and may leave the table."""
 TIMELINE = 30
 """Windows in the recent-labels strip, when the width allows."""
-CHROME_LINES = 13
+CHROME_LINES = 14
 """Lines around the stream rows: header panel, table head, summary, counts, errors."""
 
 _OTHER_COLORS = ("bright_red", "bright_green", "bright_yellow", "bright_magenta", "bright_cyan")
@@ -102,9 +104,11 @@ def render(
         free = TIMELINE if width is None else width - _FIXED_COLUMNS - id_width
         parts.append(stream_table(snapshot, shown, max(5, min(TIMELINE, free))))
     else:
-        parts.append(Text("\nno predictions yet: streams appear as their windows are classified\n",
-                          style="dim"))
-    parts.append(hidden_summary(snapshot, shown))
+        hint = "\nno predictions yet: streams appear as their windows are classified"
+        parts.append(Text(hint, style="dim"))
+    summary = hidden_summary(snapshot, shown)
+    if summary:
+        parts.append(summary)
     parts.append(activity_counts(snapshot, min(100, (width or 100) - 2)))
     parts.append(error_lines(snapshot))
     return Group(*parts)
@@ -120,9 +124,8 @@ def header(snapshot: Snapshot) -> Panel:
             style="bold yellow",
         )
         if snapshot.status == "silent":
-            status.append(" — no message since; reconnecting", style="yellow")
+            status.append(" — reconnecting", style="yellow")
     stats = snapshot.stats
-    line = Text(style="" if snapshot.status == "connected" else "dim")
     items: list[tuple[str, str]] = [("seen here", f"{len(snapshot.streams):,}")]
     if stats is not None:
         items = [
@@ -134,15 +137,17 @@ def header(snapshot: Snapshot) -> Panel:
             ("rejected", f"{stats.rejected:,}"),
             ("uptime", _duration(stats.uptime_s)),
         ]
-    for i, (name, value) in enumerate(items):
-        line.append(("   " if i else "") + name + " ", style="dim")
-        line.append(value, style="bold")
+    cells = [Text.assemble((f"{name} ", "dim"), (value, "bold")) for name, value in items]
     if stats is None:
-        line.append("   no $stats yet", style="dim")
+        cells.append(Text("no $stats yet", style="dim"))
     if snapshot.invalid:
-        line.append(f"   invalid {snapshot.invalid:,} (protocol mismatch?)", style="bold red")
-    border = "green" if snapshot.status == "connected" else "yellow"
-    return Panel(line, title=status, title_align="left", border_style=border, box=box.ROUNDED)
+        cells.append(Text(f"invalid {snapshot.invalid:,} (protocol mismatch?)", style="bold red"))
+    fresh = snapshot.status == "connected"
+    for cell in cells if not fresh else ():
+        cell.stylize("dim")
+    body = Columns(cells, padding=(0, 3))
+    border = "green" if fresh else "yellow"
+    return Panel(body, title=status, title_align="left", border_style=border, box=box.ROUNDED)
 
 
 def stream_table(snapshot: Snapshot, rows: Sequence[StreamView], span: int) -> Table:
@@ -183,8 +188,8 @@ def confidence_bar(value: float, color: str, width: int = 10) -> Text:
 def timeline(history: Sequence[str], span: int) -> Text:
     """The last ``span`` labels, one coloured block each, newest on the right."""
     text = Text(" " * max(0, span - len(history)))
-    for label in history[-span:]:
-        text.append(_BLOCK, style=activity_color(label))
+    for label, run in groupby(history[-span:]):
+        text.append(_BLOCK * len(list(run)), style=activity_color(label))
     return text
 
 
@@ -195,7 +200,8 @@ def hidden_summary(snapshot: Snapshot, shown: Sequence[StreamView]) -> Text:
     hidden = sum(tally.values())
     if not hidden:
         return Text()
-    text = Text(f"… and {hidden:,} more stream{'s' * (hidden != 1)}: ", style="dim")
+    text = Text(f"… and {hidden:,} more stream{'s' * (hidden != 1)}: ", style="dim",
+                no_wrap=True, overflow="ellipsis")
     for i, (label, n) in enumerate(tally.most_common()):
         text.append(", " if i else "", style="dim")
         text.append(f"{n:,} ", style="dim")
@@ -209,27 +215,38 @@ def activity_counts(snapshot: Snapshot, width: int) -> Group:
     bar = Text()
     for (label, _), cells in zip(snapshot.counts, _shares(snapshot.counts, width), strict=True):
         bar.append(_BLOCK * cells, style=activity_color(label))
-    legend = Text()
-    for i, (label, n) in enumerate(snapshot.counts):
-        legend.append("   " if i else "")
-        legend.append(_BLOCK + " ", style=activity_color(label))
-        legend.append(f"{short_name(label)} ", style="bold" if n else "dim")
-        legend.append(f"{n:,}" + (f" ({n / total:.0%})" if total else ""), style="dim")
+    legend = Columns(
+        [
+            Text.assemble(
+                (_BLOCK + " ", activity_color(label)),
+                (f"{short_name(label)} ", "bold" if n else "dim"),
+                (f"{n:,}" + (f" {n / total:.0%}" if n else ""), "dim"),
+            )
+            for label, n in snapshot.counts
+        ],
+        padding=(0, 2),
+    )
     return Group(Text(), bar, legend) if total else Group(Text(), legend)
 
 
-def error_lines(snapshot: Snapshot, limit: int = 2) -> Text:
-    """The last ``limit`` ``$error`` reports, newest last."""
+def error_lines(snapshot: Snapshot, limit: int = 2) -> Group:
+    """The last ``limit`` ``$error`` reports, newest last, one line each."""
     if not snapshot.errors:
-        return Text("no $error reports", style="dim")
-    text = Text(f"$error reports: {snapshot.errors_total:,}", style="bold red")
+        return Group(Text("no $error reports", style="dim"))
+    lines = [Text(f"$error reports: {snapshot.errors_total:,}", style="bold red")]
     for line in snapshot.errors[-limit:]:
         event = line.event
-        text.append(f"\n  {_duration(snapshot.now - line.at)} ago ", style="dim")
-        text.append(f"{event.stream or '(unreadable id)'} ", style="bold")
-        text.append(f"{event.code}: ", style="red")
-        text.append(event.detail)
-    return text
+        lines.append(
+            Text.assemble(
+                (f"  {_duration(snapshot.now - line.at)} ago ", "dim"),
+                (f"{event.stream or '(unreadable id)'} ", "bold"),
+                (f"{event.code}: ", "red"),
+                event.detail,
+                no_wrap=True,
+                overflow="ellipsis",
+            )
+        )
+    return Group(*lines)
 
 
 def _shares(counts: Sequence[tuple[str, int]], width: int) -> list[int]:

@@ -196,6 +196,30 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- replay / dashboard / demo ---------------------------------------------------------
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from replay.command import run
+
+    return run(args)
+
+
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    from .dashboard import run
+
+    return run(args)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(
+        args.data, args.ingest, args.publish, args.subjects, args.speed, args.logs, Console(),
+        model=args.model,
+    )
+
+
 # --- parser -----------------------------------------------------------------------------
 
 
@@ -274,6 +298,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=5, help="repeats; the median is reported")
     p.add_argument("--json", action="store_true", help="print the numbers as JSON")
     p.set_defaults(handler=_cmd_bench)
+    p = verbs.add_parser("replay", help="turn recorded datasets into live streams; --score")
+    from replay.command import add_arguments as add_replay_arguments
+
+    add_replay_arguments(p)
+    p.set_defaults(handler=_cmd_replay)
+
+    p = verbs.add_parser("dashboard", help="live terminal view of the engine's streams")
+    from .dashboard import add_arguments as add_dashboard_arguments
+
+    add_dashboard_arguments(p)
+    p.set_defaults(handler=_cmd_dashboard)
+
+    p = verbs.add_parser("demo", help="engine + real-time replay of the test subjects + dashboard")
+    _add_data_arg(p)
+    _add_model_arg(p)
+    p.add_argument("--subjects", default="2,4,9,10,12,13,18,20,24",
+                   help="subjects to replay (default: the 9 test subjects)")
+    p.add_argument("--speed", type=float, default=1.0,
+                   help="replay speed, 1 = real time (default: 1)")
+    p.add_argument("--ingest", default="tcp://127.0.0.1:5555", help="engine ingest endpoint")
+    p.add_argument("--publish", default="tcp://127.0.0.1:5556", help="engine publish endpoint")
+    p.add_argument("--logs", type=Path, default=Path("/tmp/harstream-demo"),
+                   help="folder for the engine and replay logs (default: /tmp/harstream-demo)")
+    p.set_defaults(handler=_cmd_demo)
     return parser
 
 

@@ -5,6 +5,10 @@ under a lock; the main thread redraws from snapshots at a steady rate, so
 receiving never waits for drawing. ZeroMQ reconnects by itself when the
 engine restarts; the header says when the engine has gone silent.
 
+Importing this module is cheap (no ZeroMQ, numpy or rich.live) so the
+command line can call :func:`add_arguments` while building its parser; the
+state, view and receiver load on first use.
+
 >>> import argparse
 >>> parser = argparse.ArgumentParser()
 >>> add_arguments(parser)
@@ -16,116 +20,56 @@ engine restarts; the header says when the engine has gone silent.
 from __future__ import annotations
 
 import argparse
+import importlib
 import threading
 import time
 from collections.abc import Callable, Sequence
-from types import TracebackType
+from typing import TYPE_CHECKING
 
-import zmq
-from rich.console import Console
-from rich.live import Live
+if TYPE_CHECKING:
+    from rich.console import Console
 
-from ._dashboard_keys import KeyReader
-from ._dashboard_state import DashboardState, EngineStats, Snapshot, StreamView
-from ._dashboard_view import pick_rows, render, rows_for_height
-from .client import Event, Subscriber
-from .errors import HarstreamError
-from .protocol import DEFAULT_PUBLISH
+    from ._dashboard_receiver import Receiver
+    from ._dashboard_state import DashboardState, EngineStats, Snapshot, StreamView
+    from ._dashboard_view import pick_rows, render
 
 __all__ = [
+    "DEFAULT_CONNECT",
     "DashboardState",
     "EngineStats",
     "Receiver",
     "Snapshot",
     "StreamView",
     "add_arguments",
+    "pick_rows",
     "render",
     "run",
     "run_dashboard",
 ]
 
-_MAX_BATCH = 1000
+DEFAULT_CONNECT = "tcp://127.0.0.1:5556"
+"""The engine's default PUB endpoint (:data:`harstream.protocol.DEFAULT_PUBLISH`)."""
+
+_LAZY = {
+    "Receiver": "_dashboard_receiver",
+    "DashboardState": "_dashboard_state",
+    "EngineStats": "_dashboard_state",
+    "Snapshot": "_dashboard_state",
+    "StreamView": "_dashboard_state",
+    "pick_rows": "_dashboard_view",
+    "render": "_dashboard_view",
+}
 
 
-class Receiver:
-    """A thread that receives events and applies them to ``state`` while holding ``lock``."""
-
-    def __init__(
-        self,
-        state: DashboardState,
-        lock: threading.Lock,
-        endpoint: str = DEFAULT_PUBLISH,
-        streams: Sequence[str] | None = None,
-        poll_s: float = 0.1,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.state = state
-        self.lock = lock
-        self.endpoint = endpoint
-        self.streams = streams
-        self.poll_s = poll_s
-        self.clock = clock
-        self.error: HarstreamError | None = None
-        self._stop = threading.Event()
-        self._opened = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self, timeout_s: float = 5.0) -> None:
-        """Start receiving (idempotent); raise :class:`HarstreamError` if the socket fails."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="dashboard-sub", daemon=True)
-            self._thread.start()
-            self._opened.wait(timeout_s)
-        if self.error is not None:
-            raise self.error
-
-    def stop(self) -> None:
-        """Stop and join the thread (idempotent)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
-
-    def __enter__(self) -> Receiver:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def _run(self) -> None:
-        sub = Subscriber(self.endpoint, streams=self.streams)
-        try:
-            sub.open()
-            self._opened.set()
-            while not self._stop.is_set():
-                self._receive(sub)
-        except zmq.ZMQError as exc:
-            if exc.errno != zmq.ETERM:
-                self.error = HarstreamError(f"cannot subscribe to {self.endpoint!r}: {exc}")
-        finally:
-            sub.close()
-            self._opened.set()
-
-    def _receive(self, sub: Subscriber) -> None:
-        batch: list[Event] = []
-        event = sub.receive(timeout_s=self.poll_s)
-        while event is not None:
-            batch.append(event)
-            event = sub.receive(timeout_s=0.0) if len(batch) < _MAX_BATCH else None
-        now = self.clock()
-        with self.lock:
-            for item in batch:
-                self.state.update(item, now)
-            self.state.note_invalid(sub.invalid, now)
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{module}", __package__), name)
 
 
 def run_dashboard(
-    endpoint: str = DEFAULT_PUBLISH,
+    endpoint: str = DEFAULT_CONNECT,
     refresh_hz: float = 4.0,
     console: Console | None = None,
     max_rows: int | None = None,
@@ -138,6 +82,14 @@ def run_dashboard(
     ``max_rows`` defaults to what the terminal height allows; ``streams`` are
     topic prefixes to subscribe to (default: every stream).
     """
+    from rich.console import Console
+    from rich.live import Live
+
+    from ._dashboard_keys import KeyReader
+    from ._dashboard_receiver import Receiver
+    from ._dashboard_state import DashboardState
+    from ._dashboard_view import pick_rows, render, rows_for_height
+
     console = console or Console()
     stop = stop or threading.Event()
     state, lock = DashboardState(endpoint), threading.Lock()
@@ -175,8 +127,8 @@ def run_dashboard(
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``harstream dashboard``."""
     parser.add_argument(
-        "--connect", metavar="EP", default=DEFAULT_PUBLISH,
-        help=f"the engine's PUB endpoint (default: {DEFAULT_PUBLISH})",
+        "--connect", metavar="EP", default=DEFAULT_CONNECT,
+        help=f"the engine's PUB endpoint (default: {DEFAULT_CONNECT})",
     )
     parser.add_argument(
         "--rows", metavar="N", type=_positive(int, "an integer"), default=None,
