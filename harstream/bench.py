@@ -30,15 +30,23 @@ def _median_rate(work: Callable[[], None], items: int, repeats: int) -> float:
 def model_rate(classifier: Classifier, batch: int = 256, batches: int = 8, repeats: int = 5) -> float:
     """Windows per second through ``predict_proba`` at the given batch size (median)."""
     x = np.random.default_rng(0).standard_normal((batch * batches, 128, 9)).astype(np.float32)
-    return _median_rate(lambda: [classifier.predict_proba(x[i:i + batch])
-                                 for i in range(0, len(x), batch)] and None, len(x), repeats)
+
+    def work() -> None:
+        for i in range(0, len(x), batch):
+            classifier.predict_proba(x[i : i + batch])
+
+    return _median_rate(work, len(x), repeats)
 
 
 def chain_rate(streams: int = 1000, chunk: int = 25, repeats: int = 5) -> float:
     """Samples per second through the signal chain, ``streams`` chunks per vectorised call."""
     x = np.random.default_rng(0).standard_normal((streams, chunk, 6)).astype(np.float32)
     state = chain.initial_state(x[:, 0])
-    return _median_rate(lambda: chain.process(x, state) and None, streams * chunk, repeats)
+
+    def work() -> None:
+        chain.process(x, state)
+
+    return _median_rate(work, streams * chunk, repeats)
 
 
 def run_bench(models: list[Classifier], batch: int = 256, repeats: int = 5) -> dict[str, Any]:

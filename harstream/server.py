@@ -133,7 +133,7 @@ def serve(
                     wait_ms = max(0.0, config.max_wait_ms - (now - oldest_pending) * 1000)
                 else:
                     wait_ms = min(100.0, max(0.0, (next_stats - now) * 1000))
-                if pull.poll(wait_ms):
+                if pull.poll(int(wait_ms)):
                     _drain(pull, pub, engine, config.max_drain)
                 if engine.n_pending:
                     now = time.time()

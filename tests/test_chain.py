@@ -83,7 +83,7 @@ def test_channel_order_is_uci_har() -> None:
 def test_filters_are_third_order_butterworth() -> None:
     noise, gravity = chain.filters()
     assert noise.shape == gravity.shape == (2, 6)  # 3rd order = 2 sections
-    w, h = signal.sosfreqz(gravity, worN=[0.3], fs=50)
+    _, h = signal.sosfreqz(gravity, worN=[0.3], fs=50)
     assert abs(abs(h[0]) - 1 / np.sqrt(2)) < 1e-3  # -3 dB at the 0.3 Hz cut-off
 
 
