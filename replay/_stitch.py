@@ -15,6 +15,8 @@ True
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import numpy.typing as npt
 
@@ -39,7 +41,7 @@ def split_runs(
     continues = same_subject & overlap.reshape(len(rows) - 1, -1).all(axis=1)
     breaks = np.flatnonzero(~continues) + 1
     edges = [0, *breaks.tolist(), len(rows)]
-    return list(zip(edges[:-1], edges[1:], strict=True))
+    return list(itertools.pairwise(edges))
 
 
 def join_rows(rows: npt.NDArray[np.floating]) -> npt.NDArray[np.floating]:

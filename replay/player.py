@@ -101,8 +101,7 @@ def play(
     start = time.monotonic()
     try:
         for sid, seq, n in schedule(streams, chunk):
-            if speed > 0:
-                _wait_until(start + seq / SAMPLE_RATE_HZ / speed, stop)
+            _wait_until(start + seq / SAMPLE_RATE_HZ / speed if speed > 0 else 0.0, stop)
             frames = encode_chunk(sid, seq, by_id[sid].samples[seq : seq + n], t0=time.time())
             _send(sock, frames, stop, bar, endpoint)
             messages += 1
@@ -120,10 +119,9 @@ def play(
 
 
 def _wait_until(deadline: float, stop: threading.Event) -> None:
+    """Sleep until ``deadline`` (``time.monotonic``); raise :class:`_Stopped` if ``stop`` is set."""
     delay = deadline - time.monotonic()
-    if delay > 0 and stop.wait(delay):
-        raise _Stopped
-    if stop.is_set():
+    if stop.wait(delay) if delay > 0 else stop.is_set():
         raise _Stopped
 
 

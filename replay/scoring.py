@@ -9,14 +9,14 @@ one labelled segment of activities 1..6 are scored, raw and smoothed.
 >>> import numpy as np
 >>> from harstream.protocol import Prediction
 >>> from replay.sources import ReplayStream, RowTruth
->>> stream = ReplayStream("a", np.zeros((256, 6), np.float32), 1, RowTruth(np.array([4, 5])))
+>>> stream = ReplayStream("a", np.zeros((192, 6), np.float32), 1, RowTruth(np.array([4, 5])))
 >>> expected_windows(stream)
 {127: 3, 191: 4}
 >>> scorer = Scorer([stream])
->>> scorer.update(Prediction("a", 127, "SITTING", (1.0,), "SITTING", 10.0, 10.002))
+>>> scorer.update(Prediction("a", 127, "SITTING", (1.0,), "SITTING", 10.0, 10.25))
 >>> r = scorer.report()
 >>> r["windows_expected"], r["windows_received"], r["accuracy"], r["latency_ms"]["max"]
-(2, 1, 1.0, 2.0)
+(2, 1, 1.0, 250.0)
 """
 
 from __future__ import annotations

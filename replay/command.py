@@ -1,0 +1,203 @@
+"""The ``harstream replay`` verb: recorded datasets into a running engine, optionally scored.
+
+``add_arguments`` fills the verb's parser; ``run`` executes it. Heavy
+imports wait until ``run``, so ``harstream --help`` stays instant.
+
+>>> parser = argparse.ArgumentParser()
+>>> add_arguments(parser)
+>>> args = parser.parse_args(["--subjects", "2,4", "--speed", "0", "--copies", "3"])
+>>> args.subjects, args.speed, args.copies, args.chunk
+({2, 4}, 0.0, 3, 25)
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from harstream.errors import HarstreamError
+from harstream.paths import ENV_VAR
+from harstream.protocol import DEFAULT_INGEST, DEFAULT_PUBLISH, MAX_SAMPLES_PER_CHUNK
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``harstream replay``."""
+    parser.add_argument(
+        "--data", type=Path, default=None,
+        help=f"dataset folder: HAPT (holding RawData/) or UCI HAR (train/, test/ with "
+        f"Inertial Signals/); default: ${ENV_VAR}, else the user cache",
+    )
+    parser.add_argument(
+        "--subjects", type=_subjects, default="test", metavar="LIST",
+        help="subjects to replay: ids like 2,4,9, a split (train, validation, test) or 'all' "
+        "(default: test, UCI HAR's 9 test subjects)",
+    )
+    parser.add_argument("--speed", type=_speed, default=1.0,
+                        help="times real time; 0 = as fast as the engine takes it (default: 1)")
+    parser.add_argument("--chunk", type=_chunk, default=25,
+                        help="samples per message (default: 25 = 0.5 s)")
+    parser.add_argument("--copies", type=_copies, default=1,
+                        help="send every stream K times, copies named <id>.c2, <id>.c3, ... "
+                        "(load test; default: 1)")
+    parser.add_argument("--endpoint", default=DEFAULT_INGEST,
+                        help=f"the engine's ingest endpoint (default: {DEFAULT_INGEST})")
+    parser.add_argument("--score", action="store_true",
+                        help="subscribe to the engine's output and score it against the truth")
+    parser.add_argument("--connect", default=DEFAULT_PUBLISH, metavar="PUB_ENDPOINT",
+                        help=f"the engine's output endpoint, with --score "
+                        f"(default: {DEFAULT_PUBLISH})")
+    parser.add_argument("--timeout", type=float, default=10.0, metavar="S",
+                        help="with --score: stop waiting after S seconds without a prediction "
+                        "once everything is sent (default: 10)")
+    parser.add_argument("--plot", type=Path, default=None, metavar="FILE.png",
+                        help="with --score: save a timeline of predicted vs true activity")
+    parser.add_argument("--json", action="store_true",
+                        help="print the score (or, without --score, what was sent) as JSON")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Execute ``harstream replay``; 0 on success, 1 when nothing came back, 130 on Ctrl-C."""
+    from harstream.paths import resolve_data_dir
+
+    from .sources import load_streams
+
+    if args.plot is not None and not args.score:
+        raise HarstreamError(f"--plot {args.plot}: expected --score as well (it plots the score)")
+    err = Console(stderr=True)
+    data = resolve_data_dir(args.data)
+    with err.status(f"reading {data} ..."):
+        streams = load_streams(data, args.subjects)
+    progress = not args.no_progress
+    if not args.score:
+        from .player import play
+
+        summary = play(streams, args.endpoint, args.speed, args.chunk, args.copies, progress, err)
+        if args.json:
+            _print_json(dataclasses.asdict(summary))
+        else:
+            err.print(f"sent {summary.samples:,} samples of {summary.streams} streams in "
+                      f"{summary.messages:,} messages, {summary.seconds:.1f} s")
+        return 130 if summary.interrupted else 0
+
+    from .session import score_replay
+
+    scorer = score_replay(streams, args.endpoint, args.connect, args.speed, args.chunk,
+                          args.copies, args.timeout, progress, err)
+    report = scorer.report()
+    if args.plot is not None:
+        from .plot import plot_timeline
+
+        err.print(f"wrote the timeline to {plot_timeline(scorer, args.plot)}")
+    if args.json:
+        _print_json(report)
+    else:
+        print_report(report, Console())
+    if scorer.interrupted:
+        return 130
+    if report["windows_received"] == 0:
+        err.print(f"[red]no prediction came back from {args.connect}[/]: is `harstream serve` "
+                  f"running, publishing there and reading {args.endpoint}?")
+        return 1
+    return 0
+
+
+def print_report(report: dict[str, Any], console: Console) -> None:
+    """The score as a short readable table."""
+    table = Table(title="replay score", show_header=True, header_style="bold")
+    table.add_column("", style="bold")
+    table.add_column("raw window", justify="right")
+    table.add_column("smoothed", justify="right")
+    table.add_row("accuracy", _pct(report["accuracy"]), _pct(report["smoothed_accuracy"]))
+    table.add_row("macro-F1", _pct(report["macro_f1"]), _pct(report["smoothed_macro_f1"]))
+    console.print(table)
+    lat = report["latency_ms"]
+    console.print(
+        f"windows: {report['windows_received']:,} of {report['windows_expected']:,} received "
+        f"({report['windows_missing']:,} missing, {report['duplicates']} duplicates, "
+        f"{report['unexpected']} unexpected), {report['n_scored']:,} scored "
+        f"over {report['streams']} streams"
+    )
+    if lat["p50"] is not None:
+        console.print(f"engine latency: p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms, "
+                      f"max {lat['max']:.1f} ms")
+    if report["errors"]:
+        codes = ", ".join(f"{code} x{n}" for code, n in report["errors"].items())
+        console.print(f"[yellow]engine errors for these streams: {codes}[/]")
+        if "seq_replay" in report["errors"]:
+            console.print("[yellow]seq_replay: the engine still holds these stream ids from an "
+                          "earlier replay; wait for it to drop idle streams, or use --copies "
+                          "to send fresh ids[/]")
+    if report.get("interrupted"):
+        console.print("[yellow]interrupted: partial score[/]")
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}%"
+
+
+def _print_json(payload: Any) -> None:
+    sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+
+
+# -- argument types (argparse turns their ValueError/ArgumentTypeError into a usage error) ------
+
+
+def _subjects(text: str) -> set[int] | None:
+    """``"2,4,9"`` -> {2, 4, 9}; a split name -> its subjects; ``"all"`` -> None (every one)."""
+    name = text.strip().lower()
+    if name == "all":
+        return None
+    if name in ("train", "validation", "test"):
+        from training.dataset import SPLITS
+
+        return set(SPLITS[name])
+    try:
+        subjects = {int(part) for part in text.split(",") if part.strip()}
+    except ValueError:
+        subjects = set()
+    if not subjects or not all(1 <= s <= 30 for s in subjects):
+        raise argparse.ArgumentTypeError(
+            f"expected subject ids in 1..30 separated by commas (e.g. 2,4,9), "
+            f"train, validation, test or all, got {text!r}"
+        )
+    return subjects
+
+
+def _speed(text: str) -> float:
+    try:
+        speed = float(text)
+    except ValueError:
+        speed = math.nan
+    if not (math.isfinite(speed) and speed >= 0):
+        raise argparse.ArgumentTypeError(
+            f"expected a number >= 0 (times real time; 0 = unpaced), got {text!r}"
+        )
+    return speed
+
+
+def _int_in(text: str, low: int, high: float, what: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    return value
+
+
+def _chunk(text: str) -> int:
+    limit = MAX_SAMPLES_PER_CHUNK
+    return _int_in(text, 1, limit, f"samples per message in 1..{limit}")
+
+
+def _copies(text: str) -> int:
+    return _int_in(text, 1, math.inf, "an integer >= 1")
