@@ -251,7 +251,7 @@ def window_activity(
 
     >>> seg = [Segment(1, 1, 5, start=100, stop=400)]
     >>> window_activity(seg, [127, 255, 383, 447]).tolist()
-    [0, 5, 0, 0]
+    [0, 5, 5, 0]
     """
     ends = np.asarray(seq_ends, dtype=np.int64)
     truth = np.zeros(ends.shape, dtype=np.int64)
