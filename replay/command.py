@@ -47,6 +47,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--copies", type=_copies, default=1,
                         help="send every stream K times, copies named <id>.c2, <id>.c3, ... "
                         "(load test; default: 1)")
+    parser.add_argument("--tag", default=None,
+                        help="append .TAG to every stream id: fresh ids when the engine still "
+                        "holds the previous replay's streams (it forgets them after its idle "
+                        "timeout)")
     parser.add_argument("--endpoint", default=DEFAULT_INGEST,
                         help=f"the engine's ingest endpoint (default: {DEFAULT_INGEST})")
     parser.add_argument("--score", action="store_true",
@@ -68,14 +72,14 @@ def run(args: argparse.Namespace) -> int:
     """Execute ``harstream replay``; 0 on success, 1 when nothing came back, 130 on Ctrl-C."""
     from harstream.paths import resolve_data_dir
 
-    from .sources import load_streams
+    from .sources import load_streams, tagged
 
     if args.plot is not None and not args.score:
         raise HarstreamError(f"--plot {args.plot}: expected --score as well (it plots the score)")
     err = Console(stderr=True)
     data = resolve_data_dir(args.data)
     with err.status(f"reading {data} ..."):
-        streams = load_streams(data, args.subjects)
+        streams = tagged(load_streams(data, args.subjects), args.tag)
     progress = not args.no_progress
     if not args.score:
         from .player import play
@@ -84,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             _print_json(dataclasses.asdict(summary))
         else:
-            err.print(f"sent {summary.samples:,} samples of {summary.streams} streams in "
+            what = "interrupted after sending" if summary.interrupted else "sent"
+            err.print(f"{what} {summary.samples:,} samples of {summary.streams} streams in "
                       f"{summary.messages:,} messages, {summary.seconds:.1f} s")
         return 130 if summary.interrupted else 0
 
@@ -104,8 +109,9 @@ def run(args: argparse.Namespace) -> int:
     if scorer.interrupted:
         return 130
     if report["windows_received"] == 0:
-        err.print(f"[red]no prediction came back from {args.connect}[/]: is `harstream serve` "
-                  f"running, publishing there and reading {args.endpoint}?")
+        if not scorer.engine_seen:
+            err.print(f"[red]nothing came back from {args.connect}[/]: is `harstream serve` "
+                      f"running, publishing there and reading {args.endpoint}?")
         return 1
     return 0
 
@@ -134,7 +140,7 @@ def print_report(report: dict[str, Any], console: Console) -> None:
         console.print(f"[yellow]engine errors for these streams: {codes}[/]")
         if "seq_replay" in report["errors"]:
             console.print("[yellow]seq_replay: the engine still holds these stream ids from an "
-                          "earlier replay; wait for it to drop idle streams, or use --copies "
+                          "earlier replay; wait for it to drop idle streams, or pass --tag "
                           "to send fresh ids[/]")
     if report.get("interrupted"):
         console.print("[yellow]interrupted: partial score[/]")

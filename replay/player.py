@@ -3,9 +3,9 @@
 Every stream is cut into chunks of ``chunk`` samples; round ``k`` sends
 chunk ``k`` of every stream (round-robin) at ``start + k * chunk / 50 / speed``
 seconds (``speed`` 0: as fast as the engine takes them). One PUSH socket
-connects to the engine's ingest endpoint; sends block at the high-water
-mark, so nothing is dropped, and closing waits (up to ``linger_s``) until
-every queued message has left.
+connects to the engine's ingest endpoint; sends block while the engine is
+not connected and at the high-water mark, so nothing is dropped, and
+closing waits (up to ``linger_s``) until every queued message has left.
 
 >>> import numpy as np
 >>> from replay.sources import ReplayStream, RowTruth
@@ -95,6 +95,7 @@ def play(
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     sock = context.socket(zmq.PUSH)
     sock.setsockopt(zmq.SNDHWM, SNDHWM)
+    sock.setsockopt(zmq.IMMEDIATE, 1)  # queue nothing until the engine is connected
     sock.connect(endpoint)
     messages = samples = 0
     interrupted = False
@@ -190,6 +191,7 @@ class _Bar:
 
     def close(self) -> None:
         if self.enabled:
-            self._progress.update(self._task, description="replay")
+            if not self._stalled:
+                self._progress.update(self._task, description="replay")
             self._progress.stop()
             self.enabled = False

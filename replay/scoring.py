@@ -63,6 +63,8 @@ class Scorer:
         self.playback: ReplaySummary | None = None
         """What the player sent (set by :func:`replay.session.score_replay`)."""
         self.interrupted = False
+        self.engine_seen = False
+        """True once any engine message (``$stats``, ``$error``, a prediction) came in."""
         self._subject = {s.stream_id: s.subject for s in self.streams}
         self._n_expected = sum(map(len, self.expected.values()))
 
@@ -73,6 +75,7 @@ class Scorer:
 
     def update(self, event: Event) -> None:
         """Take one engine event; predictions and errors of other streams are only counted."""
+        self.engine_seen = True
         if isinstance(event, ErrorEvent):
             if event.stream in self.expected:
                 self.errors[event.code] += 1

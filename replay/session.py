@@ -40,9 +40,10 @@ def score_replay(
 ) -> Scorer:
     """Replay ``streams`` into the engine and score what it publishes.
 
-    Returns once every expected window arrived, or after ``timeout_s``
-    without a prediction once the player has finished; on Ctrl-C, early,
-    with ``scorer.interrupted`` set.
+    Returns once every expected window arrived, after ``timeout_s`` without
+    a prediction once the player has finished, or after ``timeout_s``
+    without any engine message while it plays (the player is then stopped);
+    on Ctrl-C, early, with ``scorer.interrupted`` set.
     """
     if timeout_s < 0:
         raise ValueError(f"timeout_s: expected seconds >= 0, got {timeout_s}")
@@ -76,7 +77,6 @@ def score_replay(
     if isinstance(result, BaseException):
         raise result
     scorer.playback = result
-    scorer.interrupted |= result is not None and result.interrupted
     return scorer
 
 
@@ -94,14 +94,19 @@ def _wait_for_engine(sub: Subscriber, scorer: Scorer, ready_s: float) -> bool:
 
 
 def _collect(sub: Subscriber, scorer: Scorer, thread: threading.Thread, timeout_s: float) -> None:
-    """Feed events to ``scorer`` until it is done or predictions stop after the player."""
-    quiet_since = time.monotonic()
+    """Feed events to ``scorer`` until it is done, or ``timeout_s`` passes without news.
+
+    While the player runs, news is any engine message (``$stats`` comes every
+    second, so silence means no engine); afterwards, only a prediction is.
+    """
+    last_event = quiet_since = time.monotonic()
     while not scorer.done:
         event = sub.receive(timeout_s=POLL_S)
         now = time.monotonic()
         if event is not None:
             scorer.update(event)
+            last_event = now
         if thread.is_alive() or isinstance(event, Prediction):
-            quiet_since = now  # silence counts from the player's end or the last prediction
-        elif now - quiet_since >= timeout_s:
+            quiet_since = now
+        if now - (last_event if thread.is_alive() else quiet_since) >= timeout_s:
             return

@@ -17,7 +17,7 @@ recognised by :func:`detect_layout`.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, TypeAlias
@@ -82,16 +82,24 @@ def expand(streams: Iterable[ReplayStream], copies: int = 1) -> list[ReplayStrea
     """Every stream ``copies`` times; copy c > 1 has the id suffix ``.c<c>``."""
     if copies < 1:
         raise ValueError(f"copies: expected an integer >= 1, got {copies}")
-    out = []
-    for stream in streams:
-        for c in range(1, copies + 1):
-            sid = stream.stream_id if c == 1 else f"{stream.stream_id}.c{c}"
-            if STREAM_ID.fullmatch(sid) is None:
-                raise ProtocolError(
-                    "stream_id", f"expected 1-64 characters of [A-Za-z0-9._:-], got {sid!r}"
-                )
-            out.append(stream if c == 1 else replace(stream, stream_id=sid))
-    return out
+    return [
+        stream if c == 1 else _renamed(stream, f"{stream.stream_id}.c{c}")
+        for stream in streams
+        for c in range(1, copies + 1)
+    ]
+
+
+def tagged(streams: Iterable[ReplayStream], tag: str | None) -> list[ReplayStream]:
+    """The streams with ``.<tag>`` appended to their ids (fresh ids for a repeated replay).
+
+    >>> stream = ReplayStream("exp01_user01", np.zeros((1, 6), np.float32), 1, RowTruth(
+    ...     np.zeros(0, np.int64)))
+    >>> [s.stream_id for s in tagged([stream], "run2")]
+    ['exp01_user01.run2']
+    """
+    if tag is None:
+        return list(streams)
+    return [_renamed(stream, f"{stream.stream_id}.{tag}") for stream in streams]
 
 
 def detect_layout(path: Path | str) -> Layout:
@@ -181,6 +189,14 @@ def uci_har_streams(uci_dir: Path | str, subjects: set[int] | None = None) -> li
 # -- helpers -----------------------------------------------------------------------------------
 
 
+def _renamed(stream: ReplayStream, stream_id: str) -> ReplayStream:
+    if STREAM_ID.fullmatch(stream_id) is None:
+        raise ProtocolError(
+            "stream_id", f"expected 1-64 characters of [A-Za-z0-9._:-], got {stream_id!r}"
+        )
+    return replace(stream, stream_id=stream_id)
+
+
 def _uci_root(path: Path) -> Path | None:
     """The folder holding ``train/``/``test/``: ``path`` itself or its ``UCI HAR Dataset``."""
     for candidate in (path, path / UCI_ROOT):
@@ -226,7 +242,3 @@ def _check_subjects(found: set[int], wanted: set[int] | None, where: Path | str)
             f"{', '.join(map(str, missing)) or 'any'}, found subjects {have}"
         )
 
-
-def subjects_of(streams: Sequence[ReplayStream]) -> list[int]:
-    """The distinct subjects of ``streams``, sorted."""
-    return sorted({s.subject for s in streams})
