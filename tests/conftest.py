@@ -7,6 +7,8 @@ root. Missing data fails the tests that need it; it never skips them.
 from __future__ import annotations
 
 import os
+import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,3 +29,16 @@ def hapt_dir() -> Path:
             pytrace=False,
         )
     return path
+
+
+def _free_endpoint() -> str:
+    """A ``tcp://127.0.0.1:PORT`` endpoint whose port was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
+
+
+@pytest.fixture(scope="session")
+def free_endpoint() -> Callable[[], str]:
+    """Factory of loopback endpoints for engines started by a test."""
+    return _free_endpoint

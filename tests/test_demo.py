@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from harstream.client import Subscriber
 from harstream.protocol import Prediction
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _descendants(pid: int) -> set[int]:
@@ -46,8 +40,10 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_ctrl_c_stops_every_child(hapt_dir: Path, tmp_path: Path) -> None:
-    ingest, publish = f"tcp://127.0.0.1:{_free_port()}", f"tcp://127.0.0.1:{_free_port()}"
+def test_ctrl_c_stops_every_child(
+    hapt_dir: Path, tmp_path: Path, free_endpoint: Callable[[], str]
+) -> None:
+    ingest, publish = free_endpoint(), free_endpoint()
     demo = subprocess.Popen(
         [sys.executable, "-m", "harstream.cli", "demo", "--data", str(hapt_dir),
          "--subjects", "2,4", "--ingest", ingest, "--publish", publish, "--logs", str(tmp_path)],

@@ -7,11 +7,10 @@ The replayed recordings are one each of four test subjects (experiments 4,
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -28,16 +27,12 @@ from training.dataset import recording_windows
 EXPERIMENTS = (4, 26, 36, 48)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 @pytest.fixture(scope="module")
-def engine() -> Iterator[tuple[str, str, subprocess.Popen[bytes]]]:
-    ingest = f"tcp://127.0.0.1:{_free_port()}"
-    publish = f"tcp://127.0.0.1:{_free_port()}"
+def engine(
+    free_endpoint: Callable[[], str],
+) -> Iterator[tuple[str, str, subprocess.Popen[bytes]]]:
+    ingest, publish = free_endpoint(), free_endpoint()
     proc = subprocess.Popen(
         [sys.executable, "-m", "harstream.cli", "serve", "--ingest", ingest, "--publish", publish],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
