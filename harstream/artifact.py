@@ -177,5 +177,7 @@ def load(path: Path | str | None = None) -> Artifact:
     check_compatible(meta, meta_file)
     import keras
 
+    from . import layers  # noqa: F401  registers harstream's custom layers for safe mode
+
     model = keras.models.load_model(keras_file, compile=False, safe_mode=True)
     return Artifact(model, meta, keras_file)

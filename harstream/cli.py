@@ -97,7 +97,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     config = TrainConfig(
         arch=args.arch, epochs=args.epochs, seed=args.seed, patience=args.patience,
-        max_windows=args.max_windows, train_hop=args.train_hop,
+        max_windows=args.max_windows, train_hop=args.train_hop, ema=args.ema,
     )
     metrics = train(_data_dir(args), args.out, config, console=_err)
     if args.json:
@@ -251,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("train", help="train a model (selection on validation subjects only)")
     _add_data_arg(p)
     p.add_argument("--out", type=Path, required=True, help="folder for the artifact and report")
-    p.add_argument("--arch", default="harnet", choices=["harnet", "notebook"],
+    p.add_argument("--arch", default="harnet", choices=["harnet", "harnet-gravity", "notebook"],
                    help="architecture (default: harnet, the shipped one)")
     p.add_argument("--epochs", type=int, default=30, help="most epochs (default: 30)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
@@ -260,6 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-hop", type=int, default=16,
                    help="hop between training windows inside a segment (default: 16, "
                    "4x the 64 the engine uses: augmentation)")
+    p.add_argument("--ema", action=argparse.BooleanOptionalAction, default=False,
+                   help="select and ship the moving average of the weights (default: off)")
     p.add_argument("--max-windows", type=int, default=None,
                    help="use at most this many windows per split (quick smoke runs)")
     p.add_argument("--json", action="store_true", help="print the training metrics as JSON")

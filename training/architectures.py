@@ -7,19 +7,30 @@ uncompiled ``keras.Model`` whose input is standardised chain output
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import keras
 from keras import layers
 
+from harstream.layers import GravityDirection
 
-def harnet(window: int = 128, channels: int = 9, classes: int = 6) -> keras.Model:
+
+def harnet(
+    window: int = 128,
+    channels: int = 9,
+    classes: int = 6,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    gravity: bool = False,
+) -> keras.Model:
     """The shipped model: strided CNN front-end, two LSTMs, plus a window-statistics path.
 
     Two stride-2 convolutions shorten the sequence 4x before the LSTMs (speed);
     the per-channel mean and standard deviation of the window (the mean of
     total_acc is the gravity direction, which separates SITTING from
-    STANDING) join the LSTM summary before the softmax.
+    STANDING) join the LSTM summary before the softmax. With ``gravity``, the
+    window's gravity direction (unit vector and angles, in physical units via
+    ``mean``/``std``) joins them too.
     """
     inputs = keras.Input((window, channels), name="window")
     x = inputs
@@ -32,10 +43,15 @@ def harnet(window: int = 128, channels: int = 9, classes: int = 6) -> keras.Mode
     x = layers.Activation("relu")(x)
     x = layers.LSTM(64, return_sequences=True)(x)
     x = layers.LSTM(64)(x)
-    mean = layers.GlobalAveragePooling1D(name="window_mean")(inputs)
-    centred = layers.Subtract()([inputs, layers.RepeatVector(window)(mean)])
+    window_mean = layers.GlobalAveragePooling1D(name="window_mean")(inputs)
+    centred = layers.Subtract()([inputs, layers.RepeatVector(window)(window_mean)])
     spread = layers.GlobalAveragePooling1D(name="window_var")(layers.Multiply()([centred, centred]))
-    stats = layers.Concatenate()([mean, spread])
+    parts = [window_mean, spread]
+    if gravity:
+        if mean is None or std is None:
+            raise ValueError("gravity=True needs the standardisation mean and std")
+        parts.append(GravityDirection(mean, std, name="gravity_direction")(inputs))
+    stats = layers.Concatenate()(parts)
     stats = layers.Dense(32, activation="relu")(stats)
     x = layers.Concatenate()([x, stats])
     x = layers.Dropout(0.3)(x)
@@ -44,7 +60,13 @@ def harnet(window: int = 128, channels: int = 9, classes: int = 6) -> keras.Mode
     return keras.Model(inputs, outputs, name="harnet")
 
 
-def notebook(window: int = 128, channels: int = 9, classes: int = 6) -> keras.Model:
+def notebook(
+    window: int = 128,
+    channels: int = 9,
+    classes: int = 6,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> keras.Model:
     """The notebook's model: Conv1D(64, k3, causal), LSTM(128) x2, Dense(64) x2, L2."""
     reg = keras.regularizers.L2(1e-4)
     inputs = keras.Input((window, channels), name="window")
@@ -57,8 +79,23 @@ def notebook(window: int = 128, channels: int = 9, classes: int = 6) -> keras.Mo
     return keras.Model(inputs, outputs, name="notebook")
 
 
-ARCHITECTURES: dict[str, Callable[..., keras.Model]] = {"harnet": harnet, "notebook": notebook}
+def harnet_gravity(
+    window: int = 128,
+    channels: int = 9,
+    classes: int = 6,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> keras.Model:
+    """:func:`harnet` with the gravity-direction features."""
+    return harnet(window, channels, classes, mean, std, gravity=True)
+
+
+ARCHITECTURES: dict[str, Callable[..., keras.Model]] = {
+    "harnet": harnet,
+    "harnet-gravity": harnet_gravity,
+    "notebook": notebook,
+}
 """Builders by the name ``harstream train --arch`` takes."""
 
-LEARNING_RATES: dict[str, float] = {"harnet": 1e-3, "notebook": 5.5e-4}
-BATCH_SIZES: dict[str, int] = {"harnet": 64, "notebook": 512}
+LEARNING_RATES: dict[str, float] = {"harnet": 1e-3, "harnet-gravity": 1e-3, "notebook": 5.5e-4}
+BATCH_SIZES: dict[str, int] = {"harnet": 64, "harnet-gravity": 64, "notebook": 512}

@@ -57,6 +57,8 @@ class TrainConfig:
     """Peak learning rate (cosine decay); None takes the architecture's default."""
     train_hop: int = 16
     """Hop between training windows within a segment (< 64 augments; validation keeps 64)."""
+    ema: bool = False
+    """Evaluate, select and ship the exponential moving average of the weights (Polyak)."""
     max_windows: int | None = None
     """Keep at most this many training and validation windows (smoke tests)."""
 
@@ -131,11 +133,11 @@ def train(
     x_train = standardise(train_set.x, mean, std)
     x_val = standardise(val_set.x, mean, std)
 
-    model = ARCHITECTURES[config.arch]()
+    model = ARCHITECTURES[config.arch](mean=mean.tolist(), std=std.tolist())
     steps = config.epochs * int(np.ceil(len(train_set) / config.batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps, alpha=0.02)
     model.compile(
-        optimizer=keras.optimizers.Adam(schedule),
+        optimizer=keras.optimizers.Adam(schedule, use_ema=config.ema, ema_momentum=0.99),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
@@ -149,6 +151,7 @@ def train(
         batch_size=config.batch_size,
         verbose=0,
         callbacks=[
+            *([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config.ema else []),
             _EpochReport((x_val, val_set.y), config.epochs, console),
             keras.callbacks.EarlyStopping(
                 "val_macro_f1", mode="max", patience=config.patience, restore_best_weights=True
