@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -59,18 +60,22 @@ class ServerConfig:
 
 
 class _Stats:
+    RATE_WINDOW_S = 5.0
+    """windows_per_s is averaged over this long: streams emit a window every 1.28 s."""
+
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.started = time.time()
-        self.last_time = self.started
-        self.last_windows = 0
+        self.history: deque[tuple[float, int]] = deque([(self.started, 0)])
 
     def report(self, now: float) -> dict[str, Any]:
         counters = self.engine.counters
         latencies = self.engine.take_latencies()
-        elapsed = max(now - self.last_time, 1e-9)
-        rate = (counters.windows - self.last_windows) / elapsed
-        self.last_time, self.last_windows = now, counters.windows
+        self.history.append((now, counters.windows))
+        while len(self.history) > 2 and now - self.history[1][0] >= self.RATE_WINDOW_S:
+            self.history.popleft()
+        first_time, first_windows = self.history[0]
+        rate = (counters.windows - first_windows) / max(now - first_time, 1e-9)
         latency: dict[str, float | None] = {"p50": None, "p99": None, "max": None}
         if latencies:
             values = np.asarray(latencies)
