@@ -8,7 +8,7 @@ python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test]'
 export HARSTREAM_DATA="${HARSTREAM_DATA:-$(cd .. && pwd)/shared/data/hapt}"
-.venv/bin/ruff check harstream training replay tests examples
+.venv/bin/ruff check harstream training replay tests examples scripts
 .venv/bin/mypy
 # pytest exits 5 when it collects no test: that is a failure here too.
 .venv/bin/python -m pytest -q --doctest-modules harstream training replay tests
