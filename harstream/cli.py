@@ -251,8 +251,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("train", help="train a model (selection on validation subjects only)")
     _add_data_arg(p)
     p.add_argument("--out", type=Path, required=True, help="folder for the artifact and report")
-    p.add_argument("--arch", default="harnet", choices=["harnet", "harnet-gravity", "notebook"],
-                   help="architecture (default: harnet, the shipped one)")
+    p.add_argument("--arch", default="harnet-fusion",
+                   choices=["harnet-fusion", "harnet", "harnet-gravity", "notebook"],
+                   help="architecture (default: harnet-fusion, the shipped one; harnet: the CNN-LSTM "
+                   "alone; notebook: the notebook's model, for comparison)")
     p.add_argument("--epochs", type=int, default=30, help="most epochs (default: 30)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--patience", type=int, default=10,

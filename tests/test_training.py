@@ -20,10 +20,10 @@ def tiny_model(hapt_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     out = tmp_path_factory.mktemp("tiny")
     metrics = train(hapt_dir, out, TrainConfig(epochs=1, max_windows=256, train_hop=64))
     assert metrics["epochs_run"] == 1
-    for name in ("harnet.keras", "harnet.json", "curves.png", "confusion_validation.png",
+    for name in ("harnet-fusion.keras", "harnet-fusion.json", "curves.png", "confusion_validation.png",
                  "per_subject_validation.png", "metrics.json", "history.json"):
         assert (out / name).is_file(), name
-    return out / "harnet.keras"
+    return out / "harnet-fusion.keras"
 
 
 def test_tiny_training_produces_a_loadable_artifact(tiny_model: Path) -> None:
@@ -72,3 +72,14 @@ def test_missing_metadata_is_named(tiny_model: Path, tmp_path: Path) -> None:
     shutil.copy(tiny_model, copy)
     with pytest.raises(ArtifactError, match="metadata file not found"):
         artifact.load(copy)
+
+
+def test_cli_offers_every_architecture() -> None:
+    from harstream.cli import build_parser
+    from training.architectures import ARCHITECTURES
+
+    parser = build_parser()
+    verbs = next(a for a in parser._actions if a.dest == "verb")
+    arch = next(a for a in verbs.choices["train"]._actions if a.dest == "arch")
+    assert sorted(arch.choices) == sorted(ARCHITECTURES)
+    assert arch.default == TrainConfig().arch

@@ -38,12 +38,15 @@ from .dataset import (
 )
 from .metrics import score
 
+AUXILIARY_LOSS_WEIGHT = 0.5
+"""Loss weight of each auxiliary head of a multi-output architecture (the served head has 1)."""
+
 
 @dataclass(frozen=True)
 class TrainConfig:
     """One training recipe."""
 
-    arch: str = "harnet"
+    arch: str = "harnet-fusion"
     """Architecture name (a key of :data:`training.architectures.ARCHITECTURES`)."""
     epochs: int = 30
     """Most epochs to run (early stopping may end sooner)."""
@@ -64,10 +67,18 @@ class TrainConfig:
 
 
 class _EpochReport(keras.callbacks.Callback):  # type: ignore[misc]
-    """Adds validation macro-F1 to the logs and prints one line per epoch."""
+    """Scores the served output on validation each epoch, adds it to the logs, prints a line.
 
-    def __init__(self, validation: tuple[np.ndarray, np.ndarray], epochs: int, console: Console) -> None:
+    ``served`` is the model whose single output is the prediction (for models
+    trained with auxiliary heads, a view of the trained model without them).
+    """
+
+    def __init__(
+        self, served: keras.Model, validation: tuple[np.ndarray, np.ndarray], epochs: int,
+        console: Console,
+    ) -> None:
         super().__init__()
+        self.served = served
         self.validation = validation
         self.epochs = epochs
         self.console = console
@@ -79,7 +90,11 @@ class _EpochReport(keras.callbacks.Callback):  # type: ignore[misc]
     def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
         logs = logs if logs is not None else {}
         x, y = self.validation
-        predicted = self.model.predict(x, batch_size=512, verbose=0).argmax(axis=1)
+        probs = self.served.predict(x, batch_size=512, verbose=0)
+        predicted = probs.argmax(axis=1)
+        picked = np.clip(probs[np.arange(len(y)), y], 1e-7, 1.0)
+        logs["val_loss"] = float(-np.log(picked).mean())
+        logs["val_accuracy"] = float((predicted == y).mean())
         logs["val_macro_f1"] = score(y, predicted)["macro_f1"]
         self.console.print(
             f"epoch {epoch + 1:>3}/{self.epochs}  loss {logs['loss']:.4f}  "
@@ -87,6 +102,18 @@ class _EpochReport(keras.callbacks.Callback):  # type: ignore[misc]
             f"val_acc {logs['val_accuracy']:.4f}  val_macro_f1 {logs['val_macro_f1']:.4f}  "
             f"[dim]{time.perf_counter() - self._start:.1f} s[/]"
         )
+
+
+class _ServedAccuracy(keras.callbacks.Callback):  # type: ignore[misc]
+    """Names the served output's training accuracy ``accuracy`` in the logs (multi-head models)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__()
+        self.key = key
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        if logs is not None and self.key in logs:
+            logs["accuracy"] = logs[self.key]
 
 
 def _limit(windows: WindowSet, n: int | None, seed: int) -> WindowSet:
@@ -133,31 +160,38 @@ def train(
     x_train = standardise(train_set.x, mean, std)
     x_val = standardise(val_set.x, mean, std)
 
-    model = ARCHITECTURES[config.arch](mean=mean.tolist(), std=std.tolist())
+    model = ARCHITECTURES[config.arch](mean=mean.tolist(), std=std.tolist(), sample=x_train)
+    served = model if len(model.outputs) == 1 else keras.Model(model.inputs, model.outputs[0], name=model.name)
+    heads = len(model.outputs)
     steps = config.epochs * int(np.ceil(len(train_set) / config.batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps, alpha=0.02)
     model.compile(
         optimizer=keras.optimizers.Adam(schedule, use_ema=config.ema, ema_momentum=0.99),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
+        loss=["sparse_categorical_crossentropy"] * heads,
+        loss_weights=[1.0] + [AUXILIARY_LOSS_WEIGHT] * (heads - 1),
+        metrics=[["accuracy"]] + [[]] * (heads - 1),
     )
-    console.print(f"model {config.arch}: {model.count_params():,} parameters")
+    console.print(
+        f"model {config.arch}: {served.count_params():,} parameters"
+        + (f" ({heads - 1} auxiliary heads during training)" if heads > 1 else "")
+    )
     started = time.perf_counter()
     history = model.fit(
         x_train,
-        train_set.y,
-        validation_data=(x_val, val_set.y),
+        train_set.y if heads == 1 else [train_set.y] * heads,
         epochs=config.epochs,
         batch_size=config.batch_size,
         verbose=0,
         callbacks=[
             *([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config.ema else []),
-            _EpochReport((x_val, val_set.y), config.epochs, console),
+            *([_ServedAccuracy(f"{model.output_names[0]}_accuracy")] if heads > 1 else []),
+            _EpochReport(served, (x_val, val_set.y), config.epochs, console),
             keras.callbacks.EarlyStopping(
                 "val_macro_f1", mode="max", patience=config.patience, restore_best_weights=True
             ),
         ],
     )
+    model = served
     train_seconds = time.perf_counter() - started
     curves = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     best_epoch = int(np.argmax(curves["val_macro_f1"])) + 1
