@@ -255,7 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=["harnet-fusion", "harnet", "harnet-gravity", "notebook"],
                    help="architecture (default: harnet-fusion, the shipped one; harnet: the CNN-LSTM "
                    "alone; notebook: the notebook's model, for comparison)")
-    p.add_argument("--epochs", type=int, default=30, help="most epochs (default: 30)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="epochs of the cosine learning-rate schedule; early stopping may end sooner "
+                   "(default: the architecture's, 8 for harnet-fusion)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--patience", type=int, default=10,
                    help="early-stopping patience in epochs (default: 10)")

@@ -76,10 +76,11 @@ def test_missing_metadata_is_named(tiny_model: Path, tmp_path: Path) -> None:
 
 def test_cli_offers_every_architecture() -> None:
     from harstream.cli import build_parser
-    from training.architectures import ARCHITECTURES
+    from training.architectures import ARCHITECTURES, BATCH_SIZES, EPOCHS, LEARNING_RATES
 
     parser = build_parser()
     verbs = next(a for a in parser._actions if a.dest == "verb")
     arch = next(a for a in verbs.choices["train"]._actions if a.dest == "arch")
     assert sorted(arch.choices) == sorted(ARCHITECTURES)
     assert arch.default == TrainConfig().arch
+    assert set(EPOCHS) == set(BATCH_SIZES) == set(LEARNING_RATES) == set(ARCHITECTURES)

@@ -166,4 +166,6 @@ ARCHITECTURES: dict[str, Callable[..., keras.Model]] = {
 LEARNING_RATES: dict[str, float] = {
     "harnet": 1e-3, "harnet-gravity": 1e-3, "harnet-fusion": 1e-3, "notebook": 5.5e-4,
 }
+EPOCHS: dict[str, int] = {"harnet": 25, "harnet-gravity": 25, "harnet-fusion": 8, "notebook": 30}
+"""Default length of each architecture's cosine schedule (harnet-fusion: cross-validated)."""
 BATCH_SIZES: dict[str, int] = {"harnet": 64, "harnet-gravity": 64, "harnet-fusion": 64, "notebook": 512}

@@ -28,7 +28,7 @@ from harstream.hapt import read_dataset
 from harstream.runtime import standardise
 
 from . import report
-from .architectures import ARCHITECTURES, BATCH_SIZES, LEARNING_RATES
+from .architectures import ARCHITECTURES, BATCH_SIZES, EPOCHS, LEARNING_RATES
 from .dataset import (
     TEST_SUBJECTS,
     TRAIN_SUBJECTS,
@@ -48,8 +48,9 @@ class TrainConfig:
 
     arch: str = "harnet-fusion"
     """Architecture name (a key of :data:`training.architectures.ARCHITECTURES`)."""
-    epochs: int = 30
-    """Most epochs to run (early stopping may end sooner)."""
+    epochs: int | None = None
+    """Epochs of the cosine schedule (early stopping may end sooner); None takes the
+    architecture's default (:data:`training.architectures.EPOCHS`)."""
     seed: int = 0
     """Seed for Python, NumPy and the backend."""
     patience: int = 10
@@ -138,10 +139,12 @@ def train(
         raise ValueError(f"arch: expected one of {sorted(ARCHITECTURES)}, got {config.arch!r}")
     config = replace(
         config,
+        epochs=config.epochs or EPOCHS[config.arch],
         batch_size=config.batch_size or BATCH_SIZES[config.arch],
         learning_rate=config.learning_rate or LEARNING_RATES[config.arch],
     )
-    assert config.batch_size is not None and config.learning_rate is not None
+    assert config.epochs is not None and config.batch_size is not None
+    assert config.learning_rate is not None
     keras.utils.set_random_seed(config.seed)
     out_dir.mkdir(parents=True, exist_ok=True)
 
