@@ -20,6 +20,19 @@ from keras import layers
 from harstream.layers import GravityDirection, WindowFeatures
 
 
+def _conv_lstm(x: keras.KerasTensor) -> keras.KerasTensor:
+    """Two stride-2 convolutions (4x shorter), one more convolution, two LSTMs of 64."""
+    for filters in (64, 96):
+        x = layers.Conv1D(filters, 5, strides=2, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.Activation("relu")(x)
+    x = layers.Conv1D(96, 3, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.Activation("relu")(x)
+    x = layers.LSTM(64, return_sequences=True)(x)
+    return layers.LSTM(64)(x)
+
+
 def harnet(
     window: int = 128,
     channels: int = 9,
@@ -29,7 +42,7 @@ def harnet(
     sample: npt.NDArray[np.float32] | None = None,
     gravity: bool = False,
 ) -> keras.Model:
-    """The shipped model: strided CNN front-end, two LSTMs, plus a window-statistics path.
+    """The CNN-LSTM alone (shipped before harnet-fusion): strided CNN front-end, two LSTMs, window mean/std.
 
     Two stride-2 convolutions shorten the sequence 4x before the LSTMs (speed);
     the per-channel mean and standard deviation of the window (the mean of
@@ -39,16 +52,7 @@ def harnet(
     ``mean``/``std``) joins them too.
     """
     inputs = keras.Input((window, channels), name="window")
-    x = inputs
-    for filters in (64, 96):
-        x = layers.Conv1D(filters, 5, strides=2, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization()(x)
-        x = layers.Activation("relu")(x)
-    x = layers.Conv1D(96, 3, padding="same", use_bias=False)(x)
-    x = layers.BatchNormalization()(x)
-    x = layers.Activation("relu")(x)
-    x = layers.LSTM(64, return_sequences=True)(x)
-    x = layers.LSTM(64)(x)
+    x = _conv_lstm(inputs)
     window_mean = layers.GlobalAveragePooling1D(name="window_mean")(inputs)
     centred = layers.Subtract()([inputs, layers.RepeatVector(window)(window_mean)])
     spread = layers.GlobalAveragePooling1D(name="window_var")(layers.Multiply()([centred, centred]))
@@ -96,19 +100,6 @@ def harnet_gravity(
 ) -> keras.Model:
     """:func:`harnet` with the gravity-direction features."""
     return harnet(window, channels, classes, mean, std, gravity=True)
-
-
-def _conv_lstm(x: keras.KerasTensor) -> keras.KerasTensor:
-    """Two stride-2 convolutions (4x shorter), one more convolution, two LSTMs of 64."""
-    for filters in (64, 96):
-        x = layers.Conv1D(filters, 5, strides=2, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization()(x)
-        x = layers.Activation("relu")(x)
-    x = layers.Conv1D(96, 3, padding="same", use_bias=False)(x)
-    x = layers.BatchNormalization()(x)
-    x = layers.Activation("relu")(x)
-    x = layers.LSTM(64, return_sequences=True)(x)
-    return layers.LSTM(64)(x)
 
 
 def harnet_fusion(
