@@ -80,18 +80,17 @@ class WindowFeatures(keras.layers.Layer):  # type: ignore[misc]
         self.mean = [float(v) for v in mean]
         self.std = [float(v) for v in std]
 
-    def build(self, input_shape: tuple[int | None, ...]) -> None:
-        window = int(input_shape[1] or 128)
+    def build(self, input_shape: Sequence[int | None]) -> None:
+        if input_shape[1] != 128:
+            raise ValueError(f"WindowFeatures: expected windows of 128 samples, got shape {input_shape}")
+        window = 128
         t = np.arange(window)[:, None]
         freqs = np.arange(window // 2 + 1)
         angle = 2.0 * np.pi * t * freqs[None, :] / window
         self._cos = np.cos(angle).astype("float32")
         self._sin = np.sin(angle).astype("float32")
-        scale = (window // 2 + 1) / 65.0
         self._bands = np.stack(
-            [((freqs >= round(lo * scale)) & (freqs < round(hi * scale))).astype("float32")
-             for lo, hi in _BAND_BINS],
-            axis=1,
+            [((freqs >= lo) & (freqs < hi)).astype("float32") for lo, hi in _BAND_BINS], axis=1
         )
         positions = [q / 100.0 * (window - 1) for q in _PERCENTILES]
         self._lower = [int(np.floor(p)) for p in positions]
@@ -122,6 +121,7 @@ class WindowFeatures(keras.layers.Layer):  # type: ignore[misc]
         band_power = ops.matmul(power, ops.convert_to_tensor(self._bands))  # (batch, 11, bands)
         bands = ops.log1p(ops.reshape(band_power, (-1, 11 * len(_BAND_BINS))))
         pairs = [(0, 1), (0, 2), (1, 2), (3, 4), (3, 5), (4, 5)]
+        # (+1e-9: a still axis gets correlation ~0 instead of a division by zero)
         correlations = [
             ops.mean(centred[..., a] * centred[..., b], axis=1) / (std[:, a] * std[:, b] + 1e-9)
             for a, b in pairs

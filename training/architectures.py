@@ -1,4 +1,4 @@
-"""Model definitions: the shipped CNN-LSTM and the notebook's model for comparison.
+"""Model definitions: the shipped harnet-fusion, its predecessors, and the notebook's model for comparison.
 
 Every builder takes the input shape, the class count, the standardisation
 statistics and a sample of standardised training windows (for layers that
@@ -115,7 +115,8 @@ def harnet_fusion(
     The CNN-LSTM reads body_acc and gyro only (the motion: it tells the
     walking classes apart); the orientation comes from :class:`WindowFeatures`
     (gravity direction, percentiles, spectra, ...), standardised by a
-    ``Normalization`` layer adapted to ``sample``, then a small MLP. Their
+    ``Normalization`` layer adapted to ``sample`` (training passes all its
+    standardised training windows), then a small MLP. Their
     summaries meet in the fused softmax (served). Two auxiliary softmax heads,
     one per branch, are trained beside it so that each branch learns on its
     own: a CNN-LSTM fed the gravity direction learns each training subject's

@@ -105,16 +105,27 @@ class _EpochReport(keras.callbacks.Callback):  # type: ignore[misc]
         )
 
 
-class _ServedAccuracy(keras.callbacks.Callback):  # type: ignore[misc]
-    """Names the served output's training accuracy ``accuracy`` in the logs (multi-head models)."""
+class _ServedLogs(keras.callbacks.Callback):  # type: ignore[misc]
+    """For multi-head models: ``loss`` and ``accuracy`` in the logs become the served head's.
 
-    def __init__(self, key: str) -> None:
+    Keras logs the weighted sum over all heads as ``loss``; it is kept as
+    ``total_loss``, so that the curves compare like with like (the validation
+    loss is the served head's alone).
+    """
+
+    def __init__(self, head: str) -> None:
         super().__init__()
-        self.key = key
+        self.head = head
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-        if logs is not None and self.key in logs:
-            logs["accuracy"] = logs[self.key]
+        if logs is None:
+            return
+        keys = (f"{self.head}_loss", f"{self.head}_accuracy")
+        missing = [k for k in keys if k not in logs]
+        if missing:
+            raise KeyError(f"training logs lack {missing} (have {sorted(logs)}): Keras renamed them?")
+        logs["total_loss"] = logs["loss"]
+        logs["loss"], logs["accuracy"] = logs[keys[0]], logs[keys[1]]
 
 
 def _limit(windows: WindowSet, n: int | None, seed: int) -> WindowSet:
@@ -139,9 +150,11 @@ def train(
         raise ValueError(f"arch: expected one of {sorted(ARCHITECTURES)}, got {config.arch!r}")
     config = replace(
         config,
-        epochs=config.epochs or EPOCHS[config.arch],
-        batch_size=config.batch_size or BATCH_SIZES[config.arch],
-        learning_rate=config.learning_rate or LEARNING_RATES[config.arch],
+        epochs=EPOCHS[config.arch] if config.epochs is None else config.epochs,
+        batch_size=BATCH_SIZES[config.arch] if config.batch_size is None else config.batch_size,
+        learning_rate=(
+            LEARNING_RATES[config.arch] if config.learning_rate is None else config.learning_rate
+        ),
     )
     assert config.epochs is not None and config.batch_size is not None
     assert config.learning_rate is not None
@@ -178,6 +191,9 @@ def train(
         f"model {config.arch}: {served.count_params():,} parameters"
         + (f" ({heads - 1} auxiliary heads during training)" if heads > 1 else "")
     )
+    stopper = keras.callbacks.EarlyStopping(
+        "val_macro_f1", mode="max", patience=config.patience, restore_best_weights=True
+    )
     started = time.perf_counter()
     history = model.fit(
         x_train,
@@ -187,13 +203,13 @@ def train(
         verbose=0,
         callbacks=[
             *([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config.ema else []),
-            *([_ServedAccuracy(f"{model.output_names[0]}_accuracy")] if heads > 1 else []),
+            *([_ServedLogs(model.output_names[0])] if heads > 1 else []),
             _EpochReport(served, (x_val, val_set.y), config.epochs, console),
-            keras.callbacks.EarlyStopping(
-                "val_macro_f1", mode="max", patience=config.patience, restore_best_weights=True
-            ),
+            stopper,
         ],
     )
+    if stopper.best_weights is not None:  # also when the schedule ended before patience ran out
+        model.set_weights(stopper.best_weights)
     model = served
     train_seconds = time.perf_counter() - started
     curves = {k: [float(v) for v in vals] for k, vals in history.history.items()}
