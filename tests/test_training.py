@@ -84,3 +84,16 @@ def test_cli_offers_every_architecture() -> None:
     assert sorted(arch.choices) == sorted(ARCHITECTURES)
     assert arch.default == TrainConfig().arch
     assert set(EPOCHS) == set(BATCH_SIZES) == set(LEARNING_RATES) == set(ARCHITECTURES)
+
+
+def test_cross_validation_folds_partition_the_non_test_subjects() -> None:
+    from training.crossval import NON_TEST_SUBJECTS, subject_folds
+    from training.dataset import TEST_SUBJECTS
+
+    folds = subject_folds(NON_TEST_SUBJECTS, 7)
+    assert sorted(s for fold in folds for s in fold) == sorted(NON_TEST_SUBJECTS)
+    assert [len(f) for f in folds] == [3] * 7
+    assert not set(NON_TEST_SUBJECTS) & set(TEST_SUBJECTS)
+    assert subject_folds(NON_TEST_SUBJECTS, 7) == folds  # seeded
+    with pytest.raises(ValueError, match=r"folds: expected 2\.\.21, got 1"):
+        subject_folds(NON_TEST_SUBJECTS, 1)

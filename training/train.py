@@ -20,6 +20,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import keras
 import numpy as np
+import numpy.typing as npt
 from rich.console import Console
 
 from harstream import ACTIVITIES, artifact
@@ -138,6 +139,44 @@ def _limit(windows: WindowSet, n: int | None, seed: int) -> WindowSet:
     )
 
 
+def resolve(config: TrainConfig) -> TrainConfig:
+    """``config`` with the architecture's defaults filled in; an unknown architecture is an error."""
+    if config.arch not in ARCHITECTURES:
+        raise ValueError(f"arch: expected one of {sorted(ARCHITECTURES)}, got {config.arch!r}")
+    return replace(
+        config,
+        epochs=EPOCHS[config.arch] if config.epochs is None else config.epochs,
+        batch_size=BATCH_SIZES[config.arch] if config.batch_size is None else config.batch_size,
+        learning_rate=(
+            LEARNING_RATES[config.arch] if config.learning_rate is None else config.learning_rate
+        ),
+    )
+
+
+def build_and_compile(
+    config: TrainConfig, mean: npt.NDArray[np.float64], std: npt.NDArray[np.float64],
+    x_train: npt.NDArray[np.float32],
+) -> tuple[keras.Model, keras.Model]:
+    """``(trained, served)``: the compiled model (all heads) and its served single-output view.
+
+    ``config`` must be :func:`resolve`-d; ``x_train`` are the standardised
+    training windows (the cosine schedule spans ``config.epochs`` passes over them).
+    """
+    assert config.epochs is not None and config.batch_size is not None
+    model = ARCHITECTURES[config.arch](mean=mean.tolist(), std=std.tolist(), sample=x_train)
+    heads = len(model.outputs)
+    served = model if heads == 1 else keras.Model(model.inputs, model.outputs[0], name=model.name)
+    steps = config.epochs * int(np.ceil(len(x_train) / config.batch_size))
+    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps, alpha=0.02)
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule, use_ema=config.ema, ema_momentum=0.99),
+        loss=["sparse_categorical_crossentropy"] * heads,
+        loss_weights=[1.0] + [AUXILIARY_LOSS_WEIGHT] * (heads - 1),
+        metrics=[["accuracy"]] + [[]] * (heads - 1),
+    )
+    return model, served
+
+
 def train(
     data_dir: Path,
     out_dir: Path,
@@ -146,18 +185,8 @@ def train(
 ) -> dict[str, Any]:
     """Train, select on validation, write ``<arch>.keras`` + JSON + report; returns the summary."""
     console = console or Console(stderr=True)
-    if config.arch not in ARCHITECTURES:
-        raise ValueError(f"arch: expected one of {sorted(ARCHITECTURES)}, got {config.arch!r}")
-    config = replace(
-        config,
-        epochs=EPOCHS[config.arch] if config.epochs is None else config.epochs,
-        batch_size=BATCH_SIZES[config.arch] if config.batch_size is None else config.batch_size,
-        learning_rate=(
-            LEARNING_RATES[config.arch] if config.learning_rate is None else config.learning_rate
-        ),
-    )
+    config = resolve(config)
     assert config.epochs is not None and config.batch_size is not None
-    assert config.learning_rate is not None
     keras.utils.set_random_seed(config.seed)
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -176,17 +205,8 @@ def train(
     x_train = standardise(train_set.x, mean, std)
     x_val = standardise(val_set.x, mean, std)
 
-    model = ARCHITECTURES[config.arch](mean=mean.tolist(), std=std.tolist(), sample=x_train)
-    served = model if len(model.outputs) == 1 else keras.Model(model.inputs, model.outputs[0], name=model.name)
+    model, served = build_and_compile(config, mean, std, x_train)
     heads = len(model.outputs)
-    steps = config.epochs * int(np.ceil(len(train_set) / config.batch_size))
-    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps, alpha=0.02)
-    model.compile(
-        optimizer=keras.optimizers.Adam(schedule, use_ema=config.ema, ema_momentum=0.99),
-        loss=["sparse_categorical_crossentropy"] * heads,
-        loss_weights=[1.0] + [AUXILIARY_LOSS_WEIGHT] * (heads - 1),
-        metrics=[["accuracy"]] + [[]] * (heads - 1),
-    )
     console.print(
         f"model {config.arch}: {served.count_params():,} parameters"
         + (f" ({heads - 1} auxiliary heads during training)" if heads > 1 else "")
