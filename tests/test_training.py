@@ -97,3 +97,16 @@ def test_cross_validation_folds_partition_the_non_test_subjects() -> None:
     assert subject_folds(NON_TEST_SUBJECTS, 7) == folds  # seeded
     with pytest.raises(ValueError, match=r"folds: expected 2\.\.21, got 1"):
         subject_folds(NON_TEST_SUBJECTS, 1)
+
+
+def test_tiny_cross_validation_scores_held_out_subjects(hapt_dir: Path) -> None:
+    from training.crossval import cross_validate
+
+    result = cross_validate(
+        hapt_dir, TrainConfig(epochs=1, max_windows=256, train_hop=64), folds=7, only=[0]
+    )
+    (fold,) = result["folds"]
+    assert fold["index"] == 0 and fold["subjects"] == [17, 28, 26]
+    assert fold["windows"] > 1000  # every labelled grid window of the three held-out subjects
+    assert len(fold["accuracy"]) == 1 and 0.0 <= fold["accuracy"][0] <= 1.0
+    assert result["mean_accuracy_per_epoch"] == [round(fold["accuracy"][0], 4)]

@@ -28,7 +28,7 @@ from harstream.hapt import read_dataset
 from harstream.runtime import standardise
 
 from .dataset import TRAIN_SUBJECTS, VALIDATION_SUBJECTS, build_windows
-from .train import TrainConfig, build_and_compile, resolve
+from .train import TrainConfig, build_and_compile, limit_windows, resolve
 
 NON_TEST_SUBJECTS: tuple[int, ...] = tuple(sorted(TRAIN_SUBJECTS + VALIDATION_SUBJECTS))
 """The 21 subjects cross-validation may use."""
@@ -63,7 +63,10 @@ def cross_validate(
         if only is not None and index not in only:
             continue
         keras.utils.set_random_seed(config.seed + index)
-        fit_set = training.select(s for s in NON_TEST_SUBJECTS if s not in group)
+        fit_set = limit_windows(
+            training.select(s for s in NON_TEST_SUBJECTS if s not in group), config.max_windows,
+            config.seed,
+        )
         score_set = held_out.select(group)
         flat = fit_set.x.reshape(-1, fit_set.x.shape[-1]).astype(np.float64)
         mean, std = flat.mean(axis=0), flat.std(axis=0)

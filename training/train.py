@@ -129,7 +129,8 @@ class _ServedLogs(keras.callbacks.Callback):  # type: ignore[misc]
         logs["loss"], logs["accuracy"] = logs[keys[0]], logs[keys[1]]
 
 
-def _limit(windows: WindowSet, n: int | None, seed: int) -> WindowSet:
+def limit_windows(windows: WindowSet, n: int | None, seed: int) -> WindowSet:
+    """At most ``n`` windows, drawn at random with ``seed`` (all of them when ``n`` is None)."""
     if n is None or len(windows) <= n:
         return windows
     keep = np.sort(np.random.default_rng(seed).choice(len(windows), n, replace=False))
@@ -194,8 +195,8 @@ def train(
         dataset = read_dataset(data_dir, set(TRAIN_SUBJECTS + VALIDATION_SUBJECTS))
         train_set = build_windows(dataset, TRAIN_SUBJECTS, hop=config.train_hop)
         val_set = build_windows(dataset, VALIDATION_SUBJECTS)
-    train_set = _limit(train_set, config.max_windows, config.seed)
-    val_set = _limit(val_set, config.max_windows, config.seed)
+    train_set = limit_windows(train_set, config.max_windows, config.seed)
+    val_set = limit_windows(val_set, config.max_windows, config.seed)
     console.print(
         f"windows: train {len(train_set)} (subjects {list(TRAIN_SUBJECTS)}), "
         f"validation {len(val_set)} (subjects {list(VALIDATION_SUBJECTS)})"
