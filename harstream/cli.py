@@ -252,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_arg(p)
     p.add_argument("--out", type=Path, required=True, help="folder for the artifact and report")
     p.add_argument("--arch", default="harnet-fusion",
-                   choices=["harnet-fusion", "harnet", "harnet-gravity", "notebook"],
+                   choices=["harnet-fusion", "harnet", "harnet-fusion-frame", "harnet-gravity", "notebook"],
                    help="architecture (default: harnet-fusion, the shipped one; harnet: the CNN-LSTM "
                    "alone; notebook: the notebook's model, for comparison)")
     p.add_argument("--epochs", type=int, default=None,

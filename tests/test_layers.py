@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from harstream.layers import GravityDirection, WindowFeatures
+from harstream.layers import GravityDirection, GravityFrame, WindowFeatures
 
 
 def _reference(raw: npt.NDArray[np.float64]) -> dict[str, npt.NDArray[np.float64]]:
@@ -88,3 +88,19 @@ def test_models_with_custom_layers_load_in_safe_mode(tmp_path: Path) -> None:
     loaded = keras.models.load_model(path, safe_mode=True)
     x = np.random.default_rng(1).normal(size=(4, 128, 9)).astype(np.float32)
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+
+
+def test_gravity_frame_does_not_depend_on_how_the_phone_is_turned(
+    windows: tuple[npt.NDArray[np.float64], list[float], list[float]],
+) -> None:
+    raw, _, _ = windows
+    angle = 0.7
+    turn = np.array([[1, 0, 0], [0, np.cos(angle), -np.sin(angle)], [0, np.sin(angle), np.cos(angle)]])
+    turned = raw.copy()
+    for begin in (0, 3, 6):  # body_acc, gyro and total_acc all turn with the phone
+        turned[..., begin : begin + 3] = raw[..., begin : begin + 3] @ turn.T
+    frame = GravityFrame([0.0] * 9, [1.0] * 9)
+    original = np.asarray(frame(raw.astype(np.float32)))
+    np.testing.assert_allclose(np.asarray(frame(turned.astype(np.float32))), original, atol=1e-5)
+    assert original.shape == (5, 128, 4)
+    assert np.abs(original[..., 0]).max() > 0.1  # it does carry the motion along gravity

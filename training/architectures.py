@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 from keras import layers
 
-from harstream.layers import GravityDirection, WindowFeatures
+from harstream.layers import GravityDirection, GravityFrame, WindowFeatures
 
 
 def _conv_lstm(x: keras.KerasTensor) -> keras.KerasTensor:
@@ -109,6 +109,7 @@ def harnet_fusion(
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
     sample: npt.NDArray[np.float32] | None = None,
+    frame: bool = False,
 ) -> keras.Model:
     """The shipped model: a CNN-LSTM on the motion channels fused with window statistics.
 
@@ -126,7 +127,11 @@ def harnet_fusion(
     if mean is None or std is None or sample is None:
         raise ValueError("harnet-fusion needs the standardisation mean and std and a training sample")
     inputs = keras.Input((window, channels), name="window")
-    motion = _conv_lstm(inputs[..., :6])
+    motion_input = inputs[..., :6]
+    if frame:
+        frame_channels = GravityFrame(mean, std, name="gravity_frame")(inputs)
+        motion_input = layers.Concatenate()([motion_input, frame_channels])
+    motion = _conv_lstm(motion_input)
     features = WindowFeatures(mean, std, name="window_features")
     statistics = np.concatenate(
         [keras.ops.convert_to_numpy(features(sample[i : i + 2048])) for i in range(0, len(sample), 2048)]
@@ -147,17 +152,35 @@ def harnet_fusion(
     return keras.Model(inputs, [fused, motion_head, feature_head], name="harnet_fusion")
 
 
+def harnet_fusion_frame(
+    window: int = 128,
+    channels: int = 9,
+    classes: int = 6,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    sample: npt.NDArray[np.float32] | None = None,
+) -> keras.Model:
+    """:func:`harnet_fusion` whose motion branch also reads :class:`GravityFrame` (tilt-free)."""
+    return harnet_fusion(window, channels, classes, mean, std, sample, frame=True)
+
+
 ARCHITECTURES: dict[str, Callable[..., keras.Model]] = {
     "harnet": harnet,
     "harnet-gravity": harnet_gravity,
     "harnet-fusion": harnet_fusion,
+    "harnet-fusion-frame": harnet_fusion_frame,
     "notebook": notebook,
 }
 """Builders by the name ``harstream train --arch`` takes."""
 
 LEARNING_RATES: dict[str, float] = {
-    "harnet": 1e-3, "harnet-gravity": 1e-3, "harnet-fusion": 1e-3, "notebook": 5.5e-4,
+    "harnet": 1e-3, "harnet-gravity": 1e-3, "harnet-fusion": 1e-3, "harnet-fusion-frame": 1e-3,
+    "notebook": 5.5e-4,
 }
-EPOCHS: dict[str, int] = {"harnet": 25, "harnet-gravity": 25, "harnet-fusion": 8, "notebook": 30}
+EPOCHS: dict[str, int] = {
+    "harnet": 25, "harnet-gravity": 25, "harnet-fusion": 8, "harnet-fusion-frame": 8, "notebook": 30,
+}
 """Default length of each architecture's cosine schedule (harnet-fusion: cross-validated)."""
-BATCH_SIZES: dict[str, int] = {"harnet": 64, "harnet-gravity": 64, "harnet-fusion": 64, "notebook": 512}
+BATCH_SIZES: dict[str, int] = {
+    "harnet": 64, "harnet-gravity": 64, "harnet-fusion": 64, "harnet-fusion-frame": 64, "notebook": 512,
+}
