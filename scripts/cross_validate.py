@@ -28,11 +28,15 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="epochs (default: the architecture's)")
     parser.add_argument("--folds", type=int, default=7, help="folds of whole subjects (default: 7)")
     parser.add_argument("--only", type=int, nargs="*", default=None, help="run only these fold indices")
+    parser.add_argument("--train-subjects", type=int, default=None,
+                        help="fit each fold on this many of its training subjects (default: all)")
     parser.add_argument("--seed", type=int, default=0, help="seed for folds and weights (default: 0)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args()
     config = TrainConfig(arch=args.arch, epochs=args.epochs, seed=args.seed)
-    result = cross_validate(resolve_data_dir(args.data), config, args.folds, args.only)
+    result = cross_validate(
+        resolve_data_dir(args.data), config, args.folds, args.only, args.train_subjects
+    )
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -47,9 +47,15 @@ def cross_validate(
     config: TrainConfig | None = None,
     folds: int = 7,
     only: Sequence[int] | None = None,
+    train_subjects: int | None = None,
     console: Console | None = None,
 ) -> dict[str, Any]:
-    """Held-out accuracy per fold and epoch; ``only`` runs a subset of the folds (by index)."""
+    """Held-out accuracy per fold and epoch.
+
+    ``only`` runs a subset of the folds (by index); ``train_subjects`` fits
+    each fold on that many of its training subjects, drawn at random (a
+    learning curve: how much do more people help?).
+    """
     console = console or Console(stderr=True)
     config = resolve(config or TrainConfig())
     assert config.epochs is not None and config.batch_size is not None
@@ -63,10 +69,13 @@ def cross_validate(
         if only is not None and index not in only:
             continue
         keras.utils.set_random_seed(config.seed + index)
-        fit_set = limit_windows(
-            training.select(s for s in NON_TEST_SUBJECTS if s not in group), config.max_windows,
-            config.seed,
-        )
+        fit_subjects = [s for s in NON_TEST_SUBJECTS if s not in group]
+        if train_subjects is not None:
+            if not 1 <= train_subjects <= len(fit_subjects):
+                raise ValueError(f"train_subjects: expected 1..{len(fit_subjects)}, got {train_subjects}")
+            rng = np.random.default_rng(config.seed + index)
+            fit_subjects = sorted(int(s) for s in rng.choice(fit_subjects, train_subjects, replace=False))
+        fit_set = limit_windows(training.select(fit_subjects), config.max_windows, config.seed)
         score_set = held_out.select(group)
         flat = fit_set.x.reshape(-1, fit_set.x.shape[-1]).astype(np.float64)
         mean, std = flat.mean(axis=0), flat.std(axis=0)
@@ -86,7 +95,7 @@ def cross_validate(
                 f"held-out accuracy {curve[-1]:.4f}  [dim]{time.perf_counter() - started:.0f} s[/]"
             )
         result["folds"].append({"index": index, "subjects": group, "windows": len(score_set),
-                                "accuracy": curve})
+                                "fit_subjects": fit_subjects, "accuracy": curve})
     curves = np.array([f["accuracy"] for f in result["folds"]])
     result["mean_accuracy_per_epoch"] = [round(float(v), 4) for v in curves.mean(axis=0)]
     result["mean_accuracy_last_epoch"] = round(float(curves[:, -1].mean()), 4)
