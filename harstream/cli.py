@@ -97,7 +97,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     config = TrainConfig(
         arch=args.arch, epochs=args.epochs, seed=args.seed, patience=args.patience,
-        max_windows=args.max_windows, train_hop=args.train_hop, ema=args.ema,
+        max_windows=args.max_windows, train_hop=args.train_hop, ema=args.ema, refit=args.refit,
     )
     metrics = train(_data_dir(args), args.out, config, console=_err)
     if args.json:
@@ -266,6 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "4x the 64 the engine uses: augmentation)")
     p.add_argument("--ema", action=argparse.BooleanOptionalAction, default=False,
                    help="select and ship the moving average of the weights (default: off)")
+    p.add_argument("--refit", action="store_true",
+                   help="fit on training AND validation subjects for all --epochs, no early stopping "
+                   "(take the epoch count from scripts/cross_validate.py)")
     p.add_argument("--max-windows", type=int, default=None,
                    help="use at most this many windows per split (quick smoke runs)")
     p.add_argument("--json", action="store_true", help="print the training metrics as JSON")

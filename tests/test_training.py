@@ -110,3 +110,16 @@ def test_tiny_cross_validation_scores_held_out_subjects(hapt_dir: Path) -> None:
     assert fold["windows"] > 1000  # every labelled grid window of the three held-out subjects
     assert len(fold["accuracy"]) == 1 and 0.0 <= fold["accuracy"][0] <= 1.0
     assert result["mean_accuracy_per_epoch"] == [round(fold["accuracy"][0], 4)]
+
+
+def test_tiny_refit_uses_training_and_validation_subjects(hapt_dir: Path, tmp_path: Path) -> None:
+    from training.dataset import TEST_SUBJECTS, TRAIN_SUBJECTS, VALIDATION_SUBJECTS
+
+    metrics = train(hapt_dir, tmp_path, TrainConfig(epochs=2, max_windows=256, train_hop=64, refit=True))
+    assert metrics["epochs_run"] == metrics["best_epoch"] == 2  # no early stopping: the last epoch
+    assert "validation" not in metrics
+    meta = Classifier.load(tmp_path / "harnet-fusion.keras").artifact.meta
+    assert meta.subjects["train"] == sorted(TRAIN_SUBJECTS + VALIDATION_SUBJECTS)
+    assert meta.subjects["validation"] == [] and meta.subjects["test"] == list(TEST_SUBJECTS)
+    assert (tmp_path / "curves.png").is_file()
+    assert not (tmp_path / "confusion_validation.png").exists()

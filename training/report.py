@@ -18,10 +18,12 @@ def plot_curves(history: Mapping[str, Sequence[float]], path: Path) -> Path:
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4))
     epochs = np.arange(1, len(history["loss"]) + 1)
     loss_ax.plot(epochs, history["loss"], label="train")
-    loss_ax.plot(epochs, history["val_loss"], label="validation")
+    if "val_loss" in history:  # a refit has no validation
+        loss_ax.plot(epochs, history["val_loss"], label="validation")
     loss_ax.set(xlabel="epoch", ylabel="cross-entropy", title="Loss")
     acc_ax.plot(epochs, history["accuracy"], label="train")
-    acc_ax.plot(epochs, history["val_accuracy"], label="validation")
+    if "val_accuracy" in history:
+        acc_ax.plot(epochs, history["val_accuracy"], label="validation")
     if "val_macro_f1" in history:
         acc_ax.plot(epochs, history["val_macro_f1"], label="validation macro-F1", linestyle="--")
     acc_ax.set(xlabel="epoch", ylabel="score", title="Accuracy")

@@ -66,6 +66,10 @@ class TrainConfig:
     """Evaluate, select and ship the exponential moving average of the weights (Polyak)."""
     max_windows: int | None = None
     """Keep at most this many training and validation windows (smoke tests)."""
+    refit: bool = False
+    """Fit on the training AND validation subjects for the whole schedule (no early stopping).
+    The epoch count must then come from cross-validation (:mod:`training.crossval`), which
+    is where the validation subjects did their selecting."""
 
 
 class _EpochReport(keras.callbacks.Callback):  # type: ignore[misc]
@@ -76,7 +80,7 @@ class _EpochReport(keras.callbacks.Callback):  # type: ignore[misc]
     """
 
     def __init__(
-        self, served: keras.Model, validation: tuple[np.ndarray, np.ndarray], epochs: int,
+        self, served: keras.Model, validation: tuple[np.ndarray, np.ndarray] | None, epochs: int,
         console: Console,
     ) -> None:
         super().__init__()
@@ -91,6 +95,12 @@ class _EpochReport(keras.callbacks.Callback):  # type: ignore[misc]
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
         logs = logs if logs is not None else {}
+        if self.validation is None:  # a refit: nothing held out
+            self.console.print(
+                f"epoch {epoch + 1:>3}/{self.epochs}  loss {logs['loss']:.4f}  "
+                f"acc {logs['accuracy']:.4f}  [dim]{time.perf_counter() - self._start:.1f} s[/]"
+            )
+            return
         x, y = self.validation
         probs = self.served.predict(x, batch_size=512, verbose=0)
         predicted = probs.argmax(axis=1)
@@ -191,15 +201,18 @@ def train(
     keras.utils.set_random_seed(config.seed)
     out_dir.mkdir(parents=True, exist_ok=True)
 
+    fit_subjects = TRAIN_SUBJECTS + VALIDATION_SUBJECTS if config.refit else TRAIN_SUBJECTS
+    held_out = () if config.refit else VALIDATION_SUBJECTS
     with console.status("building windows through the streaming signal chain..."):
         dataset = read_dataset(data_dir, set(TRAIN_SUBJECTS + VALIDATION_SUBJECTS))
-        train_set = build_windows(dataset, TRAIN_SUBJECTS, hop=config.train_hop)
-        val_set = build_windows(dataset, VALIDATION_SUBJECTS)
+        train_set = build_windows(dataset, fit_subjects, hop=config.train_hop)
+        val_set = build_windows(dataset, held_out)
     train_set = limit_windows(train_set, config.max_windows, config.seed)
     val_set = limit_windows(val_set, config.max_windows, config.seed)
     console.print(
-        f"windows: train {len(train_set)} (subjects {list(TRAIN_SUBJECTS)}), "
-        f"validation {len(val_set)} (subjects {list(VALIDATION_SUBJECTS)})"
+        f"windows: train {len(train_set)} (subjects {sorted(fit_subjects)}), "
+        + (f"validation {len(val_set)} (subjects {list(held_out)})" if held_out else
+           f"no validation: a refit for the whole {config.epochs}-epoch schedule")
     )
     flat = train_set.x.reshape(-1, train_set.x.shape[-1]).astype(np.float64)
     mean, std = flat.mean(axis=0), flat.std(axis=0)
@@ -225,38 +238,42 @@ def train(
         callbacks=[
             *([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config.ema else []),
             *([_ServedLogs(model.output_names[0])] if heads > 1 else []),
-            _EpochReport(served, (x_val, val_set.y), config.epochs, console),
-            stopper,
+            _EpochReport(served, (x_val, val_set.y) if held_out else None, config.epochs, console),
+            *([stopper] if held_out else []),
         ],
     )
-    if stopper.best_weights is not None:  # also when the schedule ended before patience ran out
+    if held_out and stopper.best_weights is not None:  # also when the schedule ends first
         model.set_weights(stopper.best_weights)
     model = served
     train_seconds = time.perf_counter() - started
     curves = {k: [float(v) for v in vals] for k, vals in history.history.items()}
-    best_epoch = int(np.argmax(curves["val_macro_f1"])) + 1
-    val_scores = score(
-        val_set.y, model.predict(x_val, batch_size=512, verbose=0).argmax(axis=1), val_set.subject
-    )
-    console.print(
-        f"selected epoch {best_epoch}: validation accuracy {val_scores['accuracy']:.4f}, "
-        f"macro-F1 {val_scores['macro_f1']:.4f} ({train_seconds:.0f} s of training)"
-    )
-    metrics = {
-        "validation": val_scores,
-        "best_epoch": best_epoch,
+    metrics: dict[str, Any] = {
         "epochs_run": len(curves["loss"]),
         "train_seconds": round(train_seconds, 1),
         "parameters": int(model.count_params()),
         "config": {k: v for k, v in config.__dict__.items()},
     }
+    if held_out:
+        metrics["best_epoch"] = int(np.argmax(curves["val_macro_f1"])) + 1
+        metrics["validation"] = val_scores = score(
+            val_set.y, model.predict(x_val, batch_size=512, verbose=0).argmax(axis=1),
+            val_set.subject,
+        )
+        console.print(
+            f"selected epoch {metrics['best_epoch']}: validation accuracy "
+            f"{val_scores['accuracy']:.4f}, macro-F1 {val_scores['macro_f1']:.4f} "
+            f"({train_seconds:.0f} s of training)"
+        )
+    else:
+        metrics["best_epoch"] = len(curves["loss"])
+        console.print(f"refit: kept the last epoch ({train_seconds:.0f} s of training)")
     meta = ModelMeta(
         architecture=config.arch,
         norm_mean=[float(v) for v in mean],
         norm_std=[float(v) for v in std],
         subjects={
-            "train": list(TRAIN_SUBJECTS),
-            "validation": list(VALIDATION_SUBJECTS),
+            "train": sorted(fit_subjects),
+            "validation": list(held_out),
             "test": list(TEST_SUBJECTS),
         },
         training_data_sha256=train_set.checksum(),
@@ -266,12 +283,14 @@ def train(
     (out_dir / "history.json").write_text(json.dumps(curves, indent=2) + "\n")
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     report.plot_curves(curves, out_dir / "curves.png")
-    report.plot_confusion(
-        val_scores["confusion"], ACTIVITIES, out_dir / "confusion_validation.png",
-        "Validation subjects (selection data)",
-    )
-    report.plot_per_subject(
-        val_scores["per_subject"], out_dir / "per_subject_validation.png", "Validation accuracy"
-    )
+    if held_out:
+        report.plot_confusion(
+            metrics["validation"]["confusion"], ACTIVITIES, out_dir / "confusion_validation.png",
+            "Validation subjects (selection data)",
+        )
+        report.plot_per_subject(
+            metrics["validation"]["per_subject"], out_dir / "per_subject_validation.png",
+            "Validation accuracy",
+        )
     console.print(f"wrote {out_dir / (config.arch + '.keras')} and the report in {out_dir}")
     return metrics
