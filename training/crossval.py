@@ -48,23 +48,30 @@ def cross_validate(
     folds: int = 7,
     only: Sequence[int] | None = None,
     train_subjects: int | None = None,
+    fold_seed: int = 0,
     console: Console | None = None,
 ) -> dict[str, Any]:
     """Held-out accuracy per fold and epoch.
 
     ``only`` runs a subset of the folds (by index); ``train_subjects`` fits
     each fold on that many of its training subjects, drawn at random (a
-    learning curve: how much do more people help?).
+    learning curve: how much do more people help?). The folds depend on
+    ``fold_seed`` only, so runs with different ``config.seed`` (weights,
+    shuffling) compare on the same folds: the seed-to-seed spread is the
+    noise any recipe comparison has to beat.
     """
     console = console or Console(stderr=True)
     config = resolve(config or TrainConfig())
     assert config.epochs is not None and config.batch_size is not None
-    groups = subject_folds(NON_TEST_SUBJECTS, folds, config.seed)
+    groups = subject_folds(NON_TEST_SUBJECTS, folds, fold_seed)
     with console.status("building windows through the streaming signal chain..."):
         dataset = read_dataset(data_dir, set(NON_TEST_SUBJECTS))
         training = build_windows(dataset, NON_TEST_SUBJECTS, hop=config.train_hop)
         held_out = build_windows(dataset, NON_TEST_SUBJECTS, align="stream")
-    result: dict[str, Any] = {"arch": config.arch, "epochs": config.epochs, "folds": []}
+    result: dict[str, Any] = {
+        "arch": config.arch, "epochs": config.epochs, "seed": config.seed, "fold_seed": fold_seed,
+        "folds": [],
+    }
     for index, group in enumerate(groups):
         if only is not None and index not in only:
             continue
