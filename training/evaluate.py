@@ -109,7 +109,7 @@ def print_evaluation(result: dict[str, Any], console: Console) -> None:
     )
     confusion = Table(title="confusion (rows = truth)")
     confusion.add_column("")
-    short = [name[:8] for name in result["per_class"]]
+    short = [name.replace("WALKING_", "").replace("WALKING", "WALK") for name in result["per_class"]]
     for name in short:
         confusion.add_column(name, justify="right")
     for name, row in zip(short, result["confusion"], strict=True):

@@ -4,6 +4,10 @@ Windows come from the dataset builder (:mod:`training.dataset`); the
 standardisation statistics come from the training windows only; early
 stopping and the choice of epoch use the validation subjects only (macro-F1
 on their windows). The test subjects are not read here at all.
+
+Architectures with auxiliary heads are trained on all heads and saved with
+the served one only. ``--refit`` instead fits training + validation subjects
+for a fixed number of epochs taken from :mod:`training.crossval`.
 """
 
 from __future__ import annotations
