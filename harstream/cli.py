@@ -98,6 +98,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     config = TrainConfig(
         arch=args.arch, epochs=args.epochs, seed=args.seed, patience=args.patience,
         max_windows=args.max_windows, train_hop=args.train_hop, ema=args.ema, refit=args.refit,
+        turn_degrees=args.turn_degrees,
     )
     metrics = train(_data_dir(args), args.out, config, console=_err)
     if args.json:
@@ -266,6 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "4x the 64 the engine uses: augmentation)")
     p.add_argument("--ema", action=argparse.BooleanOptionalAction, default=False,
                    help="select and ship the moving average of the weights (default: off)")
+    p.add_argument("--turn-degrees", type=float, default=0.0,
+                   help="augmentation: turn each training window by a random rotation with this "
+                   "standard deviation in degrees, as if the phone sat tilted (default: 0, off)")
     p.add_argument("--refit", action="store_true",
                    help="fit on training AND validation subjects for all --epochs, no early stopping "
                    "(take the epoch count from scripts/cross_validate.py)")

@@ -28,13 +28,15 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="epochs (default: the architecture's)")
     parser.add_argument("--folds", type=int, default=7, help="folds of whole subjects (default: 7)")
     parser.add_argument("--only", type=int, nargs="*", default=None, help="run only these fold indices")
+    parser.add_argument("--turn-degrees", type=float, default=0.0,
+                        help="augment: turn training windows by random rotations of this std (default: 0)")
     parser.add_argument("--train-subjects", type=int, default=None,
                         help="fit each fold on this many of its training subjects (default: all)")
     parser.add_argument("--seed", type=int, default=0, help="seed for weights and shuffling (default: 0)")
     parser.add_argument("--fold-seed", type=int, default=0, help="seed that draws the folds (default: 0)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args()
-    config = TrainConfig(arch=args.arch, epochs=args.epochs, seed=args.seed)
+    config = TrainConfig(arch=args.arch, epochs=args.epochs, seed=args.seed, turn_degrees=args.turn_degrees)
     result = cross_validate(
         resolve_data_dir(args.data), config, args.folds, args.only, args.train_subjects, args.fold_seed
     )

@@ -123,3 +123,20 @@ def test_tiny_refit_uses_training_and_validation_subjects(hapt_dir: Path, tmp_pa
     assert meta.subjects["validation"] == [] and meta.subjects["test"] == list(TEST_SUBJECTS)
     assert (tmp_path / "curves.png").is_file()
     assert not (tmp_path / "confusion_validation.png").exists()
+
+
+def test_turning_windows_rotates_all_three_sensors_alike() -> None:
+    from training.augment import turn_windows
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(50, 128, 9)).astype(np.float32)
+    assert turn_windows(x, 0.0, seed=0) is x
+    turned = turn_windows(x, 15.0, seed=0)
+    np.testing.assert_array_equal(turned, turn_windows(x, 15.0, seed=0))  # seeded
+    assert not np.allclose(turned, x)
+    for begin in (0, 3, 6):  # lengths kept per sensor
+        np.testing.assert_allclose(np.linalg.norm(turned[..., begin:begin + 3], axis=-1),
+                                   np.linalg.norm(x[..., begin:begin + 3], axis=-1), rtol=1e-5)
+    # one rotation per window for all sensors: angles between sensors are kept
+    dot = (x[..., 0:3] * x[..., 3:6]).sum(-1)
+    np.testing.assert_allclose((turned[..., 0:3] * turned[..., 3:6]).sum(-1), dot, atol=1e-4)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from rich.console import Console
 from harstream.hapt import read_dataset
 from harstream.runtime import standardise
 
+from .augment import turn_windows
 from .dataset import TRAIN_SUBJECTS, VALIDATION_SUBJECTS, build_windows
 from .train import TrainConfig, build_and_compile, limit_windows, resolve
 
@@ -83,6 +85,7 @@ def cross_validate(
             rng = np.random.default_rng(config.seed + index)
             fit_subjects = sorted(int(s) for s in rng.choice(fit_subjects, train_subjects, replace=False))
         fit_set = limit_windows(training.select(fit_subjects), config.max_windows, config.seed)
+        fit_set = replace(fit_set, x=turn_windows(fit_set.x, config.turn_degrees, config.seed + index))
         score_set = held_out.select(group)
         flat = fit_set.x.reshape(-1, fit_set.x.shape[-1]).astype(np.float64)
         mean, std = flat.mean(axis=0), flat.std(axis=0)

@@ -34,6 +34,7 @@ from harstream.runtime import standardise
 
 from . import report
 from .architectures import ARCHITECTURES, BATCH_SIZES, EPOCHS, LEARNING_RATES
+from .augment import turn_windows
 from .dataset import (
     TEST_SUBJECTS,
     TRAIN_SUBJECTS,
@@ -70,6 +71,9 @@ class TrainConfig:
     """Evaluate, select and ship the exponential moving average of the weights (Polyak)."""
     max_windows: int | None = None
     """Keep at most this many training and validation windows (smoke tests)."""
+    turn_degrees: float = 0.0
+    """Turn each training window by a random rotation, angle ~ Normal(0, this) degrees
+    (:mod:`training.augment`); 0 turns nothing."""
     refit: bool = False
     """Fit on the training AND validation subjects for the whole schedule (no early stopping).
     The epoch count must then come from cross-validation (:mod:`training.crossval`), which
@@ -212,6 +216,7 @@ def train(
         train_set = build_windows(dataset, fit_subjects, hop=config.train_hop)
         val_set = build_windows(dataset, held_out)
     train_set = limit_windows(train_set, config.max_windows, config.seed)
+    train_set = replace(train_set, x=turn_windows(train_set.x, config.turn_degrees, config.seed))
     val_set = limit_windows(val_set, config.max_windows, config.seed)
     console.print(
         f"windows: train {len(train_set)} (subjects {sorted(fit_subjects)}), "
