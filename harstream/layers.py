@@ -15,8 +15,28 @@ import numpy as np
 from keras import ops
 
 
+class _PhysicalUnitsLayer(keras.layers.Layer):  # type: ignore[misc]
+    """A layer that reads standardised windows and computes in physical units (g, rad/s).
+
+    ``mean``/``std`` are the model's standardisation statistics (saved in the
+    layer's config), so the layer can undo the standardisation in-graph.
+    """
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.mean = [float(v) for v in mean]
+        self.std = [float(v) for v in std]
+
+    def physical(self, inputs: Any) -> Any:
+        """``inputs`` with the standardisation undone."""
+        return inputs * ops.convert_to_tensor(self.std) + ops.convert_to_tensor(self.mean)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "mean": self.mean, "std": self.std}
+
+
 @keras.saving.register_keras_serializable(package="harstream")
-class GravityDirection(keras.layers.Layer):  # type: ignore[misc]
+class GravityDirection(_PhysicalUnitsLayer):
     """Direction of gravity in the phone's frame, per window: unit vector and its angles.
 
     Input: standardised windows (batch, time, 9) in the chain's channel order;
@@ -26,13 +46,9 @@ class GravityDirection(keras.layers.Layer):  # type: ignore[misc]
     cue that tells SITTING from STANDING.
     """
 
-    def __init__(self, mean: Sequence[float], std: Sequence[float], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.mean = [float(v) for v in mean]
-        self.std = [float(v) for v in std]
 
     def call(self, inputs: Any) -> Any:
-        raw = inputs * ops.convert_to_tensor(self.std) + ops.convert_to_tensor(self.mean)
+        raw = self.physical(inputs)
         gravity = ops.mean(raw[..., 6:9] - raw[..., 0:3], axis=1)
         norm = ops.sqrt(ops.sum(gravity * gravity, axis=-1, keepdims=True) + 1e-9)
         unit = gravity / norm
@@ -42,9 +58,6 @@ class GravityDirection(keras.layers.Layer):  # type: ignore[misc]
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return (input_shape[0], 6)
 
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "mean": self.mean, "std": self.std}
-
 
 _PERCENTILES = (10.0, 25.0, 50.0, 75.0, 90.0)
 _BAND_BINS = ((1, 3), (3, 6), (6, 10), (10, 16), (16, 24), (24, 34), (34, 48), (48, 65))
@@ -53,7 +66,7 @@ _BAND_BINS = ((1, 3), (3, 6), (6, 10), (10, 16), (16, 24), (24, 34), (34, 48), (
 
 
 @keras.saving.register_keras_serializable(package="harstream")
-class WindowFeatures(keras.layers.Layer):  # type: ignore[misc]
+class WindowFeatures(_PhysicalUnitsLayer):
     """Hand-crafted statistics of each window, computed inside the model (214 values).
 
     Input: standardised windows (batch, time, 9) in the chain's channel order
@@ -75,10 +88,6 @@ class WindowFeatures(keras.layers.Layer):  # type: ignore[misc]
 
     features = 214
 
-    def __init__(self, mean: Sequence[float], std: Sequence[float], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.mean = [float(v) for v in mean]
-        self.std = [float(v) for v in std]
 
     def build(self, input_shape: Sequence[int | None]) -> None:
         if input_shape[1] != 128:
@@ -98,7 +107,7 @@ class WindowFeatures(keras.layers.Layer):  # type: ignore[misc]
         self._frac = [float(p - np.floor(p)) for p in positions]
 
     def call(self, inputs: Any) -> Any:
-        raw = inputs * ops.convert_to_tensor(self.std) + ops.convert_to_tensor(self.mean)
+        raw = self.physical(inputs)
         body, gyro, total = raw[..., 0:3], raw[..., 3:6], raw[..., 6:9]
         gravity = ops.mean(total - body, axis=1)
         unit = gravity / ops.sqrt(ops.sum(gravity * gravity, axis=-1, keepdims=True) + 1e-9)
@@ -141,12 +150,9 @@ class WindowFeatures(keras.layers.Layer):  # type: ignore[misc]
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return (input_shape[0], self.features)
 
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "mean": self.mean, "std": self.std}
-
 
 @keras.saving.register_keras_serializable(package="harstream")
-class GravityFrame(keras.layers.Layer):  # type: ignore[misc]
+class GravityFrame(_PhysicalUnitsLayer):
     """Motion along and across gravity, per sample: tilt-free inputs for the motion branch.
 
     Input: standardised windows (batch, time, 9) in the chain's channel order;
@@ -164,13 +170,9 @@ class GravityFrame(keras.layers.Layer):  # type: ignore[misc]
     [0.5, 0.0, 0.0, 0.0]
     """
 
-    def __init__(self, mean: Sequence[float], std: Sequence[float], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.mean = [float(v) for v in mean]
-        self.std = [float(v) for v in std]
 
     def call(self, inputs: Any) -> Any:
-        raw = inputs * ops.convert_to_tensor(self.std) + ops.convert_to_tensor(self.mean)
+        raw = self.physical(inputs)
         body, gyro, total = raw[..., 0:3], raw[..., 3:6], raw[..., 6:9]
         gravity = ops.mean(total - body, axis=1, keepdims=True)  # (batch, 1, 3)
         unit = gravity / ops.sqrt(ops.sum(gravity * gravity, axis=-1, keepdims=True) + 1e-9)
@@ -184,5 +186,3 @@ class GravityFrame(keras.layers.Layer):  # type: ignore[misc]
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return (input_shape[0], input_shape[1], 4)
 
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "mean": self.mean, "std": self.std}
