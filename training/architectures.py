@@ -11,6 +11,7 @@ trained with their own loss, dropped from the saved artifact.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import keras
 import numpy as np
@@ -90,18 +91,6 @@ def notebook(
     return keras.Model(inputs, outputs, name="notebook")
 
 
-def harnet_gravity(
-    window: int = 128,
-    channels: int = 9,
-    classes: int = 6,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
-    sample: npt.NDArray[np.float32] | None = None,
-) -> keras.Model:
-    """:func:`harnet` with the gravity-direction features."""
-    return harnet(window, channels, classes, mean, std, gravity=True)
-
-
 def harnet_fusion(
     window: int = 128,
     channels: int = 9,
@@ -122,7 +111,9 @@ def harnet_fusion(
     one per branch, are trained beside it so that each branch learns on its
     own: a CNN-LSTM fed the gravity direction learns each training subject's
     phone tilt and generalises worse to new people (cross-validated over the
-    21 non-test subjects).
+    21 non-test subjects). With ``frame``, the motion branch also reads
+    :class:`GravityFrame` (motion along and across gravity; not shipped:
+    no cross-validated gain).
     """
     if mean is None or std is None or sample is None:
         raise ValueError("harnet-fusion needs the standardisation mean and std and a training sample")
@@ -152,23 +143,11 @@ def harnet_fusion(
     return keras.Model(inputs, [fused, motion_head, feature_head], name="harnet_fusion")
 
 
-def harnet_fusion_frame(
-    window: int = 128,
-    channels: int = 9,
-    classes: int = 6,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
-    sample: npt.NDArray[np.float32] | None = None,
-) -> keras.Model:
-    """:func:`harnet_fusion` whose motion branch also reads :class:`GravityFrame` (tilt-free)."""
-    return harnet_fusion(window, channels, classes, mean, std, sample, frame=True)
-
-
 ARCHITECTURES: dict[str, Callable[..., keras.Model]] = {
     "harnet": harnet,
-    "harnet-gravity": harnet_gravity,
+    "harnet-gravity": partial(harnet, gravity=True),  # + the window's gravity direction
     "harnet-fusion": harnet_fusion,
-    "harnet-fusion-frame": harnet_fusion_frame,
+    "harnet-fusion-frame": partial(harnet_fusion, frame=True),  # + tilt-free GravityFrame channels
     "notebook": notebook,
 }
 """Builders by the name ``harstream train --arch`` takes."""

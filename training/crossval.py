@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +27,8 @@ from rich.console import Console
 from harstream.hapt import read_dataset
 from harstream.runtime import standardise
 
-from .augment import turn_windows
 from .dataset import TRAIN_SUBJECTS, VALIDATION_SUBJECTS, build_windows
-from .train import TrainConfig, build_and_compile, limit_windows, resolve
+from .train import TrainConfig, build_and_compile, fit_windows, resolve
 
 NON_TEST_SUBJECTS: tuple[int, ...] = tuple(sorted(TRAIN_SUBJECTS + VALIDATION_SUBJECTS))
 """The 21 subjects cross-validation may use."""
@@ -84,11 +82,8 @@ def cross_validate(
                 raise ValueError(f"train_subjects: expected 1..{len(fit_subjects)}, got {train_subjects}")
             rng = np.random.default_rng(config.seed + index)
             fit_subjects = sorted(int(s) for s in rng.choice(fit_subjects, train_subjects, replace=False))
-        fit_set = limit_windows(training.select(fit_subjects), config.max_windows, config.seed)
-        fit_set = replace(fit_set, x=turn_windows(fit_set.x, config.turn_degrees, config.seed + index))
+        fit_set, mean, std = fit_windows(training.select(fit_subjects), config, config.seed + index)
         score_set = held_out.select(group)
-        flat = fit_set.x.reshape(-1, fit_set.x.shape[-1]).astype(np.float64)
-        mean, std = flat.mean(axis=0), flat.std(axis=0)
         x_fit = standardise(fit_set.x, mean, std)
         x_score = standardise(score_set.x, mean, std)
         model, served = build_and_compile(config, mean, std, x_fit)

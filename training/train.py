@@ -158,6 +158,19 @@ def limit_windows(windows: WindowSet, n: int | None, seed: int) -> WindowSet:
     )
 
 
+def fit_windows(
+    windows: WindowSet, config: TrainConfig, seed: int
+) -> tuple[WindowSet, npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """The windows a model is fitted on (limited, turned) and their per-channel mean and std.
+
+    One place for what ``train`` and cross-validation both do to training windows.
+    """
+    windows = limit_windows(windows, config.max_windows, config.seed)
+    windows = replace(windows, x=turn_windows(windows.x, config.turn_degrees, seed))
+    flat = windows.x.reshape(-1, windows.x.shape[-1]).astype(np.float64)
+    return windows, flat.mean(axis=0), flat.std(axis=0)
+
+
 def resolve(config: TrainConfig) -> TrainConfig:
     """``config`` with the architecture's defaults filled in; an unknown architecture is an error."""
     if config.arch not in ARCHITECTURES:
@@ -215,16 +228,13 @@ def train(
         dataset = read_dataset(data_dir, set(TRAIN_SUBJECTS + VALIDATION_SUBJECTS))
         train_set = build_windows(dataset, fit_subjects, hop=config.train_hop)
         val_set = build_windows(dataset, held_out)
-    train_set = limit_windows(train_set, config.max_windows, config.seed)
-    train_set = replace(train_set, x=turn_windows(train_set.x, config.turn_degrees, config.seed))
+    train_set, mean, std = fit_windows(train_set, config, config.seed)
     val_set = limit_windows(val_set, config.max_windows, config.seed)
     console.print(
         f"windows: train {len(train_set)} (subjects {sorted(fit_subjects)}), "
         + (f"validation {len(val_set)} (subjects {list(held_out)})" if held_out else
            f"no validation: a refit for the whole {config.epochs}-epoch schedule")
     )
-    flat = train_set.x.reshape(-1, train_set.x.shape[-1]).astype(np.float64)
-    mean, std = flat.mean(axis=0), flat.std(axis=0)
     x_train = standardise(train_set.x, mean, std)
     x_val = standardise(val_set.x, mean, std)
 
