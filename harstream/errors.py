@@ -23,6 +23,10 @@ class ArtifactError(HarstreamError):
     """A model artifact is unreadable, tampered with, or built for another chain."""
 
 
+class SecurityError(HarstreamError):
+    """A CurveZMQ key file is missing or malformed, or key options do not fit together."""
+
+
 class ProtocolError(HarstreamError):
     """A message breaks protocol v1.
 
