@@ -11,16 +11,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from . import __version__
 from .errors import HarstreamError
 from .paths import ENV_VAR
+
+if TYPE_CHECKING:
+    from .runtime import Classifier
 
 Handler = Callable[[argparse.Namespace], int]
 _err = Console(stderr=True)
@@ -28,6 +33,53 @@ _err = Console(stderr=True)
 
 def _print_json(payload: Any) -> None:
     sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+
+
+def _int_in(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: an integer in [low, high], with a one-line error otherwise."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected an integer in [{low}, {high}], got {value}")
+        return value
+
+    return parse
+
+
+def _float_in(low: float, high: float, open_ends: bool = False) -> Callable[[str], float]:
+    """An argparse type: a finite number in [low, high] (or (low, high) with ``open_ends``)."""
+    interval = f"({low:g}, {high:g})" if open_ends else f"[{low:g}, {high:g}]"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        inside = low < value < high if open_ends else low <= value <= high
+        if not inside:  # NaN is never inside
+            raise argparse.ArgumentTypeError(f"expected a number in {interval}, got {text}")
+        return value
+
+    return parse
+
+
+_ENDPOINT = re.compile(r"^(tcp://(\*|[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\]):(\d{1,5}|\*)|ipc://.+|inproc://.+)$")
+
+
+def _endpoint(text: str) -> str:
+    """An argparse type: a ZeroMQ endpoint tcp://HOST:PORT, ipc://PATH or inproc://NAME."""
+    match = _ENDPOINT.match(text)
+    port = match.group(3) if match else None
+    if match is None or (port not in (None, "*") and not 1 <= int(port) <= 65535):
+        raise argparse.ArgumentTypeError(
+            f"expected an endpoint tcp://HOST:PORT (port 1-65535), ipc://PATH or inproc://NAME, "
+            f"got {text!r}"
+        )
+    return text
 
 
 def _add_data_arg(parser: argparse.ArgumentParser) -> None:
@@ -129,45 +181,67 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    import logging
     import signal
     import threading
 
     from .engine import Engine
-    from .runtime import Classifier
-    from .server import ServerConfig, serve
+    from .server import ServerConfig, bind, serve
     from .smoothing import ForwardFilter
 
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    with _err.status("loading and warming up the model..."):
-        classifier = Classifier.load(args.model, max_batch=args.max_batch)
-        classifier.warm_up()
-    engine = Engine(
-        classifier.predict_proba, classifier.labels,
-        ForwardFilter(len(classifier.labels), stay=args.stay),
-        idle_timeout_s=args.idle_timeout,
-    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     config = ServerConfig(
         ingest=args.ingest, publish=args.publish, max_batch=args.max_batch,
         max_wait_ms=args.max_wait_ms, idle_timeout_s=args.idle_timeout,
+        max_streams=args.max_streams, max_queued_samples=args.max_queued_samples,
+        turn_samples=args.turn_samples, ingest_hwm=args.ingest_hwm, publish_hwm=args.publish_hwm,
+        flush_s=args.flush,
     )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    sockets = bind(config)  # before the model loads: a busy port fails at once
+    try:
+        with _err.status("loading and warming up the model..."):
+            classifier = _load_classifier(args.model, args.max_batch)
+        engine = Engine(
+            classifier.predict_proba, classifier.labels,
+            ForwardFilter(len(classifier.labels), stay=args.stay),
+            idle_timeout_s=args.idle_timeout, max_streams=args.max_streams,
+        )
+    except BaseException:
+        sockets.close()
+        raise
 
     def ready() -> None:
         meta = classifier.artifact.meta
         _err.print(
-            f"harstream engine ready: ingest (PULL) {config.ingest}, publish (PUB) "
+            f"harstream engine {engine.id} ready: ingest (PULL) {config.ingest}, publish (PUB) "
             f"{config.publish}; model {classifier.artifact.path.name} ({meta.architecture}, "
-            f"sha256 {meta.weights_sha256[:12]}). Ctrl-C stops.",
-            highlight=False,
+            f"sha256 {meta.weights_sha256[:12]}); at most {config.max_streams} streams. "
+            "Ctrl-C stops.",
+            highlight=False, markup=False,
         )
 
-    serve(engine, config, stop=stop, on_ready=ready)
-    _err.print(
-        f"engine stopped: {engine.counters.windows} windows classified, "
-        f"{engine.counters.rejected} messages rejected"
-    )
+    summary = serve(engine, config, stop=stop, on_ready=ready, sockets=sockets)
+    _err.print(f"engine {engine.id} stopped: {summary.describe()}", highlight=False, markup=False)
     return 0
+
+
+def _load_classifier(model: Path | None, max_batch: int) -> Classifier:
+    """Load and warm up a model; any failure is one :class:`ArtifactError` line."""
+    from .errors import ArtifactError
+    from .runtime import Classifier
+
+    try:
+        classifier = Classifier.load(model, max_batch=max_batch)
+        classifier.warm_up()
+    except HarstreamError:
+        raise
+    except Exception as exc:
+        raise ArtifactError(f"cannot load the model {model or 'shipped with harstream'}: "
+                            f"{type(exc).__name__}: {exc}") from None
+    return classifier
 
 
 # --- bench ------------------------------------------------------------------------------
@@ -287,21 +361,46 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write confusion and per-subject plots and metrics JSON here")
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
     p.set_defaults(handler=_cmd_evaluate)
-    p = verbs.add_parser("serve", help="run the engine: PULL ingest, PUB predictions")
-    p.add_argument("--ingest", default="tcp://127.0.0.1:5555",
+    p = verbs.add_parser(
+        "serve", help="run the engine: PULL ingest, PUB predictions",
+        description="Run the engine: producers PUSH chunks to the ingest endpoint, subscribers "
+        "SUB to the publish endpoint. Every limit below is published in $stats under 'limits'; "
+        "input beyond a limit is refused or shed and reported on $error, never silently.",
+    )
+    p.add_argument("--ingest", default="tcp://127.0.0.1:5555", type=_endpoint,
                    help="endpoint to bind for producers (PULL; default tcp://127.0.0.1:5555)")
-    p.add_argument("--publish", default="tcp://127.0.0.1:5556",
+    p.add_argument("--publish", default="tcp://127.0.0.1:5556", type=_endpoint,
                    help="endpoint to bind for subscribers (PUB; default tcp://127.0.0.1:5556)")
     _add_model_arg(p)
-    p.add_argument("--max-batch", type=int, default=256,
-                   help="most windows per model call (default: 256)")
-    p.add_argument("--max-wait-ms", type=float, default=2.0,
-                   help="longest a ready window waits to be batched (default: 2 ms)")
-    p.add_argument("--stay", type=float, default=0.9,
-                   help="smoother: probability the activity is unchanged between windows "
-                   "(default: 0.9)")
-    p.add_argument("--idle-timeout", type=float, default=60.0,
-                   help="forget streams silent for this many seconds (default: 60)")
+    p.add_argument("--max-batch", type=_int_in(1, 4096), default=256,
+                   help="most windows per model call, 1-4096 (default: 256)")
+    p.add_argument("--max-wait-ms", type=_float_in(0.0, 1000.0), default=2.0,
+                   help="longest a ready window waits to be batched, 0-1000 ms (default: 2)")
+    p.add_argument("--stay", type=_float_in(0.0, 1.0, open_ends=True), default=0.9,
+                   help="smoother: probability the activity is unchanged between windows, "
+                   "strictly between 0 and 1 (default: 0.9)")
+    p.add_argument("--idle-timeout", type=_float_in(5.0, 86400.0), default=60.0,
+                   help="forget streams silent for this many seconds, 5-86400; a stream that "
+                   "comes back later starts afresh (default: 60)")
+    limits = p.add_argument_group("resource limits")
+    limits.add_argument("--max-streams", type=_int_in(1, 1_000_000), default=10_000,
+                        help="streams held at once; a chunk opening one more gets $error "
+                        "too_many_streams (default: 10000, about 12 KB each)")
+    limits.add_argument("--max-queued-samples", type=_int_in(3000, 100_000_000), default=1_048_576,
+                        help="samples received but not yet filtered; beyond it chunks are shed "
+                        "with $error overloaded (default: 1048576, about 24 MB)")
+    limits.add_argument("--turn-samples", type=_int_in(3000, 10_000_000), default=131_072,
+                        help="most samples filtered per loop turn, which keeps $stats on time "
+                        "under load (default: 131072)")
+    limits.add_argument("--ingest-hwm", type=_int_in(1, 1_000_000), default=1000,
+                        help="ZeroMQ receive high-water mark, messages per producer connection "
+                        "(default: 1000)")
+    limits.add_argument("--publish-hwm", type=_int_in(1, 10_000_000), default=10_000,
+                        help="ZeroMQ send high-water mark, messages per subscriber; a subscriber "
+                        "further behind loses messages (default: 10000)")
+    limits.add_argument("--flush", type=_float_in(0.0, 60.0), default=2.0,
+                        help="on SIGINT/SIGTERM: seconds spent classifying and publishing what "
+                        "is still held before exiting (default: 2)")
     p.set_defaults(handler=_cmd_serve)
     p = verbs.add_parser("bench", help="measure model windows/s and signal-chain samples/s")
     _add_model_arg(p)
@@ -345,7 +444,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except HarstreamError as exc:
-        _err.print(f"[red]error:[/] {exc}", highlight=False)
+        _err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         return 2
     except KeyboardInterrupt:
         _err.print("interrupted")

@@ -6,25 +6,64 @@ length in the same batch; completed windows queue up; :meth:`Engine.classify`
 runs the model once over every queued window of every stream and returns one
 :class:`~harstream.protocol.Prediction` per window, smoothed per stream.
 :mod:`harstream.server` wraps it in ZeroMQ sockets; tests drive it directly.
+
+Nothing one message, one stream or one model call does can break the engine
+for the others: sequence, ownership and capacity problems come back as
+:class:`~harstream.protocol.ErrorEvent`, and an exception raised while
+filtering or classifying a group of streams is caught, reported as
+``internal`` for exactly those streams (which restart with their next chunk)
+and counted. Durations use a monotonic clock, so a stepping wall clock never
+gives a negative latency.
+
+>>> import numpy as np
+>>> uniform = lambda w: np.full((len(w), 2), 0.5, np.float32)
+>>> engine = Engine(uniform, ["A", "B"], max_streams=1)
+>>> x = np.zeros((128, 6), np.float32)
+>>> engine.ingest([Chunk("a", 0, 50, None, x), Chunk("b", 0, 50, None, x)])[0].code
+'too_many_streams'
+>>> [(p.stream, p.seq_end) for p in engine.classify()]
+[('a', 127)]
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
-from . import chain
+from . import SAMPLE_RATE_HZ, chain
 from .chain import CHANNELS, ChainState
 from .protocol import Chunk, ErrorEvent, Prediction
 from .smoothing import ForwardFilter
 from .windows import RingBuffer
 
 ProbaFn = Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]]
+
+log = logging.getLogger("harstream.engine")
+
+DEFAULT_MAX_STREAMS = 10_000
+"""Streams the engine holds at once unless told otherwise (about 12 KB of state each)."""
+MAX_LATENCY_SAMPLES = 100_000
+"""Latency samples kept between two :meth:`Engine.take_latencies` calls."""
+
+
+class Arrival(NamedTuple):
+    """A decoded chunk with what the server knows about its receipt."""
+
+    chunk: Chunk
+    """The chunk."""
+    t_recv: float
+    """Receipt time on the engine's monotonic clock (for latencies)."""
+    t_wall: float
+    """Receipt time as unix time (published as ``t_arrival``)."""
 
 
 @dataclass
@@ -33,6 +72,7 @@ class _Stream:
     ring: RingBuffer
     belief: npt.NDArray[np.float64]
     last_seen: float
+    owner: str | None
     windows: int = 0
 
 
@@ -41,7 +81,10 @@ class _Pending:
     stream: str
     seq_end: int
     window: npt.NDArray[np.float32]
-    t_arrival: float
+    t_recv: float
+    t_wall: float
+    t_sample: float | None
+    """Producer-clock unix time of the window's last sample (from the chunk's t0), if known."""
 
 
 @dataclass
@@ -54,15 +97,24 @@ class EngineCounters:
     """Windows classified."""
     rejected: int = 0
     """Messages rejected (each reported as an :class:`ErrorEvent`)."""
+    shed: int = 0
+    """Chunks dropped unprocessed because the server's ingest queue was full."""
+    internal_errors: int = 0
+    """Failures inside the engine (each reported as ``internal`` for the streams it hit)."""
     latencies_ms: list[float] = field(default_factory=list)
-    """Arrival-to-classification latencies since the last :meth:`Engine.take_latencies`."""
+    """Receipt-to-publication latencies since the last :meth:`Engine.take_latencies`."""
+    ages_ms: list[float] = field(default_factory=list)
+    """Ages of windows' last samples at publication (streams sending ``t0``), same period."""
 
 
 class Engine:
     """Per-stream chain state and ring buffers, batched classification, smoothing.
 
     ``predict_proba`` maps windows (n, 128, 9) to class probabilities (n, k);
-    ``labels`` names the k classes.
+    ``labels`` names the k classes. ``clock`` is monotonic (idle timeout,
+    latencies); ``wall_clock`` gives the unix times published. Every engine
+    has a fresh :attr:`id`, published with its output, so subscribers see a
+    restart.
     """
 
     def __init__(
@@ -71,18 +123,29 @@ class Engine:
         labels: Iterable[str],
         smoother: ForwardFilter | None = None,
         idle_timeout_s: float = 60.0,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,
+        max_streams: int = DEFAULT_MAX_STREAMS,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
+        if max_streams < 1:
+            raise ValueError(f"max_streams: expected at least 1, got {max_streams}")
         self.predict_proba = predict_proba
         self.labels = tuple(labels)
         self.smoother = smoother or ForwardFilter(classes=len(self.labels))
         self.idle_timeout_s = idle_timeout_s
         self.clock = clock
+        self.wall_clock = wall_clock
+        self.max_streams = max_streams
+        self.id = uuid.uuid4().hex[:12]
+        """This engine run's id: new at every start."""
+        self.started = wall_clock()
+        """Unix time this engine run started."""
         self.counters = EngineCounters()
         self._streams: dict[str, _Stream] = {}
         self._free_rows: list[int] = []
         self._state = chain.initial_state(np.zeros((0, 6)))
         self._pending: list[_Pending] = []
+        self._errors: list[ErrorEvent] = []
 
     # -- streams ---------------------------------------------------------------------------
 
@@ -99,7 +162,7 @@ class Engine:
     def _allocate_row(self) -> int:
         if not self._free_rows:
             old = len(self._state.history)
-            grow = max(16, old)
+            grow = min(max(16, old), self.max_streams - old) or 1
             extra = chain.initial_state(np.zeros((grow, 6)))
             self._state = ChainState(
                 np.concatenate([self._state.history, extra.history]),
@@ -118,54 +181,78 @@ class Engine:
             ring=RingBuffer(channels=len(CHANNELS), first_index=chunk.seq),
             belief=self.smoother.initial(1)[0],
             last_seen=now,
+            owner=chunk.owner,
             windows=old.windows if old is not None else 0,
         )
         self._streams[chunk.stream] = stream
         return stream
+
+    def _forget(self, sid: str) -> None:
+        stream = self._streams.pop(sid, None)
+        if stream is not None:
+            self._free_rows.append(stream.row)
 
     def drop_idle(self) -> list[str]:
         """Forget streams silent for longer than ``idle_timeout_s``; returns their ids."""
         limit = self.clock() - self.idle_timeout_s
         gone = [sid for sid, s in self._streams.items() if s.last_seen < limit]
         for sid in gone:
-            self._free_rows.append(self._streams.pop(sid).row)
+            self._forget(sid)
         return gone
 
     # -- ingest ----------------------------------------------------------------------------
 
-    def ingest(self, chunks: Iterable[Chunk], t_arrival: float | None = None) -> list[ErrorEvent]:
+    def ingest(
+        self, chunks: Iterable[Chunk | Arrival], t_arrival: float | None = None
+    ) -> list[ErrorEvent]:
         """Run decoded chunks through their streams' chains and ring buffers.
 
-        A stream's chunks are applied in order; chunks of different streams
-        with equal length are filtered in one vectorised call. Returns the
-        sequence problems found (``seq_gap``: the stream restarted at the new
-        seq; ``seq_replay``: the chunk was dropped).
+        Items are chunks (received now, or at unix time ``t_arrival``) or
+        :class:`Arrival` records. A stream's chunks are applied in order;
+        chunks of different streams with equal length are filtered in one
+        vectorised call. Returns the problems found: ``seq_gap`` (the stream
+        restarted at the new seq), ``seq_replay``, ``not_owner`` and
+        ``too_many_streams`` (the chunk was dropped), ``internal`` (filtering
+        failed; the stream restarts with its next chunk).
         """
-        now = self.clock() if t_arrival is None else t_arrival
+        now = self.clock()
+        wall = self.wall_clock() if t_arrival is None else t_arrival
         errors: list[ErrorEvent] = []
-        rounds: list[list[Chunk]] = []
+        rounds: list[list[Arrival]] = []
         depth: dict[str, int] = defaultdict(int)
-        for chunk in chunks:
-            level = depth[chunk.stream]
-            depth[chunk.stream] += 1
+        for item in chunks:
+            arrival = item if isinstance(item, Arrival) else Arrival(item, now, wall)
+            sid = arrival.chunk.stream
+            level = depth[sid]
+            depth[sid] += 1
             if level == len(rounds):
                 rounds.append([])
-            rounds[level].append(chunk)
+            rounds[level].append(arrival)
         for batch in rounds:
-            accepted = [c for c in batch if self._check_seq(c, now, errors)]
-            by_length: dict[int, list[Chunk]] = defaultdict(list)
-            for c in accepted:
-                by_length[len(c.samples)].append(c)
+            accepted = [a for a in batch if self._admit(a.chunk, now, errors)]
+            by_length: dict[int, list[Arrival]] = defaultdict(list)
+            for a in accepted:
+                by_length[len(a.chunk.samples)].append(a)
             for group in by_length.values():
-                self._filter_group(group, now)
+                self._filter_group(group, now, errors)
         return errors
 
-    def _check_seq(self, chunk: Chunk, now: float, errors: list[ErrorEvent]) -> bool:
+    def _admit(self, chunk: Chunk, now: float, errors: list[ErrorEvent]) -> bool:
         stream = self._streams.get(chunk.stream)
         if stream is None:
+            if len(self._streams) >= self.max_streams:
+                return self._reject(errors, chunk, "too_many_streams",
+                                    f"the engine holds its limit of {self.max_streams} streams; "
+                                    "a stream is freed after its idle timeout")
             self._start_stream(chunk, now)
             return True
+        if stream.owner != chunk.owner:
+            return self._reject(errors, chunk, "not_owner",
+                                "the stream id belongs to another producer key; chunk dropped")
         expected = stream.ring.next_index
+        if chunk.restart:
+            self._start_stream(chunk, now)
+            return True
         if chunk.seq == expected:
             stream.last_seen = now
             return True
@@ -177,55 +264,108 @@ class Engine:
             ))
             self._start_stream(chunk, now)
             return True
-        errors.append(ErrorEvent(
-            chunk.stream, "seq_replay",
-            f"expected seq {expected}, got {chunk.seq}: chunk dropped",
-        ))
+        return self._reject(errors, chunk, "seq_replay",
+                            f"expected seq {expected}, got {chunk.seq}: chunk dropped "
+                            '(send "restart": true to restart the stream on purpose)')
+
+    def _reject(self, errors: list[ErrorEvent], chunk: Chunk, code: str, detail: str) -> bool:
+        errors.append(ErrorEvent(chunk.stream, code, detail))
         self.counters.rejected += 1
         return False
 
-    def _filter_group(self, group: list[Chunk], now: float) -> None:
-        rows = [self._streams[c.stream].row for c in group]
-        samples = np.stack([c.samples for c in group])
-        out, state = chain.process(samples, self._state.take(rows))
-        self._state.put(rows, state)
-        for c, channels in zip(group, out, strict=True):
+    def _filter_group(self, group: list[Arrival], now: float, errors: list[ErrorEvent]) -> None:
+        try:
+            rows = [self._streams[a.chunk.stream].row for a in group]
+            samples = np.stack([a.chunk.samples for a in group])
+            out, state = chain.process(samples, self._state.take(rows))
+            self._state.put(rows, state)
+        except Exception as exc:  # one group's failure must not stop the others
+            errors.extend(self._internal([a.chunk.stream for a in group], "filtering", exc))
+            return
+        for a, channels in zip(group, out, strict=True):
+            c = a.chunk
             ready = self._streams[c.stream].ring.push(channels)
             for seq_end, window in zip(ready.seq_ends.tolist(), ready.windows, strict=True):
-                self._pending.append(_Pending(c.stream, seq_end, window, now))
+                t_sample = None if c.t0 is None else c.t0 + (seq_end - c.seq) / SAMPLE_RATE_HZ
+                self._pending.append(_Pending(c.stream, seq_end, window, a.t_recv, a.t_wall, t_sample))
         self.counters.chunks += len(group)
+
+    def _internal(self, streams: list[str], stage: str, exc: Exception) -> list[ErrorEvent]:
+        """Forget ``streams`` after a failure inside the engine; their ``internal`` events."""
+        self.counters.internal_errors += 1
+        log.error("%s failed for %d stream(s): %s: %s", stage, len(streams), type(exc).__name__,
+                  exc, exc_info=exc)
+        unique = list(dict.fromkeys(streams))
+        for sid in unique:
+            self._forget(sid)
+        detail = (f"{stage} failed inside the engine ({type(exc).__name__}); this stream's pending "
+                  "windows were dropped and it restarts with its next chunk")
+        return [ErrorEvent(sid, "internal", detail) for sid in unique]
 
     # -- classify --------------------------------------------------------------------------
 
     def classify(self) -> list[Prediction]:
-        """Classify every queued window in one model call; smoothed per stream, in order."""
+        """Classify every queued window in one model call; smoothed per stream, in order.
+
+        If the model call fails or returns something other than finite
+        probabilities, the windows are dropped, their streams restart, and
+        ``internal`` events wait in :meth:`take_errors`.
+        """
         if not self._pending:
             return []
         pending, self._pending = self._pending, []
-        probs = self.predict_proba(np.stack([p.window for p in pending]))
-        now = self.clock()
+        try:
+            probs = np.asarray(self.predict_proba(np.stack([p.window for p in pending])))
+            if probs.shape != (len(pending), len(self.labels)) or not np.isfinite(probs).all():
+                raise ValueError(f"expected finite probabilities of shape "
+                                 f"{(len(pending), len(self.labels))}, got shape {probs.shape}")
+        except Exception as exc:
+            self._errors.extend(self._internal([p.stream for p in pending], "classification", exc))
+            return []
+        now, wall = self.clock(), self.wall_clock()
         predictions = []
+        latencies, ages = self.counters.latencies_ms, self.counters.ages_ms
         for item, p in zip(pending, probs, strict=True):
             stream = self._streams.get(item.stream)
-            if stream is None:  # dropped as idle while queued
+            if stream is None:  # dropped as idle (or failed) while queued
                 continue
             stream.belief = self.smoother.update(stream.belief[None], p[None])[0]
             stream.windows += 1
+            latency = max(0.0, (now - item.t_recv) * 1000.0)
+            age = None if item.t_sample is None else (wall - item.t_sample) * 1000.0
+            if age is not None and not math.isfinite(age):
+                age = None
             predictions.append(Prediction(
                 stream=item.stream,
                 seq_end=item.seq_end,
                 label=self.labels[int(p.argmax())],
                 probs=tuple(float(v) for v in p),
                 smoothed=self.labels[int(stream.belief.argmax())],
-                t_arrival=item.t_arrival,
-                t_emit=now,
+                t_arrival=item.t_wall,
+                t_emit=wall,
                 smoothed_probs=tuple(float(v) for v in stream.belief),
+                latency_ms=latency,
+                age_ms=age,
+                engine=self.id,
             ))
-            self.counters.latencies_ms.append((now - item.t_arrival) * 1000.0)
+            if len(latencies) < MAX_LATENCY_SAMPLES:
+                latencies.append(latency)
+                if age is not None:
+                    ages.append(age)
         self.counters.windows += len(predictions)
         return predictions
+
+    def take_errors(self) -> list[ErrorEvent]:
+        """``internal`` events from :meth:`classify` since the last call, and reset them."""
+        errors, self._errors = self._errors, []
+        return errors
 
     def take_latencies(self) -> list[float]:
         """Latencies (ms) recorded since the last call, and reset them."""
         values, self.counters.latencies_ms = self.counters.latencies_ms, []
+        return values
+
+    def take_ages(self) -> list[float]:
+        """Sample ages (ms) recorded since the last call, and reset them."""
+        values, self.counters.ages_ms = self.counters.ages_ms, []
         return values

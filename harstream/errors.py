@@ -27,6 +27,10 @@ class SecurityError(HarstreamError):
     """A CurveZMQ key file is missing or malformed, or key options do not fit together."""
 
 
+class ServeError(HarstreamError):
+    """The engine cannot start serving (an endpoint cannot bind, a bad setting)."""
+
+
 class ProtocolError(HarstreamError):
     """A message breaks protocol v1.
 

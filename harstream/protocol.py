@@ -71,9 +71,11 @@ ERROR_CODES: Final[dict[str, str]] = {
     "characters of [A-Za-z0-9._:-] (or not UTF-8)",
     "header": "frame 1 is not a UTF-8 JSON object, or is over its size limit",
     "version": "'v' is missing or is not 1",
-    "seq": "'seq' is missing or not an integer in [0, 2**53-1] (booleans are not integers)",
+    "seq": "'seq' is missing or not an integer in [0, 2**53-1] (booleans are not integers), "
+    "or the chunk's last sample would lie past 2**53-1",
     "rate": "'rate' is missing or not the integer 50",
     "t0": "'t0' is present but not a finite number",
+    "restart": "'restart' is present but not a boolean",
     "samples": "samples frame length is not a multiple of 24 bytes, holds no sample, "
     f"more than {MAX_SAMPLES_PER_CHUNK}, or a NaN/infinite value",
     "topic": "an engine message has an unknown '$' topic, or a topic other than its 'stream'",
@@ -81,6 +83,13 @@ ERROR_CODES: Final[dict[str, str]] = {
     "seq_gap": "engine: a chunk's seq is ahead of the expected index (samples were lost); "
     "the stream restarts at the new seq, its filter state and window buffer reset",
     "seq_replay": "engine: a chunk's seq is behind the expected index; the chunk is dropped",
+    "too_many_streams": "engine: the chunk would open a stream beyond the engine's stream limit; "
+    "dropped (streams are freed after the idle timeout)",
+    "not_owner": "engine (keys on): the stream id belongs to another producer key; dropped",
+    "overloaded": "engine: the ingest queue was full; the chunk was dropped unprocessed (the "
+    "stream's next chunk reports seq_gap and restarts it)",
+    "internal": "engine: processing this stream's data failed inside the engine; its windows "
+    "were dropped and the stream restarts with its next chunk; serving goes on",
 }
 """Every ``ProtocolError.code`` and ``$error`` code, with its meaning."""
 
@@ -93,6 +102,19 @@ STATS_FIELDS: Final[dict[str, str]] = {
     "uptime_s": "number >= 0: seconds since the engine started",
     "t": "number: unix time of this report",
 }
+STATS_EXTRA_FIELDS: Final[dict[str, str]] = {
+    "engine": "string: id of this engine run, new at every start (a change means a restart)",
+    "started": "number: unix time this engine run started",
+    "labels": "array of strings: the served model's classes, the order of 'probs'",
+    "chunks": "int >= 0: chunks accepted since start",
+    "shed": "int >= 0: chunks dropped unprocessed because the ingest queue was full",
+    "internal_errors": "int >= 0: failures inside the engine (each reported on $error as internal)",
+    "queued_samples": "int >= 0: samples received but not yet filtered",
+    "age_ms": 'object {"p50", "p99", "max"}: age of each window\'s last sample at publication '
+    "(engine clock minus the producer's t0 clock), or nulls when no chunk carried t0",
+    "limits": "object: the engine's resource limits (see harstream serve --help)",
+}
+"""Further fields the engine's ``$stats`` carries (decoders must not require them)."""
 """Fields every ``$stats`` message carries (more may be added within v1)."""
 
 _ROW_BYTES = 4 * len(COLUMNS)
@@ -118,6 +140,10 @@ class Chunk:
     """Unix time of the first sample, if the producer sent it."""
     samples: npt.NDArray[np.float32]
     """Shape (n, 6), :data:`COLUMNS`; read-only, a view of the frame when it was ``bytes``."""
+    restart: bool = False
+    """The producer restarts its stream at ``seq`` on purpose (no ``seq_replay``, no ``seq_gap``)."""
+    owner: str | None = None
+    """The producer's public key (z85) when the engine runs with keys; never on the wire."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,11 +166,19 @@ class Prediction:
     """Unix time the prediction was published."""
     smoothed_probs: tuple[float, ...] | None = None
     """Smoothed class probabilities (same order as ``probs``), if the smoother has them."""
+    latency_ms: float = math.nan
+    """Milliseconds from the receipt of the chunk completing the window to publication,
+    on the engine's monotonic clock; defaults to ``max(0, t_emit - t_arrival) * 1000``."""
+    age_ms: float | None = None
+    """Age of the window's last sample at publication (engine clock minus the producer's
+    ``t0`` clock), when the producer sent ``t0``."""
+    engine: str | None = None
+    """Id of the engine run that classified the window (new at every engine start)."""
 
-    @property
-    def latency_ms(self) -> float:
-        """Milliseconds from arrival to emission, ``(t_emit - t_arrival) * 1000``."""
-        return (self.t_emit - self.t_arrival) * 1000.0
+    def __post_init__(self) -> None:
+        if math.isnan(self.latency_ms):
+            latency = max(0.0, (self.t_emit - self.t_arrival) * 1000.0)
+            object.__setattr__(self, "latency_ms", latency)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +207,7 @@ def encode_chunk(
     samples: npt.ArrayLike,
     rate: int = SAMPLE_RATE_HZ,
     t0: float | None = None,
+    restart: bool = False,
 ) -> list[bytes]:
     """Frames of one ingest message; ``samples`` has shape (n, 6), any real dtype.
 
@@ -183,6 +218,9 @@ def encode_chunk(
     header: dict[str, Any] = {"v": VERSION, "seq": _plain(seq), "rate": _plain(rate)}
     if t0 is not None:
         header["t0"] = _plain(t0)
+        _number(header, "t0", "t0")  # named here: the decoder would see non-standard JSON
+    if restart:
+        header["restart"] = True
     try:
         with np.errstate(over="ignore", invalid="ignore"):
             array = np.ascontiguousarray(samples, dtype=_WIRE_DTYPE)
@@ -216,7 +254,17 @@ def decode_chunk(frames: Sequence[BytesLike]) -> Chunk:
     if type(rate) is not int or rate != SAMPLE_RATE_HZ:
         raise _expected("rate", "'rate'", str(SAMPLE_RATE_HZ), rate)
     t0 = None if header.get("t0") is None else _number(header, "t0", "t0")
-    return Chunk(stream, seq, rate, t0, _samples(_frame(frames, 2)))
+    restart = header.get("restart", False)
+    if type(restart) is not bool:
+        raise _expected("restart", "'restart'", "true or false", restart)
+    samples = _samples(_frame(frames, 2))
+    if seq > MAX_SEQ - len(samples) + 1:
+        raise ProtocolError(
+            "seq",
+            f"expected seq + samples - 1 <= {MAX_SEQ}, got seq {seq} with {len(samples)} samples "
+            f"(the last sample's index would be {seq + len(samples) - 1})",
+        )
+    return Chunk(stream, seq, rate, t0, samples, restart)
 
 
 def encode_prediction(p: Prediction) -> list[bytes]:
@@ -227,7 +275,7 @@ def encode_prediction(p: Prediction) -> list[bytes]:
     >>> topic, body = encode_prediction(p)
     >>> topic, list(json.loads(body))  # doctest: +NORMALIZE_WHITESPACE
     (b'phone-1', ['v', 'stream', 'seq_end', 'label', 'probs', 'smoothed', 'smoothed_probs',
-                  't_arrival', 't_emit', 'latency_ms'])
+                  't_arrival', 't_emit', 'latency_ms', 'age_ms', 'engine'])
     >>> decode_prediction(encode_prediction(p)).latency_ms
     250.0
     """
@@ -243,6 +291,8 @@ def encode_prediction(p: Prediction) -> list[bytes]:
         "t_arrival": _plain(p.t_arrival),
         "t_emit": _plain(p.t_emit),
         "latency_ms": _plain(p.latency_ms),
+        "age_ms": _plain(p.age_ms),
+        "engine": p.engine,
     }
     # The decoder's own field checks, on the dict: no JSON round trip on the engine's hot path.
     _prediction(_stream_id(topic), body)
@@ -275,8 +325,9 @@ def encode_stats(stats: Mapping[str, Any]) -> list[bytes]:
     if "v" in stats:
         raise ProtocolError("field", "expected stats without 'v' (encode_stats adds it)")
     body = {"v": VERSION, **stats}
-    decode_event([STATS_TOPIC.encode(), _dumps(body, "field")])  # names a bad known field
-    return [STATS_TOPIC.encode(), _dumps(body, "field", allow_nan=False)]
+    frames = [STATS_TOPIC.encode(), _dumps(body, "field", allow_nan=False)]
+    decode_event(frames)  # names a bad known field
+    return frames
 
 
 def decode_event(frames: Sequence[BytesLike]) -> Prediction | ErrorEvent | StatsEvent:
@@ -307,7 +358,10 @@ def _prediction(topic: str, body: dict[str, Any]) -> Prediction:
     smoothed_probs = None if body.get("smoothed_probs") is None else _probs(body, "smoothed_probs")
     if smoothed_probs is not None and len(smoothed_probs) != len(probs):
         raise _expected("field", "'smoothed_probs'", f"{len(probs)} values", body["smoothed_probs"])
-    _number(body, "latency_ms", "field")
+    age = body.get("age_ms")
+    engine = body.get("engine")
+    if engine is not None:
+        engine = _text(body, "engine", "field")
     return Prediction(
         stream=stream,
         seq_end=_int(body, "seq_end", "field"),
@@ -317,6 +371,9 @@ def _prediction(topic: str, body: dict[str, Any]) -> Prediction:
         t_arrival=_number(body, "t_arrival", "field"),
         t_emit=_number(body, "t_emit", "field"),
         smoothed_probs=smoothed_probs,
+        latency_ms=_number(body, "latency_ms", "field", low=0.0),
+        age_ms=None if age is None else _number(body, "age_ms", "field"),
+        engine=engine,
     )
 
 
@@ -400,13 +457,38 @@ def _json_object(raw: bytes, limit: int) -> dict[str, Any]:
             "header", f"expected frame 1 to be at most {limit} bytes, got {len(raw)}"
         )
     try:
-        obj = json.loads(raw.decode("utf-8"))
+        obj = json.loads(
+            raw.decode("utf-8"),
+            parse_constant=_no_constant,
+            parse_float=_finite_float,
+            object_pairs_hook=_unique_keys,
+        )
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise ProtocolError(
             "header", f"expected frame 1 to be UTF-8 JSON, got {_show(raw)} ({exc})"
         ) from None
     if type(obj) is not dict:
         raise _expected("header", "frame 1", "a JSON object", obj)
+    return obj
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not standard JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:20]} overflows a double")
+    return value
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise ValueError(f"duplicate key {key[:20]!r}")
+        obj[key] = value
     return obj
 
 
