@@ -18,6 +18,7 @@ from ._dashboard_state import DashboardState
 from .client import Event, Subscriber
 from .errors import HarstreamError
 from .protocol import DEFAULT_PUBLISH
+from .security import ClientSecurity
 
 _MAX_BATCH = 1000
 
@@ -33,6 +34,7 @@ class Receiver:
         streams: Sequence[str] | None = None,
         poll_s: float = 0.1,
         clock: Callable[[], float] = time.monotonic,
+        security: ClientSecurity | None = None,
     ) -> None:
         self.state = state
         self.lock = lock
@@ -40,6 +42,7 @@ class Receiver:
         self.streams = streams
         self.poll_s = poll_s
         self.clock = clock
+        self.security = security
         self.error: HarstreamError | None = None
         self._stop = threading.Event()
         self._opened = threading.Event()
@@ -73,7 +76,7 @@ class Receiver:
         self.stop()
 
     def _run(self) -> None:
-        sub = Subscriber(self.endpoint, streams=self.streams)
+        sub = Subscriber(self.endpoint, streams=self.streams, security=self.security)
         try:
             sub.open()
             self._opened.set()
@@ -82,6 +85,8 @@ class Receiver:
         except zmq.ZMQError as exc:
             if exc.errno != zmq.ETERM:
                 self.error = HarstreamError(f"cannot subscribe to {self.endpoint!r}: {exc}")
+        except HarstreamError as exc:  # an unusable key file
+            self.error = exc
         finally:
             sub.close()
             self._opened.set()

@@ -8,6 +8,9 @@
 ``streams`` are topic prefixes (ZeroMQ SUB filtering); by default every
 stream plus the engine's ``$stats`` and ``$error`` topics are received.
 Messages that fail validation are skipped and counted in ``invalid``.
+An engine started with ``--server-key`` needs ``security`` (this client's
+key pair and the engine's public key, :class:`~harstream.security.ClientSecurity`);
+if the engine does not allow the key, nothing arrives.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from .protocol import (
     StatsEvent,
     decode_event,
 )
+from .security import ClientSecurity, secure_client
 
 Event = Prediction | ErrorEvent | StatsEvent
 
@@ -41,8 +45,10 @@ class Subscriber:
         streams: Iterable[str] | None = None,
         engine_topics: bool = True,
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
+        security: ClientSecurity | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self.security = security
         self.streams = tuple(streams) if streams is not None else ("",)
         self.engine_topics = engine_topics
         self.invalid = 0
@@ -53,6 +59,12 @@ class Subscriber:
         """Connect (idempotent)."""
         if self._socket is None:
             sock = self._context.socket(zmq.SUB)
+            if self.security is not None:
+                try:
+                    secure_client(sock, self.security)
+                except BaseException:
+                    sock.close(linger=0)
+                    raise
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.RCVHWM, 100_000)
             topics = list(self.streams)

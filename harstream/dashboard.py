@@ -26,12 +26,15 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from .security import add_client_key_arguments, client_security_from_args
+
 if TYPE_CHECKING:
     from rich.console import Console
 
     from ._dashboard_receiver import Receiver
     from ._dashboard_state import DashboardState, EngineStats, Snapshot, StreamView
     from ._dashboard_view import pick_rows, render
+    from .security import ClientSecurity
 
 __all__ = [
     "DEFAULT_CONNECT",
@@ -76,11 +79,13 @@ def run_dashboard(
     *,
     streams: Sequence[str] | None = None,
     stop: threading.Event | None = None,
+    security: ClientSecurity | None = None,
 ) -> int:
     """Show the dashboard until Ctrl-C, ``q``, or ``stop`` is set; return 0.
 
     ``max_rows`` defaults to what the terminal height allows; ``streams`` are
-    topic prefixes to subscribe to (default: every stream).
+    topic prefixes to subscribe to (default: every stream); ``security``: the
+    key pair and engine public key for an engine started with ``--server-key``.
     """
     from rich.console import Console
     from rich.live import Live
@@ -95,7 +100,7 @@ def run_dashboard(
     state, lock = DashboardState(endpoint), threading.Lock()
     period = 1.0 / refresh_hz
     shown: tuple[str, ...] = ()
-    receiver = Receiver(state, lock, endpoint, streams)
+    receiver = Receiver(state, lock, endpoint, streams, security=security)
     try:
         with (
             receiver,
@@ -142,12 +147,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--streams", metavar="PREFIX", action="append", default=None,
         help="only streams whose id starts with PREFIX (repeatable; default: all)",
     )
+    add_client_key_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``harstream dashboard`` with parsed :func:`add_arguments` options."""
     return run_dashboard(
-        args.connect, refresh_hz=args.refresh, max_rows=args.rows, streams=args.streams
+        args.connect, refresh_hz=args.refresh, max_rows=args.rows, streams=args.streams,
+        security=client_security_from_args(args),
     )
 
 

@@ -26,6 +26,7 @@ from rich.table import Table
 from harstream.errors import HarstreamError
 from harstream.paths import ENV_VAR
 from harstream.protocol import DEFAULT_INGEST, DEFAULT_PUBLISH, MAX_SAMPLES_PER_CHUNK
+from harstream.security import add_client_key_arguments, client_security_from_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,6 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true",
                         help="print the score (or, without --score, what was sent) as JSON")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    add_client_key_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.plot is not None and not args.score:
         raise HarstreamError(f"--plot {args.plot}: expected --score as well (it plots the score)")
+    security = client_security_from_args(args)
     err = Console(stderr=True)
     data = resolve_data_dir(args.data)
     with err.status(f"reading {data} ..."):
@@ -84,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.score:
         from .player import play
 
-        summary = play(streams, args.endpoint, args.speed, args.chunk, args.copies, progress, err)
+        summary = play(streams, args.endpoint, args.speed, args.chunk, args.copies, progress, err,
+                       security=security)
         if args.json:
             _print_json(dataclasses.asdict(summary))
         else:
@@ -96,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     from .session import score_replay
 
     scorer = score_replay(streams, args.endpoint, args.connect, args.speed, args.chunk,
-                          args.copies, args.timeout, progress, err)
+                          args.copies, args.timeout, progress, err, security=security)
     report = scorer.report()
     if args.plot is not None:
         from .plot import plot_timeline
@@ -112,6 +116,10 @@ def run(args: argparse.Namespace) -> int:
         if not scorer.engine_seen:
             err.print(f"[red]nothing came back from {args.connect}[/]: is `harstream serve` "
                       f"running, publishing there and reading {args.endpoint}?")
+            if security is not None:
+                err.print(f"with keys: does the engine use the key pair of {security.server_key_file}, "
+                          f"and allow the public key of {security.key_file} as producer and "
+                          "subscriber?")
         return 1
     return 0
 

@@ -28,6 +28,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 
 from harstream import SAMPLE_RATE_HZ
 from harstream.protocol import DEFAULT_INGEST, MAX_SAMPLES_PER_CHUNK, encode_chunk
+from harstream.security import ClientSecurity, secure_client
 
 from .sources import ReplayStream, expand
 
@@ -77,10 +78,14 @@ def play(
     console: Console | None = None,
     stop: threading.Event | None = None,
     linger_s: float = 10.0,
+    security: ClientSecurity | None = None,
 ) -> ReplaySummary:
     """Send ``streams`` (each ``copies`` times) to the engine at ``endpoint``.
 
     Ctrl-C or setting ``stop`` ends the replay early; the summary says so.
+    ``security``: this producer's key pair and the engine's public key, for
+    an engine started with ``--server-key`` (an engine that does not allow
+    the key takes nothing: the player reports it as not taking input).
     """
     if not (math.isfinite(speed) and speed >= 0):
         raise ValueError(f"speed: expected a finite number >= 0 (0 = unpaced), got {speed}")
@@ -91,9 +96,18 @@ def play(
     if len(by_id) != len(streams):
         raise ValueError("streams: expected distinct stream ids, got duplicates")
     stop = stop or threading.Event()
-    bar = _Bar(console or Console(stderr=True), sum(map(len, streams)), len(streams), progress)
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     sock = context.socket(zmq.PUSH)
+    if security is not None:
+        try:
+            secure_client(sock, security)
+        except BaseException:
+            sock.close(linger=0)
+            context.term()
+            raise
+    bar = _Bar(console or Console(stderr=True), sum(map(len, streams)), len(streams), progress)
+    if security is not None:
+        bar.hint = f" Does it allow the key of {security.key_file}?"
     sock.setsockopt(zmq.SNDHWM, SNDHWM)
     sock.setsockopt(zmq.IMMEDIATE, 1)  # queue nothing until the engine is connected
     sock.connect(endpoint)
@@ -151,6 +165,7 @@ class _Bar:
     def __init__(self, console: Console, total: int, streams: int, enabled: bool) -> None:
         self.console = console
         self.enabled = enabled
+        self.hint = ""
         self._warned = False
         self._stalled = False
         self._last = 0.0
@@ -177,7 +192,7 @@ class _Bar:
                 self._stalled = False
 
     def stalled(self, endpoint: str) -> None:
-        text = f"waiting for the engine at {endpoint} (is `harstream serve` running?)"
+        text = f"waiting for the engine at {endpoint} (is `harstream serve` running?{self.hint})"
         if self.enabled:
             self._progress.update(self._task, description=f"[yellow]{text}[/]")
             self._stalled = True

@@ -16,6 +16,7 @@ from rich.console import Console
 
 from harstream.client import Subscriber
 from harstream.protocol import DEFAULT_INGEST, DEFAULT_PUBLISH, Prediction, StatsEvent
+from harstream.security import ClientSecurity
 
 from .player import ReplaySummary, play
 from .scoring import Scorer
@@ -37,13 +38,16 @@ def score_replay(
     progress: bool = False,
     console: Console | None = None,
     ready_s: float = READY_S,
+    security: ClientSecurity | None = None,
 ) -> Scorer:
     """Replay ``streams`` into the engine and score what it publishes.
 
     Returns once every expected window arrived, after ``timeout_s`` without
     a prediction once the player has finished, or after ``timeout_s``
     without any engine message while it plays (the player is then stopped);
-    on Ctrl-C, early, with ``scorer.interrupted`` set.
+    on Ctrl-C, early, with ``scorer.interrupted`` set. ``security`` (one key
+    pair for both sockets) is for an engine started with ``--server-key``:
+    its key must be in both the producers' and the subscribers' allow-list.
     """
     if timeout_s < 0:
         raise ValueError(f"timeout_s: expected seconds >= 0, got {timeout_s}")
@@ -55,12 +59,12 @@ def score_replay(
     def player() -> None:
         try:
             outcome.append(play(streams, ingest_endpoint, speed, chunk, 1, progress, console,
-                                stop=stop))
+                                stop=stop, security=security))
         except BaseException as exc:  # handed to the caller's thread below
             outcome.append(exc)
 
     thread = threading.Thread(target=player, name="replay-player", daemon=True)
-    with Subscriber(publish_endpoint) as sub:
+    with Subscriber(publish_endpoint, security=security) as sub:
         try:
             if not _wait_for_engine(sub, scorer, ready_s) and console is not None:
                 console.print(f"[yellow]no $stats from {publish_endpoint} within {ready_s:g} s; "

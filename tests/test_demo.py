@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -64,3 +65,64 @@ def test_ctrl_c_stops_every_child(
     finally:
         if demo.poll() is None:
             os.kill(demo.pid, signal.SIGKILL)
+
+
+# A stand-in for the engine: ignores SIGTERM (so stop_children must escalate), starts a
+# grandchild in its process group that ignores SIGTERM too, then says so in a file.
+_STUBBORN_CHILD = r"""
+import os, pathlib, signal, subprocess, sys, time
+folder = pathlib.Path(sys.argv[1])
+signal.signal(signal.SIGTERM, lambda *_: (folder / f"term-{os.getpid()}").touch())
+grandchild = subprocess.Popen([sys.executable, "-c",
+    "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"])
+(folder / f"ready-{os.getpid()}").write_text(str(grandchild.pid))
+while True:
+    time.sleep(0.1)
+"""
+
+# The demo's side: two children in their own sessions (as demo._spawn makes them), then
+# stop_children with a grace period far longer than the test waits.
+_DEMO_SIDE = r"""
+import pathlib, subprocess, sys, time
+from harstream.demo import stop_children
+folder, child_code = pathlib.Path(sys.argv[1]), sys.argv[2]
+children = [subprocess.Popen([sys.executable, "-c", child_code, str(folder)],
+                             start_new_session=True) for _ in range(2)]
+while len(list(folder.glob("ready-*"))) < 2:
+    time.sleep(0.02)
+print("stopping", flush=True)
+stop_children(children, grace_s=600)
+print("stopped", flush=True)
+"""
+
+
+def test_ctrl_c_during_shutdown_still_stops_every_child(tmp_path: Path) -> None:
+    demo = subprocess.Popen([sys.executable, "-c", _DEMO_SIDE, str(tmp_path), _STUBBORN_CHILD],
+                            stdout=subprocess.PIPE, text=True)
+    pids: list[int] = []
+    try:
+        assert demo.stdout is not None
+        assert demo.stdout.readline().strip() == "stopping"
+        ready = sorted(tmp_path.glob("ready-*"))
+        pids = [int(p.name.split("-")[1]) for p in ready] + [int(p.read_text()) for p in ready]
+        assert all(_alive(pid) for pid in pids)
+        deadline = time.monotonic() + 60
+        while len(list(tmp_path.glob("term-*"))) < 2:  # SIGTERM sent: stop_children is running
+            assert time.monotonic() < deadline, "stop_children sent no SIGTERM"
+            time.sleep(0.02)
+        for _ in range(3):  # Ctrl-C, Ctrl-C again, and once more
+            demo.send_signal(signal.SIGINT)
+            time.sleep(0.05)
+        out, _ = demo.communicate(timeout=60)
+        assert demo.returncode == 0
+        assert out.strip() == "stopped"
+        deadline = time.monotonic() + 10  # grandchildren are reaped by init after SIGKILL
+        while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [pid for pid in pids if _alive(pid)] == []
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
