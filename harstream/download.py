@@ -1,10 +1,12 @@
 """Fetch, verify and check the HAPT dataset (UCI dataset 341).
 
-:func:`download` fetches the public archive into the user cache, unpacks it
-(the data folder may sit anywhere inside, or inside a zip within the zip),
-checks every file against the SHA-256 manifest the package ships
+:func:`download` fetches the public archive into the user cache (within a
+deadline and a size limit), unpacks it (the data folder may sit anywhere
+inside, or inside a zip within the zip; unpacked bytes are capped against zip
+bombs), checks every file against the SHA-256 manifest the package ships
 (``harstream/data/hapt_sha256.txt``) and only then moves the files into
-place. :func:`check` validates a dataset folder that is already there.
+place; partial files of an earlier, killed download are removed. :func:`check`
+validates a dataset folder that is already there.
 
 >>> manifest = load_manifest()
 >>> len(manifest), "RawData/labels.txt" in manifest
@@ -19,6 +21,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 import urllib.error
 import urllib.request
 import zipfile
@@ -51,10 +54,20 @@ MANIFEST_FILE = "hapt_sha256.txt"
 """Name of the shipped manifest inside ``harstream/data``."""
 TIMEOUT_S = 60.0
 """Seconds a stalled connection may stay silent before the download fails."""
+DEADLINE_S = 1800.0
+"""Seconds the whole transfer (connecting and every read) may take, however the server trickles."""
+MAX_ARCHIVE_BYTES = 256 * 2**20
+"""Largest archive accepted (256 MiB); the HAPT archive is under 100 MB."""
+MAX_UNPACKED_BYTES = 2**30
+"""Most bytes unpacking may write, nested zips included (1 GiB); HAPT unpacks to about 0.35 GB."""
+STALE_AFTER_S = 86400.0
+"""Age after which a partial download is removed even if its process id is in use again."""
 SAMPLE_RATE_HZ = 50
 """HAPT sampling rate, used only to show the recorded duration."""
 
 _CHUNK = 1 << 16
+_MAX_MEMBERS = 100_000
+_ARCHIVE_PART = re.compile(r"^hapt-(?:(\d+)-)?[^/]*\.zip\.part$")
 _MANIFEST_LINE = re.compile(r"^([0-9a-fA-F]{64}) [ *](.+)$")
 _SKIP_DIRS = {"__MACOSX"}
 _MAX_SHOWN = 20
@@ -238,20 +251,117 @@ def _manual_help(dest: Path) -> str:
     )
 
 
+def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` may still be running (unsure counts as running)."""
+    if pid == os.getpid():
+        return True
+    if os.name != "posix":
+        return True  # no cheap check without signals; the age rule in _is_stale applies
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # e.g. another user's process
+    return True
+
+
+def _is_stale(path: Path, pid: str | None) -> bool:
+    """A partial download left behind: no process id (old name), a dead process, or old."""
+    if pid is None or int(pid) <= 0 or not _pid_alive(int(pid)):
+        return True
+    try:
+        return time.time() - path.stat().st_mtime > STALE_AFTER_S
+    except OSError:
+        return False
+
+
+def _clean_stale(cache: Path, dest: Path, console: Console) -> None:
+    """Remove partial files of earlier downloads that were killed before cleaning up.
+
+    Archives being fetched are ``hapt-<pid>-*.zip.part`` in the cache, unpacking
+    folders ``.<dest name>.partial-<pid>-*`` beside ``dest``; those of a process
+    that is no longer running (or older than :data:`STALE_AFTER_S`) are removed.
+    """
+    work = re.compile("^" + re.escape(f".{dest.name}.partial-") + r"(?:(\d+)-)?[^/]*$")
+    found: list[tuple[Path, re.Pattern[str]]] = []
+    for folder, pattern in ((cache, _ARCHIVE_PART), (dest.parent, work)):
+        try:
+            found += [(path, pattern) for path in folder.iterdir()]
+        except OSError:
+            continue
+    removed = 0
+    for path, pattern in found:
+        match = pattern.match(path.name)
+        if match is None or not _is_stale(path, match.group(1)):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed += not path.exists()
+    if removed:
+        console.print(
+            f"Removed {removed} partial download file(s) left by an earlier, interrupted run",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def _set_read_timeout(response: object, seconds: float) -> None:
+    """Best effort: bound the next socket read of an HTTP response by ``seconds``."""
+    sock = getattr(getattr(getattr(response, "fp", None), "raw", None), "_sock", None)
+    settimeout = getattr(sock, "settimeout", None)
+    if callable(settimeout):
+        settimeout(max(seconds, 0.001))
+
+
 def _fetch(
-    url: str, target: Path, dest: Path, timeout: float, progress: bool, console: Console
+    url: str,
+    target: Path,
+    dest: Path,
+    *,
+    timeout: float,
+    deadline: float,
+    max_bytes: int,
+    progress: bool,
+    console: Console,
 ) -> int:
-    """Stream ``url`` into ``target`` with a progress bar; returns the byte count."""
+    """Stream ``url`` into ``target`` with a progress bar; returns the byte count.
+
+    ``timeout`` bounds each wait for data, ``deadline`` the whole transfer
+    (a server trickling a byte at a time fails at the deadline), ``max_bytes``
+    the archive size (announced or received).
+    """
+    started = time.monotonic()
+    written = 0
+
+    def left() -> float:
+        return deadline - (time.monotonic() - started)
 
     def unreachable(exc: BaseException) -> DownloadError:
         return DownloadError(f"{url} could not be reached ({exc}). {_manual_help(dest)}")
 
+    def overdue() -> DownloadError:
+        return DownloadError(
+            f"{url}: the download took longer than its deadline of {deadline:g} s "
+            f"({written:,} bytes received in {time.monotonic() - started:.1f} s); the server is "
+            f"too slow or stalled. {_manual_help(dest)}"
+        )
+
+    def too_big(seen: str) -> DownloadError:
+        return DownloadError(
+            f"{url}: {seen}, over the archive size limit of {max_bytes:,} bytes "
+            f"(max_archive_bytes); is this the HAPT archive (UCI dataset 341)?"
+        )
+
     try:
         request = urllib.request.Request(url, headers={"User-Agent": "harstream"})
-        response = urllib.request.urlopen(request, timeout=timeout)
+        response = urllib.request.urlopen(request, timeout=max(min(timeout, left()), 0.001))
     except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
+        if left() <= 0:
+            raise overdue() from exc
         raise unreachable(exc) from exc
-    written = 0
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -264,19 +374,28 @@ def _fetch(
     ) as bar:
         length = response.headers.get("Content-Length")
         total = int(length) if length and length.isdigit() else None
+        if total is not None and total > max_bytes:
+            raise too_big(f"the server announces {total:,} bytes")
         task = bar.add_task("HAPT archive", total=total)
         while True:
+            if left() <= 0:
+                raise overdue()
+            _set_read_timeout(response, min(timeout, left()))
             try:
-                chunk = response.read(_CHUNK)
+                chunk = response.read1(_CHUNK)  # what has arrived: a trickle cannot hold a read
             except (OSError, http.client.HTTPException) as exc:
+                if left() <= 0:
+                    raise overdue() from exc
                 raise unreachable(exc) from exc
             if not chunk:
                 break
+            written += len(chunk)
+            if written > max_bytes:
+                raise too_big(f"received {written:,} bytes and counting")
             try:
                 out.write(chunk)
             except OSError as exc:
                 raise DownloadError(f"{target}: could not write the download ({exc})") from exc
-            written += len(chunk)
             bar.update(task, advance=len(chunk))
     if total is not None and written != total:
         raise unreachable(
@@ -285,11 +404,69 @@ def _fetch(
     return written
 
 
-def _unzip(archive: Path, into: Path, what: str) -> None:
+@dataclass
+class _Budget:
+    """Bytes that unpacking may still write, shared by an archive and the zips inside it."""
+
+    limit: int
+    used: int = 0
+
+
+def _declared_size(members: list[zipfile.ZipInfo]) -> int:
+    """Unpacked bytes the archive's directory claims (the first zip-bomb check)."""
+    return sum(member.file_size for member in members)
+
+
+def _member_path(into: Path, member: zipfile.ZipInfo, what: str) -> Path:
+    """Where ``member`` goes under ``into``; names leaving the folder are refused."""
+    name = member.filename.replace("\\", "/")
+    parts = [part for part in name.split("/") if part not in ("", ".")]
+    if name.startswith("/") or ".." in parts or (parts and re.match(r"^[A-Za-z]:", parts[0])):
+        raise DownloadError(
+            f"{what}: archive member {member.filename!r} points outside the folder it is "
+            f"unpacked into; expected relative paths"
+        )
+    return into.joinpath(*parts)
+
+
+def _unzip(archive: Path, into: Path, what: str, budget: _Budget) -> None:
+    """Unpack ``archive`` into ``into``, within ``budget``: declared and written bytes both count."""
+    def over(seen: str) -> DownloadError:
+        return DownloadError(
+            f"{what}: {seen}, over the unpacked size limit of {budget.limit:,} bytes "
+            f"(max_unpacked_bytes); refusing a possible zip bomb"
+        )
+
     try:
         with zipfile.ZipFile(archive) as bundle:
-            bundle.extractall(into)
-    except (zipfile.BadZipFile, EOFError, OSError) as exc:
+            members = bundle.infolist()
+            if len(members) > _MAX_MEMBERS:
+                raise DownloadError(
+                    f"{what}: the archive lists {len(members):,} entries, expected at most "
+                    f"{_MAX_MEMBERS:,}; refusing a possible zip bomb"
+                )
+            declared = _declared_size(members)
+            if budget.used + declared > budget.limit:
+                before = f" after {budget.used:,} bytes already unpacked" if budget.used else ""
+                raise over(f"the archive declares {declared:,} bytes unpacked{before}")
+            into.mkdir(parents=True, exist_ok=True)
+            for member in members:
+                target = _member_path(into, member, what)
+                if member.is_dir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with bundle.open(member) as source, target.open("wb") as out:
+                    while chunk := source.read(_CHUNK):
+                        budget.used += len(chunk)
+                        if budget.used > budget.limit:
+                            raise over(
+                                f"unpacking {member.filename!r} (declared {member.file_size:,} "
+                                f"bytes) wrote more than {budget.used - len(chunk):,} bytes in all"
+                            )
+                        out.write(chunk)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, RuntimeError,
+            NotImplementedError) as exc:
         raise DownloadError(f"{what}: could not unpack as a zip archive ({exc})") from exc
 
 
@@ -303,9 +480,13 @@ def _find_root(tree: Path) -> Path | None:
     return min(found, key=lambda p: (len(p.parts), str(p))) if found else None
 
 
-def _extract(archive: Path, into: Path, url: str) -> Path:
-    """Unpack ``archive`` (and zips inside it, one level deep); the dataset folder."""
-    _unzip(archive, into, url)
+def _extract(archive: Path, into: Path, url: str, max_unpacked_bytes: int) -> Path:
+    """Unpack ``archive`` (and zips inside it, one level deep); the dataset folder.
+
+    All unpacking together writes at most ``max_unpacked_bytes``.
+    """
+    budget = _Budget(max_unpacked_bytes)
+    _unzip(archive, into, url, budget)
     root = _find_root(into)
     if root is not None:
         return root
@@ -314,7 +495,7 @@ def _extract(archive: Path, into: Path, url: str) -> Path:
         if path.is_file() and not _SKIP_DIRS.intersection(path.relative_to(into).parts)
     )
     for number, inner in enumerate(nested):
-        _unzip(inner, into.parent / f"nested-{number}", f"{url} ({inner.relative_to(into)})")
+        _unzip(inner, into.parent / f"nested-{number}", f"{url} ({inner.relative_to(into)})", budget)
         root = _find_root(into.parent / f"nested-{number}")
         if root is not None:
             return root
@@ -346,6 +527,9 @@ def download(
     *,
     manifest: dict[str, str] | None = None,
     timeout: float = TIMEOUT_S,
+    deadline: float = DEADLINE_S,
+    max_archive_bytes: int = MAX_ARCHIVE_BYTES,
+    max_unpacked_bytes: int = MAX_UNPACKED_BYTES,
 ) -> Path:
     """Download HAPT into ``dest`` (default the user cache) and verify it; returns ``dest``.
 
@@ -354,16 +538,25 @@ def download(
     unpacked and checked in a hidden folder beside ``dest`` and moved in only
     when every one matches, so a failure leaves ``dest`` as it was. If
     ``dest`` already holds other files, only the manifest's files are
-    replaced. ``manifest`` defaults to :func:`load_manifest`.
+    replaced. ``manifest`` defaults to :func:`load_manifest`. Partial files
+    of an earlier download that was killed are removed first.
 
-    Raises :class:`DownloadError` when the URL cannot be reached or the
-    archive lacks the data, :class:`ChecksumError` when a file differs.
+    ``timeout`` bounds each wait for data and ``deadline`` the whole transfer
+    in seconds; ``max_archive_bytes`` caps the archive, ``max_unpacked_bytes``
+    what unpacking it may write (the sizes the zip declares are checked first,
+    the bytes actually written are counted too).
+
+    Raises :class:`DownloadError` when the URL cannot be reached, the
+    transfer misses its deadline, a size limit is exceeded or the archive
+    lacks the data, :class:`ChecksumError` when a file differs.
     """
     dest = Path(dest) if dest is not None else default_data_dir()
     console = console or Console(stderr=True)
     manifest = load_manifest() if manifest is None else manifest
     if dest.exists() and not dest.is_dir():
         raise DownloadError(f"{dest}: expected a folder to download the dataset into, got a file")
+    cache = cache_dir()
+    _clean_stale(cache, dest, console)
     if dest.is_dir() and not _verify_files(dest, manifest)[0]:
         console.print(
             f"{dest}: the HAPT dataset is already there and all {len(manifest)} files "
@@ -372,23 +565,25 @@ def download(
             soft_wrap=True,
         )
         return dest
-    cache = cache_dir()
     try:
         cache.mkdir(parents=True, exist_ok=True)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
+        work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-{os.getpid()}-", dir=dest.parent))
     except OSError as exc:
         raise DownloadError(f"{dest}: could not prepare the download folder ({exc})") from exc
     try:
         with tempfile.NamedTemporaryFile(
-            prefix="hapt-", suffix=".zip.part", dir=cache, delete=False
+            prefix=f"hapt-{os.getpid()}-", suffix=".zip.part", dir=cache, delete=False
         ) as handle:
             archive = Path(handle.name)
         try:
             console.print(f"Downloading {url}", highlight=False, soft_wrap=True)
-            size = _fetch(url, archive, dest, timeout, progress, console)
+            size = _fetch(
+                url, archive, dest, timeout=timeout, deadline=deadline,
+                max_bytes=max_archive_bytes, progress=progress, console=console,
+            )
             console.print(f"Unpacking {size / 1e6:.1f} MB", highlight=False, soft_wrap=True)
-            root = _extract(archive, work / "archive", url)
+            root = _extract(archive, work / "archive", url, max_unpacked_bytes)
         finally:
             archive.unlink(missing_ok=True)
         staged = work / "dataset"

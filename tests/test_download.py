@@ -5,18 +5,22 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
+import struct
 import threading
+import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import asdict
 from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 from rich.console import Console
 
+import harstream.download
 from harstream.download import (
     DataCheck,
     check,
@@ -337,3 +341,218 @@ def test_real_dataset_checks_clean(hapt_dir: Path) -> None:
         61, 30, 1214, 1_122_772,
     )
     assert report.files_checked == 127
+
+
+# --- limits: archive size, unpacked size (zip bombs), deadline, stale partial files ---
+
+
+class TrickleHandler(BaseHTTPRequestHandler):
+    """Announces a 1,000-byte archive, then sends one byte every 0.2 s."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "1000")
+        self.end_headers()
+        for _ in range(1000):
+            try:
+                self.wfile.write(b"x")
+                self.wfile.flush()
+            except OSError:
+                return
+            time.sleep(0.2)
+
+
+class NoLengthHandler(BaseHTTPRequestHandler):
+    """Sends 3 MB without a Content-Length (the end of the body is the end of the connection)."""
+
+    protocol_version = "HTTP/1.0"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.end_headers()
+        try:
+            for _ in range(48):
+                self.wfile.write(b"\0" * 65536)
+        except OSError:
+            return
+
+
+@pytest.fixture
+def handler_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Serve ``request.param`` (a handler class) on 127.0.0.1; its URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), request.param)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hapt.zip"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def zip_bomb(declared: int | None = None, size: int = 5_000_000) -> bytes:
+    """A zip of ``size`` zero bytes (a few kB); ``declared`` rewrites the size its directory claims."""
+    data = bytearray(zip_bytes({"HAPT/RawData/zeros.txt": bytes(size)}))
+    if declared is not None:
+        central = data.index(b"PK\x01\x02")
+        data[central + 24 : central + 28] = struct.pack("<I", declared)
+        local = data.index(b"PK\x03\x04")
+        data[local + 22 : local + 26] = struct.pack("<I", declared)
+    return bytes(data)
+
+
+def test_archive_announced_over_the_size_cap_is_refused(
+    tmp_path: Path, www: tuple[Path, str], cache: Path
+) -> None:
+    url = serve(www, "big.zip", hapt_zip() + bytes(2_000_000))
+    with pytest.raises(DownloadError) as info:
+        download(tmp_path / "hapt", url, progress=False, console=quiet(), manifest=MANIFEST,
+                 max_archive_bytes=1_000_000)
+    message = str(info.value)
+    assert "announces" in message and "archive size limit of 1,000,000 bytes" in message
+    assert "max_archive_bytes" in message
+    assert leftovers(cache) == [] and leftovers(tmp_path) == ["cache", "www"]
+
+
+@pytest.mark.parametrize("handler_url", [NoLengthHandler], indirect=True)
+def test_archive_received_over_the_size_cap_is_refused(
+    tmp_path: Path, handler_url: str, cache: Path
+) -> None:
+    with pytest.raises(DownloadError) as info:
+        download(tmp_path / "hapt", handler_url, progress=False, console=quiet(),
+                 manifest=MANIFEST, max_archive_bytes=1_000_000)
+    message = str(info.value)
+    assert "received" in message and "archive size limit of 1,000,000 bytes" in message
+    assert leftovers(cache) == [] and not (tmp_path / "hapt").exists()
+
+
+def test_zip_bomb_is_refused_by_its_declared_size(
+    tmp_path: Path, www: tuple[Path, str], cache: Path
+) -> None:
+    archive = zip_bomb()
+    assert len(archive) < 50_000  # 5 MB of content in a few kB
+    url = serve(www, "bomb.zip", archive)
+    with pytest.raises(DownloadError) as info:
+        download(tmp_path / "hapt", url, progress=False, console=quiet(), manifest=MANIFEST,
+                 max_unpacked_bytes=1_000_000)
+    message = str(info.value)
+    assert "declares 5,000,000 bytes unpacked" in message
+    assert "unpacked size limit of 1,000,000 bytes" in message and "zip bomb" in message
+    assert leftovers(cache) == [] and leftovers(tmp_path) == ["cache", "www"]
+
+
+def test_zip_bomb_over_the_default_cap_is_refused_before_writing(
+    tmp_path: Path, www: tuple[Path, str]
+) -> None:
+    url = serve(www, "bomb.zip", zip_bomb(declared=3_000_000_000))
+    with pytest.raises(DownloadError, match=r"declares 3,000,000,000 bytes unpacked, over the "
+                       r"unpacked size limit of 1,073,741,824 bytes"):
+        download(tmp_path / "hapt", url, progress=False, console=quiet(), manifest=MANIFEST)
+    assert leftovers(tmp_path) == ["cache", "www"]
+
+
+def test_nested_zip_bomb_counts_against_the_same_cap(
+    tmp_path: Path, www: tuple[Path, str]
+) -> None:
+    outer = zip_bytes({"inner.zip": zip_bomb(), "pad.txt": bytes(600_000)})
+    url = serve(www, "nested.zip", outer)
+    with pytest.raises(DownloadError) as info:
+        download(tmp_path / "hapt", url, progress=False, console=quiet(), manifest=MANIFEST,
+                 max_unpacked_bytes=4_000_000)
+    assert "(inner.zip): the archive declares 5,000,000 bytes unpacked after" in str(info.value)
+
+
+def test_zip_understating_its_size_writes_no_more_than_declared(
+    tmp_path: Path, www: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = serve(www, "liar.zip", zip_bomb(declared=1000))
+    written: list[int] = []
+    real_open = Path.open
+
+    def counting_open(self: Path, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        handle = real_open(self, mode, *args, **kwargs)
+        if self.name == "zeros.txt":
+            written.append(0)
+            write = handle.write
+
+            def counted(data: bytes) -> int:
+                written[-1] += len(data)
+                return int(write(data))
+
+            handle.write = counted
+        return handle
+
+    monkeypatch.setattr(Path, "open", counting_open)
+    with pytest.raises(DownloadError, match="could not unpack as a zip archive"):
+        download(tmp_path / "hapt", url, progress=False, console=quiet(), manifest=MANIFEST)
+    assert written and max(written) <= 1000
+
+
+def test_written_bytes_are_counted_even_if_declared_sizes_were_believed(
+    tmp_path: Path, www: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(harstream.download, "_declared_size", lambda members: 0)
+    url = serve(www, "bomb.zip", zip_bomb())
+    with pytest.raises(DownloadError) as info:
+        download(tmp_path / "hapt", url, progress=False, console=quiet(), manifest=MANIFEST,
+                 max_unpacked_bytes=1_000_000)
+    message = str(info.value)
+    assert "unpacking 'HAPT/RawData/zeros.txt' (declared 5,000,000 bytes) wrote more than" in message
+    assert "unpacked size limit of 1,000,000 bytes" in message
+    assert leftovers(tmp_path) == ["cache", "www"]
+
+
+def test_member_outside_the_folder_is_refused(tmp_path: Path, www: tuple[Path, str]) -> None:
+    url = serve(www, "evil.zip", zip_bytes({"../../evil.txt": b"x"}))
+    with pytest.raises(DownloadError, match=r"'\.\./\.\./evil\.txt' points outside"):
+        download(tmp_path / "d" / "hapt", url, progress=False, console=quiet(), manifest=MANIFEST)
+    assert not (tmp_path / "evil.txt").exists()
+
+
+@pytest.mark.parametrize("handler_url", [TrickleHandler], indirect=True)
+def test_trickling_server_fails_at_the_deadline(
+    tmp_path: Path, handler_url: str, cache: Path
+) -> None:
+    # one byte every 0.2 s never trips the 60 s per-read timeout; the 1 s deadline stops it
+    with pytest.raises(DownloadError) as info:
+        download(tmp_path / "hapt", handler_url, progress=False, console=quiet(),
+                 manifest=MANIFEST, deadline=1.0)
+    message = str(info.value)
+    assert "longer than its deadline of 1 s" in message and "bytes received" in message
+    assert "--data" in message
+    assert leftovers(cache) == [] and not (tmp_path / "hapt").exists()
+
+
+def test_stale_partial_files_are_removed_on_the_next_run(
+    tmp_path: Path, www: tuple[Path, str], cache: Path
+) -> None:
+    dead = 4_194_305  # above Linux's largest pid: no such process
+    dest = tmp_path / "data" / "hapt"
+    cache.mkdir(parents=True)
+    dest.parent.mkdir(parents=True)
+    stale = [
+        cache / f"hapt-{dead}-k1ll3d.zip.part",
+        cache / "hapt-abc123de.zip.part",  # named before process ids were recorded
+    ]
+    for path in stale:
+        path.write_bytes(b"half an archive")
+    (dest.parent / f".hapt.partial-{dead}-x1y2" / "archive").mkdir(parents=True)
+    (dest.parent / f".hapt.partial-{dead}-x1y2" / "archive" / "big.txt").write_bytes(b"x" * 1000)
+    live = cache / f"hapt-{os.getppid()}-running.zip.part"  # another download still running
+    live.write_bytes(b"in progress")
+    (dest.parent / "notes.txt").write_text("not ours")
+
+    console = quiet()
+    download(dest, serve(www, "hapt.zip", hapt_zip()), progress=False, console=console,
+             manifest=MANIFEST)
+    assert_installed(dest)
+    assert leftovers(cache) == [live.name]
+    assert leftovers(dest.parent) == ["hapt", "notes.txt"]
+    assert "Removed 3 partial download file(s)" in output(console)
