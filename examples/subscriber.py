@@ -1,26 +1,44 @@
 """Subscribe to harstream's predictions with nothing but pyzmq and json.
 
     python examples/subscriber.py [tcp://127.0.0.1:5556] [stream-id-prefix]
+    python examples/subscriber.py ... --key viewer.key_secret --server-key engine.key
 
 Prints one line per classified window; engine topics ("$stats", "$error")
-are printed too. No harstream import: any program can do this.
+are printed too. With --key and --server-key (an engine started with keys,
+see docs/security.md) the connection is CurveZMQ-encrypted and
+authenticated. No harstream import: any program can do this.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 
 import zmq
+import zmq.auth
 
 
 def main() -> None:
-    endpoint = sys.argv[1] if len(sys.argv) > 1 else "tcp://127.0.0.1:5556"
-    prefix = sys.argv[2] if len(sys.argv) > 2 else ""
+    parser = argparse.ArgumentParser(description="Print harstream's predictions.")
+    parser.add_argument("endpoint", nargs="?", default="tcp://127.0.0.1:5556",
+                        help="the engine's output endpoint (default: tcp://127.0.0.1:5556)")
+    parser.add_argument("prefix", nargs="?", default="",
+                        help="only streams whose id starts with this (default: all)")
+    parser.add_argument("--key", help="this subscriber's secret key file (NAME.key_secret)")
+    parser.add_argument("--server-key", help="the engine's public key file (NAME.key)")
+    args = parser.parse_args()
+    if (args.key is None) != (args.server_key is None):
+        parser.error("--key and --server-key go together")
     ctx = zmq.Context()
     sub = ctx.socket(zmq.SUB)
-    sub.setsockopt(zmq.SUBSCRIBE, prefix.encode())  # topic = stream id; "" = everything
-    sub.connect(endpoint)
+    if args.key is not None:  # CurveZMQ: set before connecting
+        public, secret = zmq.auth.load_certificate(args.key)
+        if secret is None:
+            parser.error(f"--key {args.key}: no secret key in it; expected NAME.key_secret")
+        sub.curve_publickey, sub.curve_secretkey = public, secret
+        sub.curve_serverkey, _ = zmq.auth.load_certificate(args.server_key)
+    sub.setsockopt(zmq.SUBSCRIBE, args.prefix.encode())  # topic = stream id; "" = everything
+    sub.connect(args.endpoint)
     try:
         while True:
             topic, body = sub.recv_multipart()

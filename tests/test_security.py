@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import select
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import pytest
@@ -242,6 +244,51 @@ def test_sockets_must_be_secured_before_they_bind(keys: Keys, free_endpoint: Cal
         pull.close(linger=0)
         pub.close(linger=0)
         context.term()
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def test_example_producer_sends_with_its_key(keys: Keys, engine: Engine) -> None:
+    producer = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "producer.py"), engine.ingest, "walker-1",
+         "--key", str(keys.secret("phone")), "--server-key", str(keys.folder / "engine.key")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        assert engine.pull.poll(4 * WAIT_MS), "nothing arrived from examples/producer.py"
+        frames = engine.pull.recv_multipart(copy=False)
+        assert decode_chunk([f.bytes for f in frames]).stream == "walker-1"
+        assert sender_key(frames[0]) == keys.public("phone")
+    finally:
+        producer.kill()
+        producer.wait()
+
+
+def test_example_subscriber_receives_with_its_key(keys: Keys, engine: Engine) -> None:
+    subscriber = subprocess.Popen(
+        [sys.executable, "-u", str(EXAMPLES / "subscriber.py"), engine.publish,
+         "--key", str(keys.secret("viewer")), "--server-key", str(keys.folder / "engine.key")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert subscriber.stdout is not None
+        deadline = time.monotonic() + 4 * WAIT_MS / 1000
+        line = ""
+        while not line:  # publish until the subscription has reached the PUB socket
+            assert subscriber.poll() is None, subscriber.communicate()[1]
+            assert time.monotonic() < deadline, "examples/subscriber.py printed nothing"
+            engine.pub.send_multipart(_published())
+            if _readable(subscriber.stdout, 0.05):
+                line = subscriber.stdout.readline()
+        assert line.startswith("[error] phone-1: seq_gap")
+    finally:
+        subscriber.kill()
+        subscriber.wait()
+
+
+def _readable(stream: IO[str], timeout_s: float) -> bool:
+    return bool(select.select([stream], [], [], timeout_s)[0])
 
 
 # -- key files ---------------------------------------------------------------------------------
