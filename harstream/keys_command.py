@@ -63,10 +63,10 @@ def run(args: argparse.Namespace) -> int:
     """Execute ``harstream keys``; 0 on success (a bad key file raises SecurityError)."""
     if args.keys_verb == "new":
         public, secret = make_key_pair(args.dir, args.name)
-        err = Console(stderr=True, highlight=False)
-        err.print(f"wrote {public}  public key: give it out; the engine allows it when it is in "
-                  "an --allow-producers / --allow-subscribers folder")
-        err.print(f"wrote {secret}  secret key (mode 0600): keep it here, never copy it elsewhere")
+        err = Console(stderr=True, highlight=False, soft_wrap=True)
+        err.print(f"wrote {public} (public: give it out; the engine allows it from an allow-list folder)",
+                  markup=False)
+        err.print(f"wrote {secret} (secret, mode 0600: it never leaves this machine)", markup=False)
         print(public_key_in(public))
         return 0
     keys = [(public_key_in(path), path) for path in args.files]

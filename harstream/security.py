@@ -36,6 +36,7 @@ parsers can call the ``add_*`` helpers. The threat model is in
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import re
 import shutil
@@ -88,6 +89,7 @@ _Z85 = frozenset(b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXY
 _KEY_CHARS = 40
 """A 32-byte CurveZMQ key in Z85 text."""
 _MADE_BY = "as `harstream keys new NAME` writes it"
+_MAX_LOGGED_REFUSALS = 1024
 
 AllowList = Path | str | Sequence[Path | str]
 """Public keys allowed in: a folder of ``*.key`` files, one ``.key`` file, or a sequence of both."""
@@ -273,13 +275,26 @@ class ServerSecurity:
 
 
 class _KeySet:
-    """A ``zmq.auth`` credentials provider: admits exactly the Z85 keys it was given."""
+    """A ``zmq.auth`` credentials provider: admits exactly the Z85 keys it was given.
+
+    A refused key is logged (warning, logger ``harstream.security``) once per
+    key and domain — a refused client reconnects every 100 ms — and at most
+    :data:`_MAX_LOGGED_REFUSALS` keys are remembered.
+    """
 
     def __init__(self, keys: frozenset[bytes]) -> None:
         self.keys = keys
+        self.refused: set[tuple[str, bytes]] = set()
 
     def callback(self, domain: str, key: bytes) -> bool:
-        return key in self.keys
+        if key in self.keys:
+            return True
+        if (domain, key) not in self.refused and len(self.refused) < _MAX_LOGGED_REFUSALS:
+            self.refused.add((domain, key))
+            logging.getLogger(__name__).warning(
+                "refused a connection to the %s socket: key %s is not on its allow-list "
+                "(logged once per key)", domain, key.decode("ascii", "replace"))
+        return False
 
 
 def _require_curve() -> None:

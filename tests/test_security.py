@@ -7,6 +7,7 @@ and waits with bounded polls, never on wall-clock performance.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import select
 import subprocess
@@ -151,7 +152,10 @@ def test_allowed_producer_gets_in_and_its_key_is_known(keys: Keys, engine: Engin
         push.close()
 
 
-def test_unknown_or_keyless_producer_gets_nothing_in(keys: Keys, engine: Engine) -> None:
+def test_unknown_or_keyless_producer_gets_nothing_in(
+    keys: Keys, engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, "harstream.security")
     stranger = _push(engine.context, engine.ingest, keys.client("stranger"))
     viewer = _push(engine.context, engine.ingest, keys.client("viewer"))  # a subscriber key only
     plain = _push(engine.context, engine.ingest, None)  # no CURVE at all
@@ -165,6 +169,13 @@ def test_unknown_or_keyless_producer_gets_nothing_in(keys: Keys, engine: Engine)
             frames = engine.pull.recv_multipart(copy=False)
             received.append((frames[0].bytes, sender_key(frames[0])))
         assert received == [(b"phone-1", keys.public("phone"))]
+        deadline = time.monotonic() + WAIT_MS / 1000  # the refusal is logged by the ZAP thread
+        while time.monotonic() < deadline and len(caplog.records) < 2:
+            time.sleep(0.01)
+        refused = sorted(r.getMessage() for r in caplog.records)  # once per key, though retried
+        assert refused == sorted(
+            f"refused a connection to the ingest socket: key {keys.public(name)} is not on its "
+            "allow-list (logged once per key)" for name in ("stranger", "viewer"))
     finally:
         for sock in (stranger, viewer, plain, phone):
             sock.close()
