@@ -34,8 +34,9 @@ set-up, in short (details: docs/security.md):
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The actions and options of ``harstream keys``."""
     parser.description = (
-        "Make and show CurveZMQ key pairs (zmq.auth certificate files) for `harstream serve "
-        "--server-key/--allow-producers/--allow-subscribers` and the clients' --key/--server-key."
+        "Make and show CurveZMQ key pairs (zmq.auth certificate files) for\n"
+        "`harstream serve --server-key/--allow-producers/--allow-subscribers`\n"
+        "and the clients' --key/--server-key (replay, dashboard, demo)."
     )
     parser.epilog = _EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
