@@ -200,7 +200,17 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    sockets = bind(config)  # before the model loads: a busy port fails at once
+    from .security import secure_server, server_security_from_args
+
+    security = server_security_from_args(args)
+    secure = None
+    if security is not None:
+        def secure(pull: Any, pub: Any) -> Callable[[], None]:
+            authenticator = secure_server(pull.context, pull, pub, security)
+            stop_auth: Callable[[], None] = authenticator.stop
+            return stop_auth
+
+    sockets = bind(config, secure=secure)  # before the model loads: a busy port fails at once
     try:
         with _err.status("loading and warming up the model..."):
             classifier = _load_classifier(args.model, args.max_batch)
@@ -287,11 +297,11 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from .demo import run_demo, security_from_args
 
     return run_demo(
         args.data, args.ingest, args.publish, args.subjects, args.speed, args.logs, Console(),
-        model=args.model,
+        model=args.model, security=security_from_args(args),
     )
 
 
@@ -401,7 +411,19 @@ def build_parser() -> argparse.ArgumentParser:
     limits.add_argument("--flush", type=_float_in(0.0, 60.0), default=2.0,
                         help="on SIGINT/SIGTERM: seconds spent classifying and publishing what "
                         "is still held before exiting (default: 2)")
+    from .security import add_server_key_arguments
+
+    add_server_key_arguments(p)
     p.set_defaults(handler=_cmd_serve)
+
+    p = verbs.add_parser(
+        "keys", help="make and show CurveZMQ key pairs for access control (docs/security.md)"
+    )
+    from .keys_command import add_arguments as add_keys_arguments
+    from .keys_command import run as run_keys
+
+    add_keys_arguments(p)
+    p.set_defaults(handler=run_keys)
     p = verbs.add_parser("bench", help="measure model windows/s and signal-chain samples/s")
     _add_model_arg(p)
     p.add_argument("--compare", type=Path, action="append", default=[],
@@ -433,6 +455,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--publish", default="tcp://127.0.0.1:5556", help="engine publish endpoint")
     p.add_argument("--logs", type=Path, default=Path("/tmp/harstream-demo"),
                    help="folder for the engine and replay logs (default: /tmp/harstream-demo)")
+    from .demo import add_key_arguments as add_demo_key_arguments
+
+    add_demo_key_arguments(p)
     p.set_defaults(handler=_cmd_demo)
     return parser
 

@@ -304,16 +304,18 @@ class Engine:
 
     # -- classify --------------------------------------------------------------------------
 
-    def classify(self) -> list[Prediction]:
-        """Classify every queued window in one model call; smoothed per stream, in order.
+    def classify(self, limit: int | None = None) -> list[Prediction]:
+        """Classify the queued windows (the oldest ``limit``, or all) in one model call.
 
-        If the model call fails or returns something other than finite
-        probabilities, the windows are dropped, their streams restart, and
-        ``internal`` events wait in :meth:`take_errors`.
+        Predictions are smoothed per stream, in order. If the model call fails
+        or returns something other than finite probabilities, the windows are
+        dropped, their streams restart, and ``internal`` events wait in
+        :meth:`take_errors`.
         """
         if not self._pending:
             return []
-        pending, self._pending = self._pending, []
+        cut = len(self._pending) if limit is None else max(1, limit)
+        pending, self._pending = self._pending[:cut], self._pending[cut:]
         try:
             probs = np.asarray(self.predict_proba(np.stack([p.window for p in pending])))
             if probs.shape != (len(pending), len(self.labels)) or not np.isfinite(probs).all():

@@ -57,6 +57,7 @@ from .protocol import (
     encode_prediction,
     encode_stats,
 )
+from .security import sender_key
 
 log = logging.getLogger("harstream.server")
 
@@ -320,9 +321,9 @@ class _Loop:
             for event in self.engine.ingest(batch):
                 self.publish_error(event)
 
-    def classify(self) -> int:
-        """Classify every waiting window and publish the predictions; returns how many."""
-        predictions = self.engine.classify()
+    def classify(self, limit: int | None = None) -> int:
+        """Classify the waiting windows (at most ``limit``), publish the predictions; how many."""
+        predictions = self.engine.classify(limit)
         for event in self.engine.take_errors():
             self.publish_error(event)
         for prediction in predictions:
@@ -395,9 +396,10 @@ class _Loop:
         before = self.engine.counters.windows
         while (self.queue or self.engine.n_pending) and time.monotonic() < deadline:
             try:
-                self.filter()
-                if self.engine.n_pending:
-                    self.classify()
+                if not self.engine.n_pending:
+                    self.filter()
+                if self.engine.n_pending:  # a batch at a time, so the deadline holds
+                    self.classify(limit=self.config.max_batch)
             except Exception as exc:
                 self.failed("flushing", exc)
         summary.flushed_windows = self.engine.counters.windows - before
@@ -413,11 +415,7 @@ class _Loop:
 
 def _with_owner(chunk: Chunk, frame: zmq.Frame) -> Chunk:
     """``chunk`` owned by the CURVE public key (z85) that sent ``frame``."""
-    try:
-        owner = frame.get("User-Id")
-    except (AttributeError, zmq.ZMQError):
-        owner = None
-    return replace(chunk, owner=owner if isinstance(owner, str) else None)
+    return replace(chunk, owner=sender_key(frame))
 
 
 def serve(

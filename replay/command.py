@@ -140,6 +140,12 @@ def print_report(report: dict[str, Any], console: Console) -> None:
         f"{report['unexpected']} unexpected), {report['n_scored']:,} scored "
         f"over {report['streams']} streams"
     )
+    if report.get("engine_restarts"):
+        console.print(
+            f"[yellow]the engine restarted {report['engine_restarts']} time(s) during the replay: "
+            f"{report['windows_lost_to_restarts']:,} of the missing windows were lost to the "
+            "restart(s) (each restarted stream needs 128 new samples for its next window)[/]"
+        )
     if lat["p50"] is not None:
         console.print(f"engine latency: p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms, "
                       f"max {lat['max']:.1f} ms")

@@ -65,6 +65,8 @@ class Scorer:
         self.interrupted = False
         self.engine_seen = False
         """True once any engine message (``$stats``, ``$error``, a prediction) came in."""
+        self.engines: list[str] = []
+        """Engine run ids in the order they were first seen (more than one: the engine restarted)."""
         self._subject = {s.stream_id: s.subject for s in self.streams}
         self._n_expected = sum(map(len, self.expected.values()))
 
@@ -76,6 +78,10 @@ class Scorer:
     def update(self, event: Event) -> None:
         """Take one engine event; predictions and errors of other streams are only counted."""
         self.engine_seen = True
+        engine = event.fields.get("engine") if isinstance(event, StatsEvent) else getattr(
+            event, "engine", None)
+        if isinstance(engine, str) and engine not in self.engines:
+            self.engines.append(engine)
         if isinstance(event, ErrorEvent):
             if event.stream in self.expected:
                 self.errors[event.code] += 1
@@ -92,6 +98,35 @@ class Scorer:
             self.duplicates += 1
         else:
             self.received[key] = event
+
+    def lost_to_restarts(self) -> int:
+        """Missing windows that fell between two engine runs.
+
+        A missing window counts when the nearest window received before it
+        and the nearest after it (or, with none after, the latest run seen)
+        come from different engine runs: the engine restarted there and
+        rebuilt the stream's window buffer from scratch.
+        """
+        if len(self.engines) < 2:
+            return 0
+        order = {engine: i for i, engine in enumerate(self.engines)}
+        lost = 0
+        for sid, windows in self.expected.items():
+            runs = [(end, order.get(self.received[(sid, end)].engine or "", -1))
+                    for end in sorted(windows) if (sid, end) in self.received]
+            if not runs:
+                continue
+            ends = [end for end, _ in runs]
+            for end in windows:
+                if (sid, end) in self.received:
+                    continue
+                i = int(np.searchsorted(ends, end))
+                if i == 0:
+                    continue
+                before = runs[i - 1][1]
+                after = runs[i][1] if i < len(runs) else len(self.engines) - 1
+                lost += before != after
+        return lost
 
     def timeline(self, stream_id: str) -> tuple[list[int], list[int], list[Prediction | None]]:
         """Window ends, truth indices and the received prediction (or None) of one stream."""
@@ -119,6 +154,8 @@ class Scorer:
             "windows_expected": self._n_expected,
             "windows_received": len(self.received),
             "windows_missing": self._n_expected - len(self.received),
+            "engine_restarts": max(0, len(self.engines) - 1),
+            "windows_lost_to_restarts": self.lost_to_restarts(),
             "duplicates": self.duplicates,
             "unexpected": self.unexpected,
             "foreign": self.foreign,

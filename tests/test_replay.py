@@ -398,3 +398,25 @@ def test_command_scores_and_plots(
     assert report["n_scored"] == 12
     assert report["accuracy"] == pytest.approx(3 / 12)  # only run 2 of subject 3 sits
     assert (tmp_path / "t.png").stat().st_size > 0
+
+
+def test_windows_lost_to_an_engine_restart_are_reported_as_such() -> None:
+    from harstream.protocol import Prediction, StatsEvent
+    from replay.scoring import Scorer
+    from replay.sources import ReplayStream, RowTruth
+
+    stream = ReplayStream("a", np.zeros((128 + 64 * 9, 6), np.float32), 1, RowTruth(np.full(10, 1)))
+    scorer = Scorer([stream])
+
+    def window(end: int, engine: str) -> Prediction:
+        return Prediction("a", end, "WALKING", (1.0,), "WALKING", 0.0, 0.0, engine=engine)
+
+    scorer.update(StatsEvent({"engine": "first"}))
+    for end in (127, 191, 255):
+        scorer.update(window(end, "first"))
+    scorer.update(StatsEvent({"engine": "second"}))  # restart: 319 and 383 never come
+    for end in (447, 511, 575, 639):
+        scorer.update(window(end, "second"))
+    report = scorer.report()
+    assert report["windows_missing"] == 3  # 319, 383 lost to the restart; 703 still to come
+    assert report["engine_restarts"] == 1 and report["windows_lost_to_restarts"] == 2

@@ -506,3 +506,57 @@ def test_importing_security_is_cheap() -> None:
     code = "import sys, harstream.security; print('zmq' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# -- the engine with keys on ---------------------------------------------------------------------
+
+
+def test_a_stream_belongs_to_the_key_that_opened_it(keys: Keys, free_endpoint: Callable[[], str]) -> None:
+    """`serve` with keys: another allowed producer writing to a stream gets not_owner."""
+    import threading
+
+    from harstream import ACTIVITIES
+    from harstream.client import Subscriber
+    from harstream.engine import Engine as HarEngine
+    from harstream.protocol import ErrorEvent, Prediction, StatsEvent
+    from harstream.server import ServerConfig, bind, serve
+
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    config = ServerConfig(ingest=free_endpoint(), publish=free_endpoint(), stats_interval_s=0.2)
+    sockets = bind(config, context, secure=lambda pull, pub: secure_server(
+        context, pull, pub, keys.server()).stop)
+    engine = HarEngine(lambda w: np.full((len(w), 6), 1 / 6, np.float32), ACTIVITIES)
+    stop = threading.Event()
+    thread = threading.Thread(target=serve, args=(engine, config, stop), kwargs={"sockets": sockets})
+    thread.start()
+    try:
+        with Subscriber(config.publish, security=keys.client("viewer"), context=context) as sub:
+            while not isinstance(sub.receive(timeout_s=5.0), StatsEvent):
+                pass
+            owner = _push(context, config.ingest, keys.client("phone"))
+            thief = _push(context, config.ingest, keys.client("both"))
+            x = np.zeros((64, 6), np.float32)
+            owner.send_multipart(encode_chunk("phone-1", 0, x))
+            seen: list[object] = []
+            while not any(isinstance(e, StatsEvent) and e.fields["chunks"] == 1 for e in seen):
+                seen.append(sub.receive(timeout_s=5.0))
+            thief.send_multipart(encode_chunk("phone-1", 10**15, x))  # the hijack of the issue
+            thief.send_multipart(encode_chunk("phone-1", 64, x, restart=True))
+            owner.send_multipart(encode_chunk("phone-1", 64, x))  # the owner goes on unharmed
+            owner.send_multipart(encode_chunk("phone-1", 128, x))
+            events: list[object] = []
+            while not any(isinstance(e, Prediction) for e in events):
+                event = sub.receive(timeout_s=5.0)
+                assert event is not None, events
+                events.append(event)
+            errors = [(e.stream, e.code) for e in events if isinstance(e, ErrorEvent)]
+            assert errors == [("phone-1", "not_owner"), ("phone-1", "not_owner")]
+            assert [(p.stream, p.seq_end) for p in events if isinstance(p, Prediction)] == [
+                ("phone-1", 127)
+            ]
+            owner.close()
+            thief.close()
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+        context.term()
