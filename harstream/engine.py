@@ -79,6 +79,8 @@ class _Stream:
 @dataclass
 class _Pending:
     stream: str
+    state: _Stream
+    """The stream as it was when the window was cut (a restart makes a new one)."""
     seq_end: int
     window: npt.NDArray[np.float32]
     t_recv: float
@@ -284,10 +286,13 @@ class Engine:
             return
         for a, channels in zip(group, out, strict=True):
             c = a.chunk
-            ready = self._streams[c.stream].ring.push(channels)
+            stream = self._streams[c.stream]
+            ready = stream.ring.push(channels)
             for seq_end, window in zip(ready.seq_ends.tolist(), ready.windows, strict=True):
                 t_sample = None if c.t0 is None else c.t0 + (seq_end - c.seq) / SAMPLE_RATE_HZ
-                self._pending.append(_Pending(c.stream, seq_end, window, a.t_recv, a.t_wall, t_sample))
+                self._pending.append(
+                    _Pending(c.stream, stream, seq_end, window, a.t_recv, a.t_wall, t_sample)
+                )
         self.counters.chunks += len(group)
 
     def _internal(self, streams: list[str], stage: str, exc: Exception) -> list[ErrorEvent]:
@@ -328,9 +333,9 @@ class Engine:
         predictions = []
         latencies, ages = self.counters.latencies_ms, self.counters.ages_ms
         for item, p in zip(pending, probs, strict=True):
-            stream = self._streams.get(item.stream)
-            if stream is None:  # dropped as idle (or failed) while queued
+            if item.stream not in self._streams:  # forgotten (idle or failed) while queued
                 continue
+            stream = item.state  # smoothed within its own run: a restart's windows start afresh
             stream.belief = self.smoother.update(stream.belief[None], p[None])[0]
             stream.windows += 1
             latency = max(0.0, (now - item.t_recv) * 1000.0)

@@ -188,7 +188,7 @@ class _Stats:
 def _percentiles(values: list[float], low: float | None = None) -> dict[str, float | None]:
     if not values:
         return {"p50": None, "p99": None, "max": None}
-    array = np.asarray(values, dtype=np.float64)
+    array = np.clip(np.asarray(values, dtype=np.float64), -1e300, 1e300)  # no overflow in percentile
     if low is not None:
         array = np.maximum(array, low)
     return {

@@ -38,6 +38,7 @@ from harstream.protocol import (
     encode_stats,
 )
 from harstream.server import ServerConfig, _Loop, _Stats, bind, serve
+from harstream.smoothing import ForwardFilter
 from harstream.windows import window_ends
 
 
@@ -545,3 +546,29 @@ def test_stats_report_is_valid_json_with_limits() -> None:
     body = json.loads(encode_stats(report)[1])
     assert body["limits"]["max_streams"] == 7 and body["engine"] == engine.id
     assert body["age_ms"] == {"p50": None, "p99": None, "max": None}
+
+
+def test_extreme_t0_values_do_not_break_stats() -> None:
+    engine = Engine(fake_proba, ACTIVITIES)
+    engine.ingest([encode_chunk_obj("a", 0, signal_of(128)), encode_chunk_obj("b", 0, signal_of(128))])
+    from dataclasses import replace
+
+    engine._pending[0].t_sample = 1e305
+    engine._pending[1] = replace(engine._pending[1], t_sample=-1e305)
+    assert len(engine.classify()) == 2
+    report = _Stats(engine).report(time.monotonic())
+    assert isinstance(decode_event(encode_stats(report)), StatsEvent)
+
+
+def test_windows_cut_before_a_restart_are_smoothed_apart_from_it() -> None:
+    """Both runs of a stream in one batch: the restarted run's smoothing starts afresh."""
+    probs = iter([[0.9, 0.1], [0.2, 0.8]])
+    engine = Engine(lambda w: np.asarray([next(probs) for _ in w], np.float32), ["A", "B"],
+                    ForwardFilter(2, stay=0.9))
+    x = signal_of(128)
+    errors = engine.ingest([encode_chunk_obj("a", 0, x), encode_chunk_obj("a", 1024, x)])
+    assert [e.code for e in errors] == ["seq_gap"]
+    first, second = engine.classify()
+    assert (first.seq_end, first.smoothed) == (127, "A")
+    assert (second.seq_end, second.smoothed) == (1151, "B")
+    assert second.smoothed_probs == pytest.approx((0.2, 0.8))
