@@ -67,17 +67,16 @@ def _float_in(low: float, high: float, open_ends: bool = False) -> Callable[[str
     return parse
 
 
-_ENDPOINT = re.compile(r"^(tcp://(\*|[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\]):(\d{1,5}|\*)|ipc://.+|inproc://.+)$")
+_ENDPOINT = re.compile(r"tcp://(\*|[A-Za-z0-9._\-]+|\[[0-9A-Fa-f:.]+(%[A-Za-z0-9_.\-]+)?\]):(\d{1,5}|\*)|ipc://.+")
 
 
 def _endpoint(text: str) -> str:
-    """An argparse type: a ZeroMQ endpoint tcp://HOST:PORT, ipc://PATH or inproc://NAME."""
-    match = _ENDPOINT.match(text)
+    """An argparse type: a ZeroMQ endpoint tcp://HOST:PORT (``*`` for any) or ipc://PATH."""
+    match = _ENDPOINT.fullmatch(text)
     port = match.group(3) if match else None
     if match is None or (port not in (None, "*") and not 1 <= int(port) <= 65535):
         raise argparse.ArgumentTypeError(
-            f"expected an endpoint tcp://HOST:PORT (port 1-65535), ipc://PATH or inproc://NAME, "
-            f"got {text!r}"
+            f"expected an endpoint tcp://HOST:PORT (port 1-65535 or *) or ipc://PATH, got {text!r}"
         )
     return text
 
@@ -192,14 +191,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     config = ServerConfig(
         ingest=args.ingest, publish=args.publish, max_batch=args.max_batch,
-        max_wait_ms=args.max_wait_ms, idle_timeout_s=args.idle_timeout,
+        max_pending_windows=args.max_pending_windows, idle_timeout_s=args.idle_timeout,
         max_streams=args.max_streams, max_queued_samples=args.max_queued_samples,
         turn_samples=args.turn_samples, ingest_hwm=args.ingest_hwm, publish_hwm=args.publish_hwm,
         flush_s=args.flush,
     )
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     from .security import secure_server, server_security_from_args
 
     security = server_security_from_args(args)
@@ -213,7 +209,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     sockets = bind(config, secure=secure)  # before the model loads: a busy port fails at once
     try:
         with _err.status("loading and warming up the model..."):
-            classifier = _load_classifier(args.model, args.max_batch)
+            classifier = _load_classifier(args.model, args.max_batch, args.runtime, args.model_threads)
         engine = Engine(
             classifier.predict_proba, classifier.labels,
             ForwardFilter(len(classifier.labels), stay=args.stay),
@@ -222,14 +218,18 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     except BaseException:
         sockets.close()
         raise
+    stop = threading.Event()  # from here on, Ctrl-C and SIGTERM stop serving cleanly
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
 
     def ready() -> None:
         meta = classifier.artifact.meta
+        routes = sorted(set(classifier.routes.values()))
         _err.print(
-            f"harstream engine {engine.id} ready: ingest (PULL) {config.ingest}, publish (PUB) "
-            f"{config.publish}; model {classifier.artifact.path.name} ({meta.architecture}, "
-            f"sha256 {meta.weights_sha256[:12]}); at most {config.max_streams} streams. "
-            "Ctrl-C stops.",
+            f"harstream engine {engine.id} ready: ingest (PULL) {sockets.ingest_endpoint}, publish "
+            f"(PUB) {sockets.publish_endpoint}; model {classifier.artifact.path.name} "
+            f"({meta.architecture}, sha256 {meta.weights_sha256[:12]}, runtime {'+'.join(routes)}); "
+            f"at most {config.max_streams} streams. Ctrl-C stops.",
             highlight=False, markup=False,
         )
 
@@ -238,13 +238,16 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_classifier(model: Path | None, max_batch: int) -> Classifier:
+def _load_classifier(model: Path | None, max_batch: int, runtime: Any = "keras",
+                     threads: int = 0) -> Classifier:
     """Load and warm up a model; any failure is one :class:`ArtifactError` line."""
     from .errors import ArtifactError
-    from .runtime import Classifier
+    from .runtime import Classifier, set_model_threads
 
     try:
-        classifier = Classifier.load(model, max_batch=max_batch)
+        if threads:
+            set_model_threads(threads)
+        classifier = Classifier.load(model, max_batch=max_batch, runtime=runtime)
         classifier.warm_up()
     except HarstreamError:
         raise
@@ -384,8 +387,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_arg(p)
     p.add_argument("--max-batch", type=_int_in(1, 4096), default=256,
                    help="most windows per model call, 1-4096 (default: 256)")
-    p.add_argument("--max-wait-ms", type=_float_in(0.0, 1000.0), default=2.0,
-                   help="longest a ready window waits to be batched, 0-1000 ms (default: 2)")
+    p.add_argument("--runtime", choices=["auto", "keras", "onnx"], default="auto",
+                   help="inference backend: auto measures Keras and ONNX Runtime at start and "
+                   "uses the faster for each batch size (default: auto; both are verified to "
+                   "agree within 1e-4)")
+    p.add_argument("--model-threads", type=_int_in(1, 64), default=1,
+                   help="threads of one model call; the ingest thread needs a core of its own "
+                   "(default: 1)")
     p.add_argument("--stay", type=_float_in(0.0, 1.0, open_ends=True), default=0.9,
                    help="smoother: probability the activity is unchanged between windows, "
                    "strictly between 0 and 1 (default: 0.9)")
@@ -399,6 +407,9 @@ def build_parser() -> argparse.ArgumentParser:
     limits.add_argument("--max-queued-samples", type=_int_in(3000, 100_000_000), default=1_048_576,
                         help="samples received but not yet filtered; beyond it chunks are shed "
                         "with $error overloaded (default: 1048576, about 24 MB)")
+    limits.add_argument("--max-pending-windows", type=_int_in(1, 1_000_000), default=1024,
+                        help="windows cut and waiting for the inference thread; beyond it, "
+                        "filtering pauses and samples wait in the ingest queue (default: 1024)")
     limits.add_argument("--turn-samples", type=_int_in(3000, 10_000_000), default=131_072,
                         help="most samples filtered per loop turn, which keeps $stats on time "
                         "under load (default: 131072)")

@@ -31,10 +31,10 @@ import logging
 import math
 import time
 import uuid
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -74,6 +74,8 @@ class _Stream:
     last_seen: float
     owner: str | None
     windows: int = 0
+    forgotten: bool = False
+    """Set when the engine forgets the stream: its windows still waiting are dropped."""
 
 
 @dataclass
@@ -146,8 +148,9 @@ class Engine:
         self._streams: dict[str, _Stream] = {}
         self._free_rows: list[int] = []
         self._state = chain.initial_state(np.zeros((0, 6)))
-        self._pending: list[_Pending] = []
+        self._pending: deque[_Pending] = deque()
         self._errors: list[ErrorEvent] = []
+        self._failed: deque[tuple[str, _Stream]] = deque()
 
     # -- streams ---------------------------------------------------------------------------
 
@@ -192,6 +195,7 @@ class Engine:
     def _forget(self, sid: str) -> None:
         stream = self._streams.pop(sid, None)
         if stream is not None:
+            stream.forgotten = True
             self._free_rows.append(stream.row)
 
     def drop_idle(self) -> list[str]:
@@ -231,13 +235,20 @@ class Engine:
                 rounds.append([])
             rounds[level].append(arrival)
         for batch in rounds:
-            accepted = [a for a in batch if self._admit(a.chunk, now, errors)]
+            accepted = [a for a in batch if self._admit_safely(a.chunk, now, errors)]
             by_length: dict[int, list[Arrival]] = defaultdict(list)
             for a in accepted:
                 by_length[len(a.chunk.samples)].append(a)
             for group in by_length.values():
                 self._filter_group(group, now, errors)
         return errors
+
+    def _admit_safely(self, chunk: Chunk, now: float, errors: list[ErrorEvent]) -> bool:
+        try:
+            return self._admit(chunk, now, errors)
+        except Exception as exc:
+            self._fail([chunk.stream], "opening the stream", exc, errors)
+            return False
 
     def _admit(self, chunk: Chunk, now: float, errors: list[ErrorEvent]) -> bool:
         stream = self._streams.get(chunk.stream)
@@ -282,32 +293,51 @@ class Engine:
             out, state = chain.process(samples, self._state.take(rows))
             self._state.put(rows, state)
         except Exception as exc:  # one group's failure must not stop the others
-            errors.extend(self._internal([a.chunk.stream for a in group], "filtering", exc))
+            self._fail([a.chunk.stream for a in group], "filtering", exc, errors)
             return
-        for a, channels in zip(group, out, strict=True):
+        # Finite float32 input can still overflow the filters (|x| near 3e38): that stream alone fails.
+        finite = cast("npt.NDArray[np.bool_]", np.isfinite(out).all(axis=(1, 2)))
+        for a, channels, ok in zip(group, out, [bool(f) for f in finite], strict=True):
             c = a.chunk
-            stream = self._streams[c.stream]
-            ready = stream.ring.push(channels)
-            for seq_end, window in zip(ready.seq_ends.tolist(), ready.windows, strict=True):
-                t_sample = None if c.t0 is None else c.t0 + (seq_end - c.seq) / SAMPLE_RATE_HZ
-                self._pending.append(
-                    _Pending(c.stream, stream, seq_end, window, a.t_recv, a.t_wall, t_sample)
-                )
-        self.counters.chunks += len(group)
+            if not ok:
+                self._fail([c.stream], "filtering", ValueError("non-finite filter output"), errors)
+                continue
+            try:
+                stream = self._streams[c.stream]
+                ready = stream.ring.push(channels)
+                for seq_end, window in zip(ready.seq_ends.tolist(), ready.windows, strict=True):
+                    t_sample = None if c.t0 is None else c.t0 + (seq_end - c.seq) / SAMPLE_RATE_HZ
+                    self._pending.append(
+                        _Pending(c.stream, stream, seq_end, window, a.t_recv, a.t_wall, t_sample)
+                    )
+            except Exception as exc:
+                self._fail([c.stream], "windowing", exc, errors)
+                continue
+            self.counters.chunks += 1
+
+    def _fail(self, streams: list[str], stage: str, exc: Exception, errors: list[ErrorEvent]) -> None:
+        """Report ``internal`` for ``streams`` and forget them (on the ingesting thread)."""
+        errors.extend(self._internal(streams, stage, exc))
+        for sid in dict.fromkeys(streams):
+            self._forget(sid)
 
     def _internal(self, streams: list[str], stage: str, exc: Exception) -> list[ErrorEvent]:
-        """Forget ``streams`` after a failure inside the engine; their ``internal`` events."""
+        """Count and log a failure inside the engine; the ``internal`` events of ``streams``."""
         self.counters.internal_errors += 1
         log.error("%s failed for %d stream(s): %s: %s", stage, len(streams), type(exc).__name__,
                   exc, exc_info=exc)
         unique = list(dict.fromkeys(streams))
-        for sid in unique:
-            self._forget(sid)
         detail = (f"{stage} failed inside the engine ({type(exc).__name__}); this stream's pending "
                   "windows were dropped and it restarts with its next chunk")
         return [ErrorEvent(sid, "internal", detail) for sid in unique]
 
     # -- classify --------------------------------------------------------------------------
+
+    def take_pending(self, limit: int | None = None) -> list[_Pending]:
+        """Remove and return the queued windows (the oldest ``limit``, or all)."""
+        queue = self._pending  # a deque: appended by ingest, taken here, safe across threads
+        count = min(len(queue), len(queue) if limit is None else max(1, limit))
+        return [queue.popleft() for _ in range(count)]
 
     def classify(self, limit: int | None = None) -> list[Prediction]:
         """Classify the queued windows (the oldest ``limit``, or all) in one model call.
@@ -317,27 +347,42 @@ class Engine:
         dropped, their streams restart, and ``internal`` events wait in
         :meth:`take_errors`.
         """
-        if not self._pending:
+        predictions = self.classify_pending(self.take_pending(limit))
+        self.reset_failed()
+        return predictions
+
+    def classify_pending(self, pending: list[_Pending]) -> list[Prediction]:
+        """Classify windows taken with :meth:`take_pending`; safe on another thread.
+
+        It reads the stream table but never changes it: streams whose windows
+        failed are reset by :meth:`reset_failed` on the thread that ingests.
+        """
+        if not pending:
             return []
-        cut = len(self._pending) if limit is None else max(1, limit)
-        pending, self._pending = self._pending[:cut], self._pending[cut:]
         try:
             probs = np.asarray(self.predict_proba(np.stack([p.window for p in pending])))
-            if probs.shape != (len(pending), len(self.labels)) or not np.isfinite(probs).all():
-                raise ValueError(f"expected finite probabilities of shape "
-                                 f"{(len(pending), len(self.labels))}, got shape {probs.shape}")
+            if probs.shape != (len(pending), len(self.labels)):
+                raise ValueError(f"expected probabilities of shape {(len(pending), len(self.labels))}, "
+                                 f"got {probs.shape}")
         except Exception as exc:
-            self._errors.extend(self._internal([p.stream for p in pending], "classification", exc))
+            self._classification_failed(pending, exc)
             return []
+        in_range = cast("npt.NDArray[np.bool_]", ((probs >= 0.0) & (probs <= 1.0)).all(axis=1))
+        valid = [bool(ok) for ok in in_range]  # NaN fails the comparisons: one row, one stream
+        bad = [p for p, ok in zip(pending, valid, strict=True) if not ok]
+        if bad:
+            self._classification_failed(bad, ValueError("probabilities outside [0, 1] or NaN"))
+        failed = {id(p.state) for p in bad}
+        live = [i for i, item in enumerate(pending)
+                if not item.state.forgotten and id(item.state) not in failed]
+        beliefs = self._smooth([pending[i].state for i in live], probs[live])
         now, wall = self.clock(), self.wall_clock()
-        predictions = []
+        labels = self.labels
+        top, smooth_top = probs[live].argmax(axis=1).tolist(), beliefs.argmax(axis=1).tolist()
         latencies, ages = self.counters.latencies_ms, self.counters.ages_ms
-        for item, p in zip(pending, probs, strict=True):
-            if item.stream not in self._streams:  # forgotten (idle or failed) while queued
-                continue
-            stream = item.state  # smoothed within its own run: a restart's windows start afresh
-            stream.belief = self.smoother.update(stream.belief[None], p[None])[0]
-            stream.windows += 1
+        predictions = []
+        for k, i in enumerate(live):
+            item = pending[i]
             latency = max(0.0, (now - item.t_recv) * 1000.0)
             age = None if item.t_sample is None else (wall - item.t_sample) * 1000.0
             if age is not None and not math.isfinite(age):
@@ -345,12 +390,12 @@ class Engine:
             predictions.append(Prediction(
                 stream=item.stream,
                 seq_end=item.seq_end,
-                label=self.labels[int(p.argmax())],
-                probs=tuple(float(v) for v in p),
-                smoothed=self.labels[int(stream.belief.argmax())],
+                label=labels[top[k]],
+                probs=tuple(probs[i].tolist()),
+                smoothed=labels[smooth_top[k]],
                 t_arrival=item.t_wall,
                 t_emit=wall,
-                smoothed_probs=tuple(float(v) for v in stream.belief),
+                smoothed_probs=tuple(beliefs[k].tolist()),
                 latency_ms=latency,
                 age_ms=age,
                 engine=self.id,
@@ -361,6 +406,36 @@ class Engine:
                     ages.append(age)
         self.counters.windows += len(predictions)
         return predictions
+
+    def _classification_failed(self, pending: list[_Pending], exc: Exception) -> None:
+        self._errors.extend(self._internal([p.stream for p in pending], "classification", exc))
+        self._failed.extend((p.stream, p.state) for p in pending)
+
+    def _smooth(self, states: list[_Stream], probs: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+        """Update each window's stream belief, vectorised over streams; the new beliefs (n, k)."""
+        out = np.empty(probs.shape, dtype=np.float64)
+        rounds: list[list[int]] = []
+        depth: dict[int, int] = defaultdict(int)
+        for i, state in enumerate(states):  # a stream's windows in order, one per round
+            level = depth[id(state)]
+            depth[id(state)] += 1
+            if level == len(rounds):
+                rounds.append([])
+            rounds[level].append(i)
+        for index in rounds:
+            group = [states[i] for i in index]
+            beliefs = self.smoother.update(np.stack([s.belief for s in group]), probs[index])
+            for state, belief in zip(group, beliefs, strict=True):
+                state.belief = belief
+            out[index] = beliefs
+        return out
+
+    def reset_failed(self) -> None:
+        """Forget the streams whose windows failed to classify (unless restarted since)."""
+        while self._failed:
+            sid, state = self._failed.popleft()
+            if self._streams.get(sid) is state:
+                self._forget(sid)
 
     def take_errors(self) -> list[ErrorEvent]:
         """``internal`` events from :meth:`classify` since the last call, and reset them."""

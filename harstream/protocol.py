@@ -57,6 +57,8 @@ MAX_SAMPLES_PER_CHUNK: Final = 50 * 60
 """At most one minute at 50 Hz per chunk (72,000 bytes); producers send ~0.1-1 s."""
 MAX_SEQ: Final = 2**53 - 1
 """Largest ``seq``/``seq_end``: exact in a double, so JavaScript subscribers read it exactly."""
+MAX_ABS_SAMPLE: Final = 1e6
+"""Largest magnitude of a sample value (g or rad/s): far beyond any sensor, far below overflow."""
 MAX_HEADER_BYTES: Final = 1024
 """Size limit of an ingest header frame."""
 MAX_BODY_BYTES: Final = 65536
@@ -77,7 +79,7 @@ ERROR_CODES: Final[dict[str, str]] = {
     "t0": "'t0' is present but not a finite number",
     "restart": "'restart' is present but not a boolean",
     "samples": "samples frame length is not a multiple of 24 bytes, holds no sample, "
-    f"more than {MAX_SAMPLES_PER_CHUNK}, or a NaN/infinite value",
+    f"more than {MAX_SAMPLES_PER_CHUNK}, or a NaN/infinite value or one beyond ±1e6",
     "topic": "an engine message has an unknown '$' topic, or a topic other than its 'stream'",
     "field": "a field of an engine message (prediction, $error, $stats) is missing or invalid",
     "seq_gap": "engine: a chunk's seq is ahead of the expected index (samples were lost); "
@@ -351,7 +353,7 @@ def decode_event(frames: Sequence[BytesLike]) -> Prediction | ErrorEvent | Stats
 
 def _prediction(topic: str, body: dict[str, Any]) -> Prediction:
     _version(body)
-    stream = _stream_id(_text(body, "stream", "stream_id").encode())
+    stream = _stream_id(_text(body, "stream", "stream_id").encode("utf-8", "surrogatepass"))
     if stream != topic:
         raise _expected("topic", "the topic", f"the 'stream' field {stream!r}", topic)
     probs = _probs(body, "probs")
@@ -371,7 +373,7 @@ def _prediction(topic: str, body: dict[str, Any]) -> Prediction:
         t_arrival=_number(body, "t_arrival", "field"),
         t_emit=_number(body, "t_emit", "field"),
         smoothed_probs=smoothed_probs,
-        latency_ms=_number(body, "latency_ms", "field", low=0.0),
+        latency_ms=_number(body, "latency_ms", "field"),  # older engines could publish < 0
         age_ms=None if age is None else _number(body, "age_ms", "field"),
         engine=engine,
     )
@@ -380,7 +382,7 @@ def _prediction(topic: str, body: dict[str, Any]) -> Prediction:
 def _error_event(body: dict[str, Any]) -> ErrorEvent:
     stream = body.get("stream", _MISSING)
     if stream is not None:
-        stream = _stream_id(_text(body, "stream", "stream_id").encode())
+        stream = _stream_id(_text(body, "stream", "stream_id").encode("utf-8", "surrogatepass"))
     code = _text(body, "code", "field")
     return ErrorEvent(stream, code, _text(body, "detail", "field", low=0, high=MAX_BODY_BYTES))
 
@@ -570,11 +572,12 @@ def _samples(raw: bytes) -> npt.NDArray[np.float32]:
             f"got {len(raw)} bytes",
         )
     samples: npt.NDArray[np.float32] = np.frombuffer(raw, _WIRE_DTYPE).reshape(n, len(COLUMNS))
-    if not np.isfinite(samples).all():
-        row, col = np.argwhere(~np.isfinite(samples))[0]
+    if not (np.abs(samples) <= MAX_ABS_SAMPLE).all():  # NaN fails too
+        row, col = np.argwhere(~(np.abs(samples) <= MAX_ABS_SAMPLE))[0]
         raise ProtocolError(
             "samples",
-            f"expected finite values, got {samples[row, col]} at row {row}, {COLUMNS[col]}",
+            f"expected finite values within ±{MAX_ABS_SAMPLE:g}, got {samples[row, col]} at row {row}, "
+            f"{COLUMNS[col]}",
         )
     if not _NATIVE:
         samples = samples.astype(np.float32)

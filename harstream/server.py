@@ -31,12 +31,13 @@ timestamps.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import zmq
@@ -51,7 +52,6 @@ from .protocol import (
     STREAM_ID,
     Chunk,
     ErrorEvent,
-    Prediction,
     decode_chunk,
     encode_error,
     encode_prediction,
@@ -78,8 +78,9 @@ class ServerConfig:
     """PUB endpoint subscribers connect to."""
     max_batch: int = 256
     """Classify as soon as this many windows are waiting."""
-    max_wait_ms: float = 2.0
-    """Longest a ready window waits for more windows to batch with."""
+    max_pending_windows: int = 1024
+    """Windows cut and waiting for the inference thread; beyond it, filtering pauses (samples
+    wait in the ingest queue, which sheds when full)."""
     max_drain: int = 2048
     """Most messages taken off the ingest socket in one turn of the loop."""
     turn_samples: int = 131_072
@@ -88,8 +89,9 @@ class ServerConfig:
     """Samples the ingest queue holds (about 24 MB); beyond it chunks are shed (``overloaded``)."""
     max_streams: int = 10_000
     """Streams held at once; a chunk opening one more is refused (``too_many_streams``)."""
-    ingest_hwm: int = 1000
-    """ZeroMQ receive high-water mark of the PULL socket, messages per connected producer."""
+    ingest_hwm: int = 100
+    """ZeroMQ receive high-water mark of the PULL socket, messages per connected producer
+    (libzmq holds each whole message in memory: see docs/protocol.md, "Limits")."""
     publish_hwm: int = 10_000
     """ZeroMQ send high-water mark of the PUB socket, messages per subscriber (a subscriber
     further behind loses messages; the engine never waits for it)."""
@@ -103,8 +105,9 @@ class ServerConfig:
     """On stop: longest spent classifying and publishing what is still held."""
 
     def limits(self) -> dict[str, int | float]:
-        """The resource limits, as published in ``$stats``."""
-        keys = ("max_streams", "max_queued_samples", "turn_samples", "max_drain", "max_batch",
+        """The resource limits, as published in ``$stats`` (the engine's own override these)."""
+        keys = ("max_streams", "max_queued_samples", "max_pending_windows", "turn_samples",
+                "max_drain", "max_batch",
                 "ingest_hwm", "publish_hwm", "max_message_bytes", "idle_timeout_s")
         values = asdict(self)
         return {key: values[key] for key in keys}
@@ -181,7 +184,8 @@ class _Stats:
             "uptime_s": round(max(now - self.started, 0.0), 3),
             "t": self.engine.wall_clock(),
             "labels": list(self.engine.labels),
-            "limits": self.config.limits(),
+            "limits": {**self.config.limits(), "max_streams": self.engine.max_streams,
+                       "idle_timeout_s": self.engine.idle_timeout_s},
         }
 
 
@@ -216,12 +220,27 @@ class Sockets:
     """Keys are on: each chunk's sender key is read (``User-Id``) and owns its streams."""
     closers: list[Callable[[], None]] = field(default_factory=list)
 
+    @property
+    def ingest_endpoint(self) -> str:
+        """The endpoint the PULL socket is bound to (the port chosen, for ``tcp://*:*``)."""
+        return _last_endpoint(self.pull)
+
+    @property
+    def publish_endpoint(self) -> str:
+        """The endpoint the PUB socket is bound to."""
+        return _last_endpoint(self.pub)
+
     def close(self) -> None:
         """Close both sockets and stop what was started with them."""
         self.pull.close(linger=0)
         self.pub.close()
         for closer in self.closers:
             closer()
+
+
+def _last_endpoint(sock: zmq.Socket[bytes]) -> str:
+    endpoint = sock.getsockopt(zmq.LAST_ENDPOINT)
+    return endpoint.decode() if isinstance(endpoint, bytes) else str(endpoint)
 
 
 def bind(
@@ -239,6 +258,8 @@ def bind(
     pull, pub = ctx.socket(zmq.PULL), ctx.socket(zmq.PUB)
     sockets = Sockets(pull, pub, secure=secure is not None)
     try:
+        for sock in (pull, pub):
+            sock.setsockopt(zmq.IPV6, 1)  # tcp://[::1]:PORT binds; IPv4 works as before
         pull.setsockopt(zmq.LINGER, 0)
         pull.setsockopt(zmq.RCVHWM, config.ingest_hwm)
         pull.setsockopt(zmq.MAXMSGSIZE, config.max_message_bytes)
@@ -257,8 +278,108 @@ def bind(
     return sockets
 
 
+class _StatsRequest(NamedTuple):
+    """Ask the inference thread to publish ``$stats`` (it owns the latency samples)."""
+
+    queued_samples: int
+
+
+class _Inference:
+    """The inference thread: classifies what the engine cut, and owns the PUB socket.
+
+    The ingest thread hands it frames to publish (``$error``, in order) and
+    ``$stats`` requests through :meth:`send`, and wakes it when windows are
+    ready (:meth:`wake`). Each round it publishes what was handed over, then
+    takes up to ``max_batch`` ready windows, classifies them in one model
+    call (TensorFlow and ONNX Runtime release the GIL, so ingest goes on
+    meanwhile) and publishes the predictions. Windows arriving during a model
+    call wait for the next round: batches grow with the load.
+    """
+
+    def __init__(self, loop: _Loop) -> None:
+        self.loop = loop
+        self.engine = loop.engine
+        self.pub = loop.pub
+        self.cond = threading.Condition()
+        self.outbox: deque[list[bytes] | _StatsRequest] = deque()
+        self.closing = False
+        self.deadline = math.inf
+        """After this (monotonic) time, waiting windows are dropped and counted."""
+        self.dropped_windows = 0
+        self.thread = threading.Thread(target=self._run, name="harstream-inference", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def send(self, item: list[bytes] | _StatsRequest) -> None:
+        """Publish ``item`` (frames, or a ``$stats`` report) in order, from the inference thread."""
+        with self.cond:
+            self.outbox.append(item)
+            self.cond.notify()
+
+    def wake(self) -> None:
+        """New windows are ready."""
+        with self.cond:
+            self.cond.notify()
+
+    def finish(self, deadline: float) -> bool:
+        """Classify and publish what is left until ``deadline``, then stop; False if still busy."""
+        with self.cond:
+            self.closing = True
+            self.deadline = deadline
+            self.cond.notify()
+        self.thread.join(timeout=max(0.0, deadline - time.monotonic()) + 5.0)
+        return not self.thread.is_alive()
+
+    def _run(self) -> None:
+        engine = self.engine
+        while True:
+            with self.cond:
+                while not self.outbox and not engine.n_pending and not self.closing:
+                    self.cond.wait(timeout=1.0)
+                items = list(self.outbox)
+                self.outbox.clear()
+                closing = self.closing
+            try:
+                for item in items:
+                    self._publish(item)
+                if engine.n_pending:
+                    if time.monotonic() >= self.deadline:
+                        self.dropped_windows += len(engine.take_pending())
+                    else:
+                        self._classify()
+                elif closing and not self.outbox:
+                    return
+            except Exception as exc:  # never let one failure stop the publishing
+                self.loop.failed("the inference thread", exc)
+
+    def _publish(self, item: list[bytes] | _StatsRequest) -> None:
+        if isinstance(item, _StatsRequest):
+            report = self.loop.stats.report(time.monotonic(), item.queued_samples)
+            self.pub.send_multipart(encode_stats(report))
+        else:
+            self.pub.send_multipart(item)
+
+    def _classify(self) -> None:
+        engine = self.engine
+        predictions = engine.classify_pending(engine.take_pending(self.loop.config.max_batch))
+        for event in engine.take_errors():
+            self.pub.send_multipart(encode_error(event.stream, event.code, event.detail))
+        pub = self.pub
+        for prediction in predictions:
+            try:
+                frames = encode_prediction(prediction)
+            except ProtocolError as exc:  # a value the protocol cannot carry: report, never crash
+                self.loop.failed("encoding a prediction", exc)
+                frames = encode_error(
+                    prediction.stream, "internal",
+                    f"the prediction for seq_end {prediction.seq_end} could not be encoded: {exc.detail}",
+                )
+            pub.send_multipart(frames)
+
+
 class _Loop:
-    """The serving loop's state: the sockets, the engine and the ingest queue."""
+    """The serving loop's state: the sockets, the engine, the ingest queue, the inference thread."""
 
     def __init__(self, engine: Engine, config: ServerConfig, sockets: Sockets) -> None:
         self.engine = engine
@@ -268,11 +389,15 @@ class _Loop:
         self.secure = sockets.secure
         self.queue: deque[Arrival] = deque()
         self.queued_samples = 0
+        """Samples in the queue, each chunk counted as at least :data:`MIN_CHUNK_COST` samples."""
+        self.shed_streams: set[str] = set()
+        """Streams that lost a chunk to shedding: their next chunk restarts them."""
         self.stats = _Stats(engine, config)
-        self.oldest_pending: float | None = None
+        self.inference = _Inference(self)
         self.logged_failures = 0
+        self._failure_lock = threading.Lock()
 
-    # -- the four steps ----------------------------------------------------------------------
+    # -- the ingest steps --------------------------------------------------------------------
 
     def receive(self, limit: int) -> int:
         """Take up to ``limit`` messages off the socket into the queue; returns how many."""
@@ -285,7 +410,7 @@ class _Loop:
             except zmq.Again:
                 break
             count += 1
-            t_recv, t_wall = time.monotonic(), time.time()
+            t_recv, t_wall = engine.clock(), engine.wall_clock()
             try:
                 chunk = decode_chunk(frames)
             except ProtocolError as exc:
@@ -294,123 +419,129 @@ class _Loop:
                 continue
             if self.secure:
                 chunk = _with_owner(chunk, frames[0])
-            n = len(chunk.samples)
+            n = _cost(chunk)
             if self.queued_samples + n > self.config.max_queued_samples:
                 engine.counters.shed += 1
+                self.shed_streams.add(chunk.stream)
                 self.publish_error(ErrorEvent(
                     chunk.stream, "overloaded",
                     f"the ingest queue holds its limit of {self.config.max_queued_samples} samples; "
-                    f"chunk at seq {chunk.seq} ({n} samples) dropped unprocessed",
+                    f"chunk at seq {chunk.seq} ({len(chunk.samples)} samples) dropped unprocessed; "
+                    "the stream restarts at its next chunk",
                 ))
                 continue
+            if chunk.stream in self.shed_streams:  # lost a chunk: start afresh wherever it is
+                self.shed_streams.discard(chunk.stream)
+                chunk = replace(chunk, restart=True)
             self.queue.append(Arrival(chunk, t_recv, t_wall))
             self.queued_samples += n
         return count
 
+    @property
+    def can_filter(self) -> bool:
+        """Queued samples wait, and the inference thread is not too far behind."""
+        return bool(self.queue) and self.engine.n_pending < self.config.max_pending_windows
+
     def filter(self) -> None:
-        """Run at most ``turn_samples`` queued samples through the engine."""
+        """Run at most ``turn_samples`` queued samples through the engine; wake inference."""
+        self.engine.reset_failed()
         batch: list[Arrival] = []
         budget = self.config.turn_samples
-        while self.queue and (not batch or budget >= len(self.queue[0].chunk.samples)):
+        while (
+            self.queue
+            and len(batch) < self.config.max_drain
+            and (not batch or budget >= _cost(self.queue[0].chunk))
+        ):
             arrival = self.queue.popleft()
-            n = len(arrival.chunk.samples)
+            n = _cost(arrival.chunk)
             budget -= n
             self.queued_samples -= n
             batch.append(arrival)
         if batch:
-            for event in self.engine.ingest(batch):
+            try:
+                events = self.engine.ingest(batch)
+            except Exception as exc:  # the engine contains its own failures; this is a last resort
+                self.failed("filtering a batch", exc)
+                events = [ErrorEvent(sid, "internal", "filtering failed inside the engine; the "
+                                     "chunk was dropped") for sid in dict.fromkeys(a.chunk.stream for a in batch)]
+            for event in events:
                 self.publish_error(event)
-
-    def classify(self, limit: int | None = None) -> int:
-        """Classify the waiting windows (at most ``limit``), publish the predictions; how many."""
-        predictions = self.engine.classify(limit)
-        for event in self.engine.take_errors():
-            self.publish_error(event)
-        for prediction in predictions:
-            self.publish_prediction(prediction)
-        self.oldest_pending = None
-        return len(predictions)
+        if self.engine.n_pending:
+            self.inference.wake()
 
     def report(self) -> None:
-        """Forget idle streams and publish ``$stats``."""
+        """Forget idle streams and have ``$stats`` published."""
         self.engine.drop_idle()
-        frames = encode_stats(self.stats.report(time.monotonic(), self.queued_samples))
-        self.pub.send_multipart(frames)
-
-    # -- publishing ----------------------------------------------------------------------------
+        self.inference.send(_StatsRequest(self.queued_samples))
 
     def publish_error(self, event: ErrorEvent) -> None:
-        self.pub.send_multipart(encode_error(event.stream, event.code, event.detail))
-
-    def publish_prediction(self, prediction: Prediction) -> None:
-        try:
-            frames = encode_prediction(prediction)
-        except ProtocolError as exc:  # a value the protocol cannot carry: report, never crash
-            self.failed("encoding a prediction", exc)
-            self.publish_error(ErrorEvent(
-                prediction.stream, "internal",
-                f"the prediction for seq_end {prediction.seq_end} could not be encoded: {exc.detail}",
-            ))
-            return
-        self.pub.send_multipart(frames)
+        self.inference.send(encode_error(event.stream, event.code, event.detail))
 
     def failed(self, what: str, exc: BaseException) -> None:
-        """Count and log a failure inside the loop (tracebacks for the first few only)."""
-        self.engine.counters.internal_errors += 1
-        self.logged_failures += 1
-        if self.logged_failures <= 20:
+        """Count and log a failure (tracebacks for the first few only); any thread."""
+        with self._failure_lock:
+            self.engine.counters.internal_errors += 1
+            self.logged_failures += 1
+            count = self.logged_failures
+        if count <= 20:
             log.error("%s failed: %s: %s", what, type(exc).__name__, exc, exc_info=exc)
-        elif self.logged_failures == 21:
+        elif count == 21:
             log.error("further failures are counted in $stats internal_errors, not logged")
+        if threading.current_thread() is not self.inference.thread and self.inference.thread.is_alive():
+            self.inference.send(encode_error(
+                None, "internal", f"{what} failed inside the engine ({type(exc).__name__}); serving goes on"
+            ))
 
     # -- one turn ------------------------------------------------------------------------------
 
     def turn(self, next_stats: float) -> None:
-        """One bounded turn: receive, filter, maybe classify."""
-        config = self.config
+        """One bounded turn: receive, filter (the inference thread classifies meanwhile)."""
         now = time.monotonic()
-        if self.queue:
+        if self.can_filter:
             wait_ms = 0.0
-        elif self.oldest_pending is not None:
-            wait_ms = max(0.0, config.max_wait_ms - (now - self.oldest_pending) * 1000)
+        elif self.queue:  # the inference thread is behind: let it catch up a little
+            wait_ms = 1.0
         else:
             wait_ms = min(100.0, max(0.0, (next_stats - now) * 1000))
-        if self.pull.poll(int(wait_ms)):
-            self.receive(config.max_drain)
-        self.filter()
-        if self.engine.n_pending:
-            now = time.monotonic()
-            if self.oldest_pending is None:
-                self.oldest_pending = now
-            waited_ms = (now - self.oldest_pending) * 1000
-            if (
-                self.engine.n_pending >= config.max_batch
-                or waited_ms >= config.max_wait_ms
-                or (not self.queue and not self.pull.poll(0))
-            ):
-                self.classify()
+        if self.pull.poll(math.ceil(wait_ms)):
+            self.receive(self.config.max_drain)
+        if self.can_filter:
+            self.filter()
 
     def flush(self, summary: ServeSummary) -> None:
-        """After a stop: classify and publish what is held, within ``flush_s``."""
+        """After a stop: classify and publish what is held, within ``flush_s``; count the rest."""
         deadline = time.monotonic() + self.config.flush_s
         before = self.engine.counters.windows
-        while (self.queue or self.engine.n_pending) and time.monotonic() < deadline:
+        while self.queue and time.monotonic() < deadline:
             try:
-                if not self.engine.n_pending:
+                if self.can_filter:
                     self.filter()
-                if self.engine.n_pending:  # a batch at a time, so the deadline holds
-                    self.classify(limit=self.config.max_batch)
+                else:
+                    time.sleep(0.001)
             except Exception as exc:
                 self.failed("flushing", exc)
-        summary.flushed_windows = self.engine.counters.windows - before
+        finished = self.inference.finish(deadline)
         summary.dropped_chunks = len(self.queue)
-        summary.dropped_windows = self.engine.n_pending
+        summary.dropped_windows = self.inference.dropped_windows + self.engine.n_pending
+        summary.flushed_windows = self.engine.counters.windows - before
         while summary.unread_messages < 1_000_000 and time.monotonic() < deadline + 0.5:
             try:
                 self.pull.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
+            except zmq.ZMQError:  # Again, or the context is gone
                 break
             summary.unread_messages += 1
+        if finished:  # the PUB socket is this thread's again
+            self.pub.send_multipart(encode_stats(self.stats.report(time.monotonic(), self.queued_samples)))
+        else:
+            log.error("the inference thread is still busy after the flush deadline")
+
+
+MIN_CHUNK_COST = 64
+"""Samples a chunk counts as, however short: filtering one costs about as much as 64 samples."""
+
+
+def _cost(chunk: Chunk) -> int:
+    return max(len(chunk.samples), MIN_CHUNK_COST)
 
 
 def _with_owner(chunk: Chunk, frame: zmq.Frame) -> Chunk:
@@ -436,6 +567,7 @@ def serve(
     loop = _Loop(engine, config, sockets)
     summary = ServeSummary()
     try:
+        loop.inference.start()
         if on_ready is not None:
             on_ready()
         loop.report()  # the new engine id reaches subscribers at once
@@ -444,19 +576,16 @@ def serve(
             try:
                 loop.turn(next_stats)
                 if time.monotonic() >= next_stats:
-                    loop.report()
                     next_stats = time.monotonic() + config.stats_interval_s
+                    loop.report()
             except zmq.ContextTerminated:
                 break
             except Exception as exc:  # never let one failure end serving for every stream
                 loop.failed("a serving turn", exc)
-                loop.oldest_pending = None
         loop.flush(summary)
-        try:
-            loop.report()
-        except Exception as exc:
-            loop.failed("the last $stats", exc)
     finally:
+        if loop.inference.thread.is_alive():
+            loop.inference.finish(time.monotonic())
         sockets.close()
     counters = engine.counters
     summary.windows, summary.rejected = counters.windows, counters.rejected

@@ -42,7 +42,7 @@ finite = st.floats(allow_nan=False, allow_infinity=False)
 sample_arrays = hnp.arrays(
     np.float32,
     st.tuples(st.integers(1, 300), st.just(6)),
-    elements=st.floats(width=32, allow_nan=False, allow_infinity=False),
+    elements=st.floats(-1e6, 1e6, width=32),
 )
 probabilities = st.lists(st.floats(0.0, 1.0), min_size=1, max_size=8).map(tuple)
 labels = st.text(min_size=1, max_size=64)
@@ -482,3 +482,12 @@ def test_decoders_raise_only_protocol_error_on_json_frames(
 ) -> None:
     raw = json.dumps(fields).encode()
     decode_all([topic, raw, tail] if three else [topic, raw])
+
+
+@pytest.mark.parametrize("value", [1.0000001e6, -3.4e38, 1e30])
+def test_samples_beyond_a_million_are_rejected(value: float) -> None:
+    rows = np.zeros((2, 6), "<f4")
+    rows[1, 4] = value
+    assert_rejects([b"phone-1", header(), rows.tobytes()], "samples", "at row 1, gyro_y")
+    rows[1, 4] = 1e6
+    assert decode_chunk([b"phone-1", header(), rows.tobytes()]).samples[1, 4] == 1e6
