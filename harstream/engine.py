@@ -251,6 +251,10 @@ class Engine:
             return False
 
     def _admit(self, chunk: Chunk, now: float, errors: list[ErrorEvent]) -> bool:
+        if not chunk.native:  # resampling lands with harstream.resample
+            return self._reject(errors, chunk, "rate", f"this engine serves 50 Hz streams without "
+                                f"timestamps only, got rate {chunk.rate:g}"
+                                f"{' with timestamps' if chunk.times is not None else ''}")
         stream = self._streams.get(chunk.stream)
         if stream is None:
             if len(self._streams) >= self.max_streams:

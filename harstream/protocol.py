@@ -57,6 +57,16 @@ MAX_SAMPLES_PER_CHUNK: Final = 50 * 60
 """At most one minute at 50 Hz per chunk (72,000 bytes); producers send ~0.1-1 s."""
 MAX_SEQ: Final = 2**53 - 1
 """Largest ``seq``/``seq_end``: exact in a double, so JavaScript subscribers read it exactly."""
+MIN_RATE_HZ: Final = 20
+"""Lowest sample rate accepted, Hz (the engine resamples every stream to 50 Hz)."""
+MAX_RATE_HZ: Final = 500
+"""Highest sample rate accepted, Hz."""
+STANDARD_GRAVITY: Final = 9.80665
+"""m/s² per g: acceleration sent in m/s² is divided by this."""
+ACC_UNITS: Final[dict[str, float]] = {"g": 1.0, "m/s2": 1.0 / STANDARD_GRAVITY}
+"""Accepted acceleration units and their factor to g."""
+GYRO_UNITS: Final[dict[str, float]] = {"rad/s": 1.0, "deg/s": math.pi / 180.0}
+"""Accepted angular-rate units and their factor to rad/s."""
 MAX_ABS_SAMPLE: Final = 1e6
 """Largest magnitude of a sample value (g or rad/s): far beyond any sensor, far below overflow."""
 MAX_HEADER_BYTES: Final = 1024
@@ -75,9 +85,13 @@ ERROR_CODES: Final[dict[str, str]] = {
     "version": "'v' is missing or is not 1",
     "seq": "'seq' is missing or not an integer in [0, 2**53-1] (booleans are not integers), "
     "or the chunk's last sample would lie past 2**53-1",
-    "rate": "'rate' is missing or not the integer 50",
+    "rate": f"'rate' is missing or not a number of Hz in [{MIN_RATE_HZ}, {MAX_RATE_HZ}]",
     "t0": "'t0' is present but not a finite number",
     "restart": "'restart' is present but not a boolean",
+    "units": "'units' is present but not an object like {\"acc\": \"g\" or \"m/s2\", "
+    "\"gyro\": \"rad/s\" or \"deg/s\"}",
+    "times": "the timestamps frame (frame 3) is not n little-endian float64 seconds, finite and "
+    "strictly increasing, one per sample",
     "samples": "samples frame length is not a multiple of 24 bytes, holds no sample, "
     f"more than {MAX_SAMPLES_PER_CHUNK}, or a NaN/infinite value or one beyond ±1e6",
     "topic": "an engine message has an unknown '$' topic, or a topic other than its 'stream'",
@@ -136,8 +150,8 @@ class Chunk:
     """Stream id."""
     seq: int
     """Stream index of the first sample."""
-    rate: int
-    """Sample rate in Hz (always 50)."""
+    rate: float
+    """Nominal sample rate in Hz, in [MIN_RATE_HZ, MAX_RATE_HZ] (50 for the model's own rate)."""
     t0: float | None
     """Unix time of the first sample, if the producer sent it."""
     samples: npt.NDArray[np.float32]
@@ -146,6 +160,13 @@ class Chunk:
     """The producer restarts its stream at ``seq`` on purpose (no ``seq_replay``, no ``seq_gap``)."""
     owner: str | None = None
     """The producer's public key (z85) when the engine runs with keys; never on the wire."""
+    times: npt.NDArray[np.float64] | None = None
+    """Per-sample timestamps in seconds (any origin, strictly increasing), if the producer sent them."""
+
+    @property
+    def native(self) -> bool:
+        """At the model's rate with implicit times: no resampling needed."""
+        return self.times is None and self.rate == SAMPLE_RATE_HZ
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,11 +228,16 @@ def encode_chunk(
     stream: str,
     seq: int,
     samples: npt.ArrayLike,
-    rate: int = SAMPLE_RATE_HZ,
+    rate: float = SAMPLE_RATE_HZ,
     t0: float | None = None,
     restart: bool = False,
+    times: npt.ArrayLike | None = None,
+    units: Mapping[str, str] | None = None,
 ) -> list[bytes]:
     """Frames of one ingest message; ``samples`` has shape (n, 6), any real dtype.
+
+    ``times`` (n seconds, strictly increasing) adds the timestamps frame;
+    ``units`` (e.g. ``{"acc": "m/s2"}``) says what ``samples`` are in.
 
     >>> frames = encode_chunk("watch.7", 128, [[0, 0, 1, 0, 0, 0]])
     >>> frames[1], frames[2].hex(" ", 4)
@@ -223,6 +249,8 @@ def encode_chunk(
         _number(header, "t0", "t0")  # named here: the decoder would see non-standard JSON
     if restart:
         header["restart"] = True
+    if units:
+        header["units"] = dict(units)
     try:
         with np.errstate(over="ignore", invalid="ignore"):
             array = np.ascontiguousarray(samples, dtype=_WIRE_DTYPE)
@@ -231,6 +259,8 @@ def encode_chunk(
     if array.ndim != 2 or array.shape[1] != len(COLUMNS):
         raise ProtocolError("samples", f"expected samples of shape (n, 6), got {array.shape}")
     frames = [_encode_stream(stream), _dumps(header, "header"), array.tobytes()]
+    if times is not None:
+        frames.append(np.ascontiguousarray(times, dtype="<f8").tobytes())
     decode_chunk(frames)
     return frames
 
@@ -242,31 +272,39 @@ def decode_chunk(frames: Sequence[BytesLike]) -> Chunk:
     2 when that frame is ``bytes`` (as ``recv_multipart()`` returns); copy it
     (``np.array(chunk.samples)``) to modify it.
 
-    >>> decode_chunk([b"phone-1", b'{"v":1,"seq":0,"rate":25}', bytes(24)])
+    Samples sent in other units (``"units"``) come back in g and rad/s.
+
+    >>> decode_chunk([b"phone-1", b'{"v":1,"seq":0,"rate":600}', bytes(24)])
     Traceback (most recent call last):
     ...
-    harstream.errors.ProtocolError: rate: expected 'rate' to be 50, got 25
+    harstream.errors.ProtocolError: rate: expected 'rate' to be a number of Hz in [20, 500], got 600
     """
-    _count_frames(frames, 3, "stream id, header, samples")
+    try:
+        count = len(frames)
+    except TypeError:
+        count = -1
+    _count_frames(frames, 4 if count == 4 else 3, "stream id, header, samples[, timestamps]")
     stream = _stream_id(_frame(frames, 0))
     header = _json_object(_frame(frames, 1), MAX_HEADER_BYTES)
     _version(header)
     seq = _int(header, "seq", "seq")
     rate = header.get("rate", _MISSING)
-    if type(rate) is not int or rate != SAMPLE_RATE_HZ:
-        raise _expected("rate", "'rate'", str(SAMPLE_RATE_HZ), rate)
+    if type(rate) not in (int, float) or not MIN_RATE_HZ <= rate <= MAX_RATE_HZ:
+        raise _expected("rate", "'rate'", f"a number of Hz in [{MIN_RATE_HZ}, {MAX_RATE_HZ}]", rate)
     t0 = None if header.get("t0") is None else _number(header, "t0", "t0")
     restart = header.get("restart", False)
     if type(restart) is not bool:
         raise _expected("restart", "'restart'", "true or false", restart)
-    samples = _samples(_frame(frames, 2))
+    acc_factor, gyro_factor = _units(header)
+    samples = _samples(_frame(frames, 2), acc_factor, gyro_factor)
+    times = _times(_frame(frames, 3), len(samples)) if len(frames) == 4 else None
     if seq > MAX_SEQ - len(samples) + 1:
         raise ProtocolError(
             "seq",
             f"expected seq + samples - 1 <= {MAX_SEQ}, got seq {seq} with {len(samples)} samples "
             f"(the last sample's index would be {seq + len(samples) - 1})",
         )
-    return Chunk(stream, seq, rate, t0, samples, restart)
+    return Chunk(stream, seq, rate, t0, samples, restart, times=times)
 
 
 def encode_prediction(p: Prediction) -> list[bytes]:
@@ -563,7 +601,34 @@ def _probs(obj: dict[str, Any], key: str) -> tuple[float, ...]:
     raise _expected("field", repr(key), "a non-empty list of numbers in [0, 1]", value)
 
 
-def _samples(raw: bytes) -> npt.NDArray[np.float32]:
+def _units(header: dict[str, Any]) -> tuple[float, float]:
+    units = header.get("units")
+    if units is None:
+        return 1.0, 1.0
+    expected = 'an object like {"acc": "g" or "m/s2", "gyro": "rad/s" or "deg/s"}'
+    if type(units) is not dict or not set(units) <= {"acc", "gyro"}:
+        raise _expected("units", "'units'", expected, units)
+    acc, gyro = units.get("acc", "g"), units.get("gyro", "rad/s")
+    if acc not in ACC_UNITS or gyro not in GYRO_UNITS:
+        raise _expected("units", "'units'", expected, units)
+    return ACC_UNITS[acc], GYRO_UNITS[gyro]
+
+
+def _times(raw: bytes, n: int) -> npt.NDArray[np.float64]:
+    if len(raw) != 8 * n:
+        raise ProtocolError("times", f"expected {n} float64 timestamps ({8 * n} bytes), got {len(raw)} bytes")
+    times: npt.NDArray[np.float64] = np.frombuffer(raw, "<f8")
+    if not np.isfinite(times).all():
+        raise ProtocolError("times", f"expected finite timestamps, got {times[~np.isfinite(times)][0]}")
+    steps = np.diff(times)
+    if (steps <= 0).any():
+        i = int(np.argmax(steps <= 0))
+        raise ProtocolError("times", f"expected strictly increasing timestamps, got {float(times[i])!r} then "
+                            f"{float(times[i + 1])!r} at samples {i} and {i + 1}")
+    return times.astype(np.float64) if not _NATIVE else times
+
+
+def _samples(raw: bytes, acc_factor: float = 1.0, gyro_factor: float = 1.0) -> npt.NDArray[np.float32]:
     n, extra = divmod(len(raw), _ROW_BYTES)
     if extra or not 0 < n <= MAX_SAMPLES_PER_CHUNK:
         raise ProtocolError(
@@ -579,7 +644,9 @@ def _samples(raw: bytes) -> npt.NDArray[np.float32]:
             f"expected finite values within ±{MAX_ABS_SAMPLE:g}, got {samples[row, col]} at row {row}, "
             f"{COLUMNS[col]}",
         )
-    if not _NATIVE:
+    if acc_factor != 1.0 or gyro_factor != 1.0:
+        samples = samples * np.array([acc_factor] * 3 + [gyro_factor] * 3, dtype=np.float32)
+    elif not _NATIVE:
         samples = samples.astype(np.float32)
-        samples.flags.writeable = False
+    samples.flags.writeable = False
     return samples

@@ -25,8 +25,10 @@ from rich.table import Table
 
 from harstream.errors import HarstreamError
 from harstream.paths import ENV_VAR
-from harstream.protocol import DEFAULT_INGEST, DEFAULT_PUBLISH, MAX_SAMPLES_PER_CHUNK
+from harstream.protocol import DEFAULT_INGEST, DEFAULT_PUBLISH, MAX_RATE_HZ, MAX_SAMPLES_PER_CHUNK, MIN_RATE_HZ
 from harstream.security import add_client_key_arguments, client_security_from_args
+
+from .device import Device
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,7 +46,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--speed", type=_speed, default=1.0,
                         help="times real time; 0 = as fast as the engine takes it (default: 1)")
     parser.add_argument("--chunk", type=_chunk, default=25,
-                        help="samples per message (default: 25 = 0.5 s)")
+                        help="samples per message at 50 Hz, scaled to the same duration at "
+                        "other --rate (default: 25 = 0.5 s)")
+    device = parser.add_argument_group(
+        "device", "send as another phone would: the engine resamples every stream to 50 Hz and "
+        "converts units, and --score still scores against the recordings' truth")
+    device.add_argument("--rate", type=_rate, default=50.0, metavar="HZ",
+                        help="sample rate to send at, 20-500 Hz (the 50 Hz recordings are "
+                        "resampled band-limited; default: 50)")
+    device.add_argument("--jitter", type=float, default=0.0, metavar="MS",
+                        help="send per-sample timestamps, each sample taken up to ±MS/2 off its "
+                        "nominal instant (default: 0, regular and no timestamps)")
+    device.add_argument("--units", choices=["g,rad/s", "m/s2,rad/s", "g,deg/s", "m/s2,deg/s"],
+                        default="g,rad/s", help="units of acceleration and angular rate to send "
+                        "(default: g,rad/s)")
     parser.add_argument("--copies", type=_copies, default=1,
                         help="send every stream K times, copies named <id>.c2, <id>.c3, ... "
                         "(load test; default: 1)")
@@ -79,6 +94,11 @@ def run(args: argparse.Namespace) -> int:
     if args.plot is not None and not args.score:
         raise HarstreamError(f"--plot {args.plot}: expected --score as well (it plots the score)")
     security = client_security_from_args(args)
+    acc_unit, gyro_unit = args.units.split(",")
+    try:
+        device = Device(args.rate, args.jitter, acc_unit, gyro_unit)
+    except ValueError as exc:
+        raise HarstreamError(str(exc)) from None
     err = Console(stderr=True)
     data = resolve_data_dir(args.data)
     with err.status(f"reading {data} ..."):
@@ -88,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         from .player import play
 
         summary = play(streams, args.endpoint, args.speed, args.chunk, args.copies, progress, err,
-                       security=security)
+                       security=security, device=device)
         if args.json:
             _print_json(dataclasses.asdict(summary))
         else:
@@ -100,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     from .session import score_replay
 
     scorer = score_replay(streams, args.endpoint, args.connect, args.speed, args.chunk,
-                          args.copies, args.timeout, progress, err, security=security)
+                          args.copies, args.timeout, progress, err, security=security, device=device)
     report = scorer.report()
     if args.plot is not None:
         from .plot import plot_timeline
@@ -190,6 +210,16 @@ def _subjects(text: str) -> set[int] | None:
             f"train, validation, test or all, got {text!r}"
         )
     return subjects
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of Hz, got {text!r}") from None
+    if not MIN_RATE_HZ <= value <= MAX_RATE_HZ:
+        raise argparse.ArgumentTypeError(f"expected {MIN_RATE_HZ}-{MAX_RATE_HZ} Hz, got {text}")
+    return value
 
 
 def _speed(text: str) -> float:

@@ -22,6 +22,8 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
 import zmq
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
@@ -30,6 +32,7 @@ from harstream import SAMPLE_RATE_HZ
 from harstream.protocol import DEFAULT_INGEST, MAX_SAMPLES_PER_CHUNK, encode_chunk
 from harstream.security import ClientSecurity, secure_client
 
+from .device import Device
 from .sources import ReplayStream, expand
 
 SNDHWM = 10_000
@@ -58,14 +61,21 @@ class _Stopped(Exception):
     """The ``stop`` event was set while waiting."""
 
 
-def schedule(streams: Sequence[ReplayStream], chunk: int) -> Iterator[tuple[str, int, int]]:
-    """``(stream_id, seq, n)`` of every message in sending order: round-robin by chunk."""
-    rounds = max((math.ceil(len(s) / chunk) for s in streams), default=0)
+def schedule(
+    streams: Sequence[ReplayStream], chunk: int, lengths: dict[str, int] | None = None
+) -> Iterator[tuple[str, int, int]]:
+    """``(stream_id, seq, n)`` of every message in sending order: round-robin by chunk.
+
+    ``lengths`` overrides the streams' lengths (samples as the device sends them).
+    """
+    size = {s.stream_id: len(s) for s in streams} if lengths is None else lengths
+    rounds = max((math.ceil(size[s.stream_id] / chunk) for s in streams), default=0)
     for k in range(rounds):
         seq = k * chunk
         for stream in streams:
-            if seq < len(stream):
-                yield stream.stream_id, seq, min(chunk, len(stream) - seq)
+            n = size[stream.stream_id]
+            if seq < n:
+                yield stream.stream_id, seq, min(chunk, n - seq)
 
 
 def play(
@@ -79,6 +89,7 @@ def play(
     stop: threading.Event | None = None,
     linger_s: float = 10.0,
     security: ClientSecurity | None = None,
+    device: Device | None = None,
 ) -> ReplaySummary:
     """Send ``streams`` (each ``copies`` times) to the engine at ``endpoint``.
 
@@ -86,6 +97,8 @@ def play(
     ``security``: this producer's key pair and the engine's public key, for
     an engine started with ``--server-key`` (an engine that does not allow
     the key takes nothing: the player reports it as not taking input).
+    ``device``: send as a phone with another rate, jittered timestamps or
+    other units would (``chunk`` is then scaled to the same duration).
     """
     if not (math.isfinite(speed) and speed >= 0):
         raise ValueError(f"speed: expected a finite number >= 0 (0 = unpaced), got {speed}")
@@ -96,6 +109,11 @@ def play(
     if len(by_id) != len(streams):
         raise ValueError("streams: expected distinct stream ids, got duplicates")
     stop = stop or threading.Event()
+    device = device or Device()
+    rendered = _render(streams, device)
+    lengths = {sid: len(samples) for sid, (samples, _) in rendered.items()}
+    rate = device.rate_hz
+    chunk = max(1, min(MAX_SAMPLES_PER_CHUNK, round(chunk * rate / SAMPLE_RATE_HZ)))
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     sock = context.socket(zmq.PUSH)
     if security is not None:
@@ -105,7 +123,7 @@ def play(
             sock.close(linger=0)
             context.term()
             raise
-    bar = _Bar(console or Console(stderr=True), sum(map(len, streams)), len(streams), progress)
+    bar = _Bar(console or Console(stderr=True), sum(lengths.values()), len(streams), progress)
     if security is not None:
         bar.hint = f" Does it allow the key of {security.key_file}?"
     sock.setsockopt(zmq.SNDHWM, SNDHWM)
@@ -115,9 +133,15 @@ def play(
     interrupted = False
     start = time.monotonic()
     try:
-        for sid, seq, n in schedule(streams, chunk):
-            _wait_until(start + seq / SAMPLE_RATE_HZ / speed if speed > 0 else 0.0, stop)
-            frames = encode_chunk(sid, seq, by_id[sid].samples[seq : seq + n], t0=time.time())
+        for sid, seq, n in schedule(streams, chunk, lengths):
+            # a device sends a chunk once its last sample is taken; t0 is its first sample's time
+            _wait_until(start + (seq + n - 1) / rate / speed if speed > 0 else 0.0, stop)
+            samples_sent, times = rendered[sid]
+            frames = encode_chunk(
+                sid, seq, samples_sent[seq : seq + n], rate=_wire_rate(rate),
+                t0=time.time() - (n - 1) / rate,
+                times=None if times is None else times[seq : seq + n], units=device.units,
+            )
             _send(sock, frames, stop, bar, endpoint)
             messages += 1
             samples += n
@@ -131,6 +155,25 @@ def play(
         context.term()  # waits until the queue is flushed (or the linger time is over)
         bar.close()
     return ReplaySummary(len(streams), messages, samples, time.monotonic() - start, interrupted)
+
+
+def _wire_rate(rate: float) -> float:
+    """An integral rate as a JSON integer (``50``, not ``50.0``): what every v1 engine accepts."""
+    return int(rate) if float(rate).is_integer() else rate
+
+
+def _render(
+    streams: Sequence[ReplayStream], device: Device
+) -> dict[str, tuple[npt.NDArray[np.float32], npt.NDArray[np.float64] | None]]:
+    """Each stream as ``device`` sends it (copies of one recording rendered once)."""
+    done: dict[int, tuple[npt.NDArray[np.float32], npt.NDArray[np.float64] | None]] = {}
+    out = {}
+    for stream in streams:
+        key = id(stream.samples)
+        if key not in done:
+            done[key] = device.render(stream.samples)
+        out[stream.stream_id] = done[key]
+    return out
 
 
 def _wait_until(deadline: float, stop: threading.Event) -> None:

@@ -18,6 +18,7 @@ from harstream.client import Subscriber
 from harstream.protocol import DEFAULT_INGEST, DEFAULT_PUBLISH, Prediction, StatsEvent
 from harstream.security import ClientSecurity
 
+from .device import Device
 from .player import ReplaySummary, play
 from .scoring import Scorer
 from .sources import ReplayStream, expand
@@ -39,6 +40,7 @@ def score_replay(
     console: Console | None = None,
     ready_s: float = READY_S,
     security: ClientSecurity | None = None,
+    device: Device | None = None,
 ) -> Scorer:
     """Replay ``streams`` into the engine and score what it publishes.
 
@@ -59,7 +61,7 @@ def score_replay(
     def player() -> None:
         try:
             outcome.append(play(streams, ingest_endpoint, speed, chunk, 1, progress, console,
-                                stop=stop, security=security))
+                                stop=stop, security=security, device=device))
         except BaseException as exc:  # handed to the caller's thread below
             outcome.append(exc)
 

@@ -229,7 +229,7 @@ def test_stats_encoder_converts_numpy_and_rejects_nan() -> None:
     ("frames", "fragment"),
     [
         (message()[:2], "got 2"),
-        ([*message(), b""], "got 4"),
+        ([*message(), b"", b""], "got 5"),
         ([], "got 0"),
         ([b"phone-1", "header", b""], "str"),
         (b"abc", "frame 0"),
@@ -288,7 +288,9 @@ def test_seq(seq: Any, fragment: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("rate", "fragment"), [(25, "got 25"), (50.0, "got 50.0"), ("50", "got '50'"), (True, "True")]
+    ("rate", "fragment"),
+    [(19.9, "got 19.9"), (500.5, "got 500.5"), (0, "got 0"), (-50, "got -50"), ("50", "got '50'"),
+     (True, "True")],
 )
 def test_rate(rate: Any, fragment: str) -> None:
     assert_rejects(message(head=header(rate=rate)), "rate", fragment)
@@ -360,7 +362,7 @@ def test_encode_chunk_refuses_what_decode_rejects() -> None:
     assert_rejects(("a", 0, [["x"] * 6]), "samples", "numbers", lambda a: encode_chunk(*a))
     assert_rejects(("a", 0, np.full((1, 6), 1e40)), "samples", "inf", lambda a: encode_chunk(*a))
     with pytest.raises(ProtocolError) as caught:
-        encode_chunk("a", 0, zeros, rate=100)
+        encode_chunk("a", 0, zeros, rate=1000)
     assert caught.value.code == "rate"
     with pytest.raises(ProtocolError) as caught:
         encode_chunk("a", 0, zeros, t0=math.nan)
@@ -491,3 +493,32 @@ def test_samples_beyond_a_million_are_rejected(value: float) -> None:
     assert_rejects([b"phone-1", header(), rows.tobytes()], "samples", "at row 1, gyro_y")
     rows[1, 4] = 1e6
     assert decode_chunk([b"phone-1", header(), rows.tobytes()]).samples[1, 4] == 1e6
+
+
+@pytest.mark.parametrize("rate", [20, 25, 50, 50.0, 100, 120.5, 200, 500])
+def test_any_rate_in_range_is_accepted(rate: float) -> None:
+    assert decode_chunk(message(head=header(rate=rate))).rate == rate
+
+
+def test_timestamps_frame() -> None:
+    samples = np.zeros((3, 6), "<f4").tobytes()
+    times = np.array([10.0, 10.011, 10.019], "<f8")
+    chunk = decode_chunk([b"a", header(rate=100), samples, times.tobytes()])
+    assert chunk.times is not None and chunk.times.tolist() == times.tolist() and not chunk.native
+    assert decode_chunk(message()).native and decode_chunk(message()).times is None
+    assert_rejects([b"a", header(), samples, times[:2].tobytes()], "times", "expected 3 float64")
+    assert_rejects([b"a", header(), samples, np.array([1.0, 2.0, 2.0], "<f8").tobytes()], "times",
+                   "strictly increasing timestamps, got 2.0 then 2.0 at samples 1 and 2")
+    assert_rejects([b"a", header(), samples, np.array([1.0, np.nan, 3.0], "<f8").tobytes()], "times", "nan")
+    round_trip = decode_chunk(encode_chunk("a", 0, np.zeros((3, 6)), rate=100, times=times))
+    assert round_trip.times is not None and round_trip.times.tolist() == times.tolist()
+
+
+def test_units_are_converted_to_g_and_rad_per_s() -> None:
+    rows = np.array([[9.80665, 0.0, -9.80665, 180.0, -90.0, 0.0]], "<f4")
+    chunk = decode_chunk([b"a", header(units={"acc": "m/s2", "gyro": "deg/s"}), rows.tobytes()])
+    np.testing.assert_allclose(chunk.samples, [[1.0, 0.0, -1.0, math.pi, -math.pi / 2, 0.0]], rtol=1e-6)
+    only_gyro = decode_chunk([b"a", header(units={"gyro": "deg/s"}), rows.tobytes()])
+    assert only_gyro.samples[0, 0] == np.float32(9.80665)
+    for bad in ({"acc": "G"}, {"speed": "m/s"}, "g", ["g"], {"gyro": None}):
+        assert_rejects([b"a", header(units=bad), rows.tobytes()], "units", "expected 'units'")
