@@ -1,6 +1,6 @@
 """The ``harstream`` command: one verb per job.
 
-serve · replay · dashboard · demo · train · evaluate · bench · data
+serve · replay · dashboard · demo · train · evaluate · export · bench · data
 
 Every verb has ``--help``; verbs that report numbers take ``--json``.
 Heavy imports (TensorFlow, ZeroMQ) happen inside the verb that needs them,
@@ -81,13 +81,15 @@ def _endpoint(text: str) -> str:
     return text
 
 
-def _add_data_arg(parser: argparse.ArgumentParser) -> None:
+def _add_data_arg(parser: argparse.ArgumentParser, any_layout: bool = False) -> None:
+    what = ("dataset folder: HAPT (holding RawData/) or MotionSense (holding A_DeviceMotion_data/), "
+            "told apart by its layout" if any_layout else "HAPT dataset folder (holding RawData/)")
     parser.add_argument(
         "--data",
         type=Path,
         default=None,
-        help=f"HAPT dataset folder (holding RawData/); default: ${ENV_VAR}, else the user cache "
-        "where `harstream data download` puts it",
+        help=f"{what}; default: ${ENV_VAR}, else the user cache where `harstream data download` "
+        "puts HAPT",
     )
 
 
@@ -109,23 +111,42 @@ def _data_dir(args: argparse.Namespace) -> Path:
 
 
 def _cmd_data_download(args: argparse.Namespace) -> int:
-    from .download import DEFAULT_URL, download
+    if args.dataset == "motionsense":
+        from . import motionsense_download
 
-    path = download(args.dest, url=args.url or DEFAULT_URL, console=_err)
+        path = motionsense_download.download(
+            args.dest, url=args.url or motionsense_download.DEFAULT_URL, console=_err,
+            sha256=args.sha256 or motionsense_download.ARCHIVE_SHA256,
+        )
+    else:
+        from .download import DEFAULT_URL, download
+
+        if args.sha256:
+            raise HarstreamError("--sha256: HAPT's files are checked against the package manifest; "
+                                 "expected --sha256 only with --dataset motionsense")
+        path = download(args.dest, url=args.url or DEFAULT_URL, console=_err)
     _err.print(f"[green]dataset ready at {path}[/]")
     return 0
 
 
 def _cmd_data_check(args: argparse.Namespace) -> int:
+    from .datasets import find_layout
     from .download import check, print_check
 
-    report = check(_data_dir(args), checksums=not args.no_checksums)
+    data = _data_dir(args)
+    if find_layout(data) == "motionsense":  # anything else is checked (and reported) as HAPT
+        from . import motionsense_download
+
+        report: Any = motionsense_download.check(data, checksums=not args.no_checksums)
+        show: Callable[[Any, Console], None] = motionsense_download.print_check
+    else:
+        report, show = check(data, checksums=not args.no_checksums), print_check
     if args.json:
         from dataclasses import asdict
 
         _print_json(asdict(report))
     else:
-        print_check(report, Console())
+        show(report, Console())
     return 1 if report.problems else 0
 
 
@@ -151,7 +172,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         max_windows=args.max_windows, train_hop=args.train_hop, ema=args.ema, refit=args.refit,
         turn_degrees=args.turn_degrees,
     )
-    metrics = train(_data_dir(args), args.out, config, console=_err)
+    from .paths import resolve_data_dir
+
+    folders = [resolve_data_dir(d) for d in args.data] if args.data else [resolve_data_dir(None)]
+    metrics = train(folders, args.out, config, console=_err)
     if args.json:
         _print_json(metrics)
     return 0
@@ -173,6 +197,23 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         _print_json(result)
     else:
         print_evaluation(result, Console())
+    return 0
+
+
+# --- export -----------------------------------------------------------------------------
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .export import export, print_report
+
+    def say(text: str) -> None:
+        _err.print(f"[dim]export:[/] {escape(text)}...", highlight=False)
+
+    result = export(args.format, args.out, model=args.model, data_dir=args.data, batch=args.batch, log=say)
+    if args.json:
+        _print_json(result)
+    else:
+        print_report(result, Console())
     return 0
 
 
@@ -260,28 +301,112 @@ def _load_classifier(model: Path | None, max_batch: int, runtime: Any = "keras",
 # --- bench ------------------------------------------------------------------------------
 
 
+def _int_list(low: int, high: int) -> Callable[[str], list[int]]:
+    """An argparse type: comma-separated integers, each in [low, high]."""
+    one = _int_in(low, high)
+
+    def parse(text: str) -> list[int]:
+        values = [one(part.strip()) for part in text.split(",") if part.strip()]
+        if not values:
+            raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
+        return values
+
+    return parse
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from rich.table import Table
+    from .bench import run_full
 
-    from .bench import run_bench
-    from .runtime import Classifier
+    quick = args.quick
+    streams = args.streams or []
+    if args.json:
+        def say(text: str) -> None:
+            _err.print(f"[dim]bench:[/] {escape(text)}", highlight=False)
+    else:
+        def say(text: str) -> None:
+            _err.print(f"bench: {text}", highlight=False, markup=False)
+    result = run_full(
+        model=args.model, compare=args.compare, data=args.data, batches=args.batches,
+        repeats=args.repeats if args.repeats is not None else (2 if quick else 5), quick=quick,
+        model_threads=args.model_threads, xla=args.xla, streams=streams,
+        duration_s=args.duration if args.duration is not None else (3.0 if quick else 30.0),
+        warmup_s=args.warmup if args.warmup is not None else (2.0 if quick else 10.0),
+        aligned=args.aligned, serve_args=args.serve_arg, log=say,
+    )
+    if args.out is not None:
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    if args.plot is not None and result.get("load"):
+        from .bench import plot_load
 
-    models = [Classifier.load(args.model), *(Classifier.load(p) for p in args.compare)]
-    with _err.status("measuring (medians of repeated runs)..."):
-        result = run_bench(models, batch=args.batch, repeats=args.repeats)
+        plot_load(result, args.plot)
     if args.json:
         _print_json(result)
-        return 0
-    table = Table(title=f"model throughput at batch {args.batch} (median of {args.repeats})")
-    for column in ("model", "architecture", "parameters", "windows/s"):
-        table.add_column(column, justify="left" if column == "model" else "right")
-    for path, row in result["models"].items():
-        table.add_row(path, row["architecture"], f"{row['parameters']:,}",
-                      f"{row['windows_per_s']:,.0f}")
-    Console().print(table)
-    Console().print(f"signal chain: {result['chain_samples_per_s']:,.0f} samples/s "
-                    "(1,000 streams x 25-sample chunks per call)")
+    else:
+        _print_bench(result, Console())
     return 0
+
+
+def _print_bench(result: dict[str, Any], console: Console) -> None:
+    """The bench report as tables."""
+    from rich.table import Table
+
+    machine, config, rates = result["machine"], result["config"], result["runtimes"]
+    console.print(f"machine: {machine['nproc']} cores, {machine['cpu']}; model "
+                  f"{result['model']['architecture']} ({result['model']['parameters']:,} parameters); "
+                  f"TensorFlow threads {config['model_threads']}, ONNX Runtime threads 1; medians of "
+                  f"{config['repeats']}", highlight=False)
+    flops = result["flops_per_window"]
+    peaks = result["matmul_peak_gflops"]["by_threads"]
+    peak_text = ", ".join(f"{v:,.0f} GFLOP/s on {k} thread(s)" for k, v in peaks.items())
+    console.print(f"model: {flops['total'] / 1e6:.2f} MFLOP per window ({flops['estimated_part'] / 1e6:.2f} "
+                  f"estimated); matmul peak {peak_text}", highlight=False)
+    batches = [str(b) for b in config["batches"]]
+    table = Table(title=f"windows/s (naive model.predict, one window per call: "
+                        f"{rates['naive']['windows_per_s']:,.0f})")
+    table.add_column("runtime")
+    for b in batches:
+        table.add_column(f"batch {b}", justify="right")
+    table.add_column("max |p - keras|", justify="right")
+    agreement = result["agreement"]
+    for name, rows in rates.items():
+        if name == "naive":
+            continue
+        cells = []
+        for b in batches:
+            row = rows[b]
+            route = f" [{row['route']}]" if "route" in row else ""
+            cells.append(f"{row['windows_per_s']:,.0f} ({row['vs_keras']:.2f}x, "
+                         f"{100 * row['fraction_of_peak']:.0f}% peak){route}")
+        diff = agreement.get(name, {}).get("max_abs_diff")
+        table.add_row("auto (serve)" if name == "auto" else name, *cells,
+                      "reference" if name == "keras" else (f"{diff:.1e}" if diff is not None else "-"))
+    console.print(table)
+    state = result["state_bytes_per_stream"]
+    console.print(f"engine state: {state['steady'] / 1024:.1f} KiB per stream in steady state "
+                  f"({state['after_one_chunk'] / 1024:.1f} KiB after one chunk); signal chain "
+                  f"{result['chain_samples_per_s']:,.0f} samples/s", highlight=False)
+    for path, row in result.get("models", {}).items():
+        console.print(f"model {path}: {row['windows_per_s']:,.0f} windows/s", highlight=False)
+    levels = (result.get("load") or {}).get("levels", [])
+    if levels:
+        load = Table(title="live path over loopback (latency: send of the completing chunk -> subscriber; "
+                           "CPU %: 100 = one core)")
+        for column in ("streams", "windows/s", "p50 ms", "p99 ms", "max ms", "lost", "engine CPU %",
+                       "engine RSS MB", "$stats p50/p99 ms", "CPU % gen/sub/other"):
+            load.add_column(column, justify="right")
+        for lv in levels:
+            if lv.get("problem"):
+                load.add_row(str(lv["streams"]), lv["problem"], *[""] * 8)
+                continue
+            lat, eng, cli = lv["latency_ms"], lv["engine"], lv["clients"]
+            load.add_row(str(lv["streams"]), f"{lv['windows_per_s']:,.1f}", str(lat["p50"]), str(lat["p99"]),
+                         str(lat["max"]), str(lv["windows"]["lost"]), str(eng["cpu_pct"]), str(eng["rss_mb"]),
+                         f"{eng['stats_latency_p50_ms_median']}/{eng['stats_latency_p99_ms_median']}",
+                         f"{cli['generator_cpu_pct']}/{cli['subscriber_cpu_pct']}/"
+                         f"{cli['other_processes_cpu_pct']}")
+        console.print(load)
+    for name, target in result.get("targets", {}).items():
+        console.print(f"target {name}: {target}", highlight=False, markup=False)
 
 
 # --- replay / dashboard / demo ---------------------------------------------------------
@@ -320,24 +445,47 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"harstream {__version__}")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
-    data = verbs.add_parser("data", help="download, check and count the HAPT dataset")
+    data = verbs.add_parser("data", help="download, check and count the HAPT and MotionSense datasets")
     data_verbs = data.add_subparsers(dest="data_verb", required=True, metavar="ACTION")
-    p = data_verbs.add_parser("download", help="fetch the public HAPT archive into the cache")
-    p.add_argument("--dest", type=Path, default=None, help="where to put it (default: user cache)")
-    p.add_argument("--url", default=None, help="archive URL (default: the UCI archive)")
+    p = data_verbs.add_parser(
+        "download", help="fetch a public dataset archive into the cache",
+        description="Fetch HAPT (UCI dataset 341; every file checked against the package's SHA-256 "
+        "manifest) or MotionSense (the official A_DeviceMotion_data.zip; no checksum of it is pinned, "
+        "so it is verified by structure: 15 trials x 24 subjects, every file parsed by column name).",
+    )
+    p.add_argument("--dataset", choices=["hapt", "motionsense"], default="hapt",
+                   help="which dataset (default: hapt)")
+    p.add_argument("--dest", type=Path, default=None,
+                   help="where to put it (default: the user cache, <cache>/harstream/<dataset>)")
+    p.add_argument("--url", default=None,
+                   help="archive URL (default: the UCI archive; for motionsense GitHub's "
+                   "mmalekzadeh/motion-sense data/A_DeviceMotion_data.zip)")
+    p.add_argument("--sha256", default=None, metavar="HEX",
+                   help="motionsense: the archive's expected SHA-256, when you know it from a "
+                   "trusted source (default: none pinned)")
     p.set_defaults(handler=_cmd_data_download)
-    p = data_verbs.add_parser("check", help="validate a dataset folder: layout, parse, checksums")
-    _add_data_arg(p)
+    p = data_verbs.add_parser(
+        "check", help="validate a dataset folder: layout, parse, checksums",
+        description="Validate a HAPT or MotionSense folder. Checksums: HAPT against the package "
+        "manifest; MotionSense's project copy (.csv.gz) against its shipped manifest, the official "
+        ".csv files by structure and parsing only (no checksums of them are known).",
+    )
+    _add_data_arg(p, any_layout=True)
     p.add_argument("--no-checksums", action="store_true", help="skip the SHA-256 verification")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(handler=_cmd_data_check)
     p = data_verbs.add_parser("stats", help="windows per split and per (subject, activity)")
-    _add_data_arg(p)
+    _add_data_arg(p, any_layout=True)
     p.add_argument("--json", action="store_true", help="print the counts as JSON")
     p.set_defaults(handler=_cmd_data_stats)
 
     p = verbs.add_parser("train", help="train a model (selection on validation subjects only)")
-    _add_data_arg(p)
+    p.add_argument(
+        "--data", type=Path, action="append", default=None, metavar="DIR",
+        help="dataset folder, HAPT or MotionSense; repeat for both (one of each): training windows "
+        f"are the union of their train splits, early stopping watches the union of their validation "
+        f"splits (default: ${ENV_VAR}, else the user cache's HAPT)",
+    )
     p.add_argument("--out", type=Path, required=True, help="folder for the artifact and report")
     p.add_argument("--arch", default="harnet-fusion",
                    choices=["harnet-fusion", "harnet", "harnet-fusion-frame", "harnet-gravity", "notebook"],
@@ -367,13 +515,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verbs.add_parser("evaluate", help="score a model on a split, raw and smoothed")
     _add_model_arg(p)
-    _add_data_arg(p)
+    _add_data_arg(p, any_layout=True)
     p.add_argument("--split", default="test", choices=["train", "validation", "test"],
-                   help="subjects to score (default: test)")
+                   help="subjects to score, the dataset's own split (default: test; MotionSense's "
+                   "test subjects are kept out of the project: use validation there)")
     p.add_argument("--report", type=Path, default=None,
                    help="also write confusion and per-subject plots and metrics JSON here")
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
     p.set_defaults(handler=_cmd_evaluate)
+    p = verbs.add_parser(
+        "export", help="write the classifier as ONNX or TFLite for on-device use (docs/on-device.md)",
+        description="Write the classifier as one ONNX or TFLite file that takes the chain's windows "
+        "(n, 128, 9) float32 in physical units and returns the class probabilities (standardisation "
+        "inside). The file is run here on every engine-grid window of the model's test subjects and "
+        "written only if it agrees with Keras (>= 99.9%% of labels, probabilities within 1e-3).",
+    )
+    p.add_argument("--format", required=True, choices=["onnx", "tflite"],
+                   help="onnx: any batch size (tf2onnx, opset 17); tflite: builtin ops only, fixed batch")
+    _add_model_arg(p)
+    p.add_argument("--out", type=Path, required=True,
+                   help="file to write, ending in .onnx or .tflite (replaced only once the check passes)")
+    p.add_argument("--batch", type=_int_in(1, 4096), default=None,
+                   help="tflite only: the file's fixed batch size (default: 1, one window per call)")
+    _add_data_arg(p)
+    p.add_argument("--json", action="store_true",
+                   help="print the report as JSON: agreement with Keras, file size, windows/s, chain")
+    p.set_defaults(handler=_cmd_export)
     p = verbs.add_parser(
         "serve", help="run the engine: PULL ingest, PUB predictions",
         description="Run the engine: producers PUSH chunks to the ingest endpoint, subscribers "
@@ -435,12 +602,44 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_keys_arguments(p)
     p.set_defaults(handler=run_keys)
-    p = verbs.add_parser("bench", help="measure model windows/s and signal-chain samples/s")
+    p = verbs.add_parser(
+        "bench", help="measure the model's runtimes, FLOPs, engine state and (--streams) the live path",
+        description="Measure in one run: the naive Keras baseline, the serving path and each backend "
+        "(keras, onnx, xla) at each batch size with their agreement on real test windows, FLOPs per "
+        "window against this machine's matmul peak, engine state per stream, and with --streams the "
+        "live path end to end (a `harstream serve` child, a load generator and a subscriber process).",
+    )
     _add_model_arg(p)
+    _add_data_arg(p)
     p.add_argument("--compare", type=Path, action="append", default=[],
                    help="another model to measure in the same run (repeatable)")
-    p.add_argument("--batch", type=int, default=256, help="batch size (default: 256)")
-    p.add_argument("--repeats", type=int, default=5, help="repeats; the median is reported")
+    p.add_argument("--batches", type=_int_list(1, 4096), default=[1, 32, 256],
+                   help="batch sizes, comma-separated (default: 1,32,256)")
+    p.add_argument("--repeats", type=_int_in(1, 1000), default=None,
+                   help="repeats; the median is reported (default: 5, --quick 2)")
+    p.add_argument("--model-threads", type=_int_in(0, 64), default=1,
+                   help="TensorFlow threads per model call, as `serve --model-threads` (default: 1, "
+                   "serve's default; 0: TensorFlow's own)")
+    p.add_argument("--xla", action=argparse.BooleanOptionalAction, default=True,
+                   help="also time the model compiled by XLA (default: on)")
+    p.add_argument("--streams", type=_int_list(1, 100_000), default=None,
+                   help="load test: comma-separated stream counts, e.g. 1,500,1000 (default: none)")
+    p.add_argument("--duration", type=_float_in(0.5, 3600.0), default=None,
+                   help="load test: seconds measured per stream count (default: 30, --quick 3)")
+    p.add_argument("--warmup", type=_float_in(0.0, 3600.0), default=None,
+                   help="load test: seconds streamed before measuring (default: 10, --quick 2)")
+    p.add_argument("--aligned", action="store_true",
+                   help="load test: every stream starts at seq 0, so all complete their windows in "
+                   "the same 0.5 s (bursts); default: a random first seq per stream, as independent "
+                   "devices")
+    p.add_argument("--serve-arg", action="append", default=[], metavar="ARG",
+                   help="load test: an extra `harstream serve` argument (repeatable, e.g. "
+                   "--serve-arg=--max-batch=512); default: serve's defaults")
+    p.add_argument("--out", type=Path, default=None, help="also write the JSON report to this file")
+    p.add_argument("--plot", type=Path, default=None,
+                   help="with --streams: write a PNG of latency against streams here")
+    p.add_argument("--quick", action="store_true",
+                   help="small, fast measurements (a smoke test; the numbers are rough)")
     p.add_argument("--json", action="store_true", help="print the numbers as JSON")
     p.set_defaults(handler=_cmd_bench)
     p = verbs.add_parser("replay", help="turn recorded datasets into live streams; --score")

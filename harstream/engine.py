@@ -39,7 +39,7 @@ from typing import NamedTuple, cast
 import numpy as np
 import numpy.typing as npt
 
-from . import SAMPLE_RATE_HZ, chain
+from . import SAMPLE_RATE_HZ, chain, resample
 from .chain import CHANNELS, ChainState
 from .protocol import Chunk, ErrorEvent, Prediction
 from .smoothing import ForwardFilter
@@ -66,6 +66,13 @@ class Arrival(NamedTuple):
     """Receipt time as unix time (published as ``t_arrival``)."""
 
 
+def _same_kind(stream: _Stream, chunk: Chunk) -> bool:
+    """The chunk continues the stream's rate and timing (else the stream restarts)."""
+    if stream.resampler is None:
+        return chunk.native
+    return chunk.rate == stream.resampler.rate_hz and (chunk.times is not None) == stream.resampler.timed
+
+
 @dataclass
 class _Stream:
     row: int
@@ -74,6 +81,12 @@ class _Stream:
     last_seen: float
     owner: str | None
     windows: int = 0
+    resampler: resample.ResampleState | None = None
+    """Streams at another rate or with timestamps: their resampler onto the 50 Hz grid."""
+    input_next: int = 0
+    """Resampled streams: the input index (at the stream's own rate) the next chunk must have."""
+    t_origin: float | None = None
+    """Timed streams: the producer-clock time of input index 0 (keeps indices on one grid)."""
     forgotten: bool = False
     """Set when the engine forgets the stream: its windows still waiting are dropped."""
 
@@ -177,17 +190,28 @@ class Engine:
             self._free_rows.extend(range(old + grow - 1, old - 1, -1))
         return self._free_rows.pop()
 
-    def _start_stream(self, chunk: Chunk, now: float) -> _Stream:
+    def _start_stream(self, chunk: Chunk, now: float, origin: float | None = None) -> _Stream:
+        """A fresh run of ``chunk``'s stream at ``chunk.seq`` (a timed one keeps ``origin``)."""
         old = self._streams.get(chunk.stream)
         row = old.row if old is not None else self._allocate_row()
         self._state.put([row], chain.initial_state(chunk.samples[:1]))
+        resampler = None
+        if not chunk.native:
+            if chunk.times is not None and origin is None:
+                origin = float(chunk.times[0]) - chunk.seq / chunk.rate
+            resampler = resample.start(chunk.rate, seq=chunk.seq,
+                                       origin=origin if chunk.times is not None else None)
+        first = chunk.seq if resampler is None else resampler.next_index
         stream = _Stream(
             row=row,
-            ring=RingBuffer(channels=len(CHANNELS), first_index=chunk.seq),
+            ring=RingBuffer(channels=len(CHANNELS), first_index=first if first is not None else 0),
             belief=self.smoother.initial(1)[0],
             last_seen=now,
             owner=chunk.owner,
             windows=old.windows if old is not None else 0,
+            resampler=resampler,
+            input_next=chunk.seq,
+            t_origin=origin if chunk.times is not None else None,
         )
         self._streams[chunk.stream] = stream
         return stream
@@ -237,11 +261,73 @@ class Engine:
         for batch in rounds:
             accepted = [a for a in batch if self._admit_safely(a.chunk, now, errors)]
             by_length: dict[int, list[Arrival]] = defaultdict(list)
-            for a in accepted:
+            for a in self._on_grid(accepted, errors):
                 by_length[len(a.chunk.samples)].append(a)
             for group in by_length.values():
                 self._filter_group(group, now, errors)
         return errors
+
+    def _on_grid(self, accepted: list[Arrival], errors: list[ErrorEvent]) -> list[Arrival]:
+        """The accepted chunks as 50 Hz chunks: resampled streams go through their resampler.
+
+        A resampled chunk becomes one chunk per run of consecutive output
+        indices (``seq`` = the 50 Hz index of its first row); a dropout longer
+        than the resampler's ``max_gap_s`` restarts the stream at the index
+        where output resumes, reported as ``seq_gap``. Timestamps going back
+        are rejected (``times``) with the stream as it was.
+        """
+        out: list[Arrival] = []
+        for a in accepted:
+            c = a.chunk
+            stream = self._streams.get(c.stream)
+            if stream is None or stream.resampler is None:
+                out.append(a)
+                continue
+            try:
+                result = resample.resample(stream.resampler, c.samples, c.times)
+            except resample.ResampleError as exc:
+                self._reject(errors, c, "times", str(exc))
+                continue
+            stream.resampler = result.state
+            stream.input_next = c.seq + len(c.samples)
+            runs = result.runs()
+            for i, (first, rows) in enumerate(runs):
+                if i > 0:  # a long dropout: filtered in order, run by run (rare)
+                    gap = result.gaps[i - 1]
+                    errors.append(ErrorEvent(
+                        c.stream, "seq_gap",
+                        f"no sample for {gap.seconds:.3f} s in the timestamps (more than "
+                        f"{stream.resampler.max_gap_s:g} s): the stream restarts at index {gap.resume}",
+                    ))
+                    self._restart_grid(stream, gap.resume, rows)
+                if not len(rows):
+                    continue
+                ring = stream.ring
+                if ring.next_index != first and ring.next_index == ring.first_index:  # no row yet
+                    stream.ring = RingBuffer(channels=len(CHANNELS), first_index=first)
+                t0 = None if c.t0 is None else c.t0 + self._seconds_after_first(stream, c, first)
+                arrival = Arrival(Chunk(c.stream, first, SAMPLE_RATE_HZ, t0, rows, owner=c.owner),
+                                  a.t_recv, a.t_wall)
+                if len(runs) == 1:
+                    out.append(arrival)  # filtered with the others of its length
+                else:
+                    self._filter_group([arrival], self.clock(), errors)
+        return out
+
+    def _restart_grid(self, stream: _Stream, index: int, rows: npt.NDArray[np.float32]) -> None:
+        """After a long dropout: the stream's filters and windows start again at ``index``."""
+        if len(rows):
+            self._state.put([stream.row], chain.initial_state(rows[:1]))
+        stream.ring = RingBuffer(channels=len(CHANNELS), first_index=index)
+
+    @staticmethod
+    def _seconds_after_first(stream: _Stream, chunk: Chunk, index: int) -> float:
+        """Seconds from ``chunk``'s first sample to the 50 Hz grid point ``index``."""
+        grid_time = index / SAMPLE_RATE_HZ
+        if chunk.times is None:
+            return grid_time - chunk.seq / chunk.rate
+        assert stream.t_origin is not None
+        return stream.t_origin + grid_time - float(chunk.times[0])
 
     def _admit_safely(self, chunk: Chunk, now: float, errors: list[ErrorEvent]) -> bool:
         try:
@@ -251,10 +337,6 @@ class Engine:
             return False
 
     def _admit(self, chunk: Chunk, now: float, errors: list[ErrorEvent]) -> bool:
-        if not chunk.native:  # resampling lands with harstream.resample
-            return self._reject(errors, chunk, "rate", f"this engine serves 50 Hz streams without "
-                                f"timestamps only, got rate {chunk.rate:g}"
-                                f"{' with timestamps' if chunk.times is not None else ''}")
         stream = self._streams.get(chunk.stream)
         if stream is None:
             if len(self._streams) >= self.max_streams:
@@ -266,8 +348,16 @@ class Engine:
         if stream.owner != chunk.owner:
             return self._reject(errors, chunk, "not_owner",
                                 "the stream id belongs to another producer key; chunk dropped")
-        expected = stream.ring.next_index
+        expected = stream.ring.next_index if stream.resampler is None else stream.input_next
         if chunk.restart:
+            self._start_stream(chunk, now)
+            return True
+        if not _same_kind(stream, chunk):
+            errors.append(ErrorEvent(
+                chunk.stream, "seq_gap",
+                f"the stream changed to rate {chunk.rate:g} Hz "
+                f"{'with' if chunk.times is not None else 'without'} timestamps: it restarts at {chunk.seq}",
+            ))
             self._start_stream(chunk, now)
             return True
         if chunk.seq == expected:
@@ -279,7 +369,7 @@ class Engine:
                 f"expected seq {expected}, got {chunk.seq}: {chunk.seq - expected} samples "
                 f"missing; the stream restarts at {chunk.seq}",
             ))
-            self._start_stream(chunk, now)
+            self._start_stream(chunk, now, origin=stream.t_origin)
             return True
         return self._reject(errors, chunk, "seq_replay",
                             f"expected seq {expected}, got {chunk.seq}: chunk dropped "

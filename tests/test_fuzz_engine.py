@@ -83,7 +83,8 @@ CANARY_USER, CANARY_EXPERIMENT = 2, 3
 CANARY_CHUNK = 25
 CANARY_EVERY = 13
 """One canary chunk after every this many generated messages."""
-DECODE_CODES = frozenset({"frames", "stream_id", "header", "version", "seq", "rate", "t0", "restart", "samples"})
+DECODE_CODES = frozenset({"frames", "stream_id", "header", "version", "seq", "rate", "t0", "restart", "units",
+                          "samples", "times"})
 """Codes :func:`decode_chunk` raises: the engine reports them as it receives a message."""
 REJECTING_CODES = frozenset({"seq_replay", "too_many_streams", "not_owner"})
 """Engine codes that drop a decoded chunk (counted in ``rejected``; ``seq_gap`` uses the chunk)."""
@@ -116,9 +117,11 @@ BAD_VALUES: dict[str, tuple[str, ...]] = {
     "v": ("0", "2", "-1", "1.0", "1e0", "true", "false", "null", '"1"', "[1]", "{}", str(2**64)),
     "seq": ("-1", str(MAX_SEQ + 1), str(2**63), str(2**64), "-9223372036854775809", "1.0", "0.0", "1e3",
             "true", "false", "null", '"0"', "[0]", "{}"),
-    "rate": ("49", "51", "0", "-50", "50.0", "5e1", "true", "false", '"50"', "null", "[50]", str(50 + 2**64)),
+    "rate": ("19.99", "500.01", "0", "-50", "1e3", "true", "false", '"50"', "null", "[50]", str(50 + 2**64)),
     "t0": ('"1700000000"', "true", "false", "[]", "{}", '""', str(10**400), str(-(10**400))),
     "restart": ("1", "0", '"true"', '"false"', "null", "[]", "{}", "1.0"),
+    "units": ('"g"', "[]", "null", "1", '{"acc":"G"}', '{"acc":"m/s^2"}', '{"gyro":"dps"}', '{"acc":1}',
+              '{"gyro":null}'),
 }
 NON_STANDARD = ("NaN", "-NaN", "Infinity", "-Infinity", "1e999", "-1e999", "1E400", "nan", "inf", "Inf")
 RAW_HEADERS = (
@@ -218,13 +221,13 @@ def bad_header_field(draw: st.DrawFn) -> Message:
     """A valid chunk but for one header field: missing, mistyped, out of range, non-standard JSON, twice."""
     base = draw(valid_message())
     pairs = [("v", "1"), ("seq", "0"), ("rate", "50")]
-    key = draw(st.sampled_from(["v", "seq", "rate", "t0", "restart", "x"]))
+    key = draw(st.sampled_from(["v", "seq", "rate", "t0", "restart", "units", "x"]))
     how = draw(st.sampled_from(["value", "value", "constant", "missing", "twice"]))
     if how == "missing":
         pairs = [p for p in pairs if p[0] != key]
     elif how == "twice":
         pairs.append((key if key != "x" else "seq", draw(st.sampled_from(["1", "0", "50", "true"]))))
-        if key in ("t0", "restart", "x"):
+        if key in ("t0", "restart", "units", "x"):
             pairs.append((key, "true" if key == "restart" else "1"))
     else:
         values = BAD_VALUES.get(key, ('"x"',)) if how == "value" else NON_STANDARD
@@ -290,6 +293,25 @@ def bad_samples(draw: st.DrawFn) -> Message:
 
 
 @st.composite
+def bad_times(draw: st.DrawFn) -> Message:
+    """A timestamps frame (frame 3) of the wrong size, not increasing, or holding a NaN or an infinity."""
+    base = draw(valid_message())
+    n = len(base.frames[2]) // ROW
+    times = 1000.0 + np.arange(n, dtype="<f8") / 50
+    how = draw(st.sampled_from(["size", "back", "equal", "non_finite"]))
+    if how == "size":
+        frame = times.tobytes()[: draw(st.sampled_from([0, 7, 8 * max(0, n - 1)]))] if n > 1 else b"\x00" * 9
+    elif how in ("back", "equal") and n >= 2:
+        i = draw(st.integers(1, n - 1))
+        times[i] = times[i - 1] - (0.01 if how == "back" else 0.0)
+        frame = times.tobytes()
+    else:
+        times[draw(st.integers(0, n - 1))] = draw(st.sampled_from([np.nan, np.inf, -np.inf]))
+        frame = times.tobytes()
+    return Message([*base.frames[:3], frame], follow=base.follow)
+
+
+@st.composite
 def mutated(draw: st.DrawFn) -> Message:
     """A valid message with one to three random byte edits in one frame."""
     frames = list(draw(valid_message()).frames)
@@ -337,7 +359,7 @@ def oversize(draw: st.DrawFn) -> Message:
 
 message = st.one_of(
     valid_message(), valid_message(), valid_message(seqs="edge"), bad_header_field(), bad_header_field(),
-    bad_header_raw(), bad_stream(), bad_frames(), bad_samples(), mutated(), mutated(),
+    bad_header_raw(), bad_stream(), bad_frames(), bad_samples(), bad_times(), mutated(), mutated(),
 )
 
 
