@@ -230,10 +230,11 @@ class Sockets:
         """The endpoint the PUB socket is bound to."""
         return _last_endpoint(self.pub)
 
-    def close(self) -> None:
-        """Close both sockets and stop what was started with them."""
+    def close(self, pub: bool = True) -> None:
+        """Close both sockets (the PULL one only, with ``pub=False``) and stop what was started with them."""
         self.pull.close(linger=0)
-        self.pub.close()
+        if pub:
+            self.pub.close()
         for closer in self.closers:
             closer()
 
@@ -306,6 +307,9 @@ class _Inference:
         self.deadline = math.inf
         """After this (monotonic) time, waiting windows are dropped and counted."""
         self.dropped_windows = 0
+        self.exited = False
+        self.close_pub_on_exit = False
+        """Set when serving returned while this thread was still busy: it closes the PUB socket it owns."""
         self.thread = threading.Thread(target=self._run, name="harstream-inference", daemon=True)
 
     def start(self) -> None:
@@ -331,7 +335,24 @@ class _Inference:
         self.thread.join(timeout=max(0.0, deadline - time.monotonic()) + 5.0)
         return not self.thread.is_alive()
 
+    def hand_over_pub(self) -> bool:
+        """True when this thread has ended (the caller may close the PUB socket); else it closes it."""
+        with self.cond:
+            if not self.exited:
+                self.close_pub_on_exit = True
+            return self.exited
+
     def _run(self) -> None:
+        try:
+            self._serve_outbox()
+        finally:
+            with self.cond:
+                self.exited = True
+                close = self.close_pub_on_exit
+            if close:  # serving has returned: nobody else may touch the socket
+                self.pub.close(linger=0)
+
+    def _serve_outbox(self) -> None:
         engine = self.engine
         while True:
             with self.cond:
@@ -586,7 +607,8 @@ def serve(
     finally:
         if loop.inference.thread.is_alive():
             loop.inference.finish(time.monotonic())
-        sockets.close()
+        # A socket belongs to one thread: a still-busy inference thread closes the PUB socket itself.
+        sockets.close(pub=loop.inference.hand_over_pub())
     counters = engine.counters
     summary.windows, summary.rejected = counters.windows, counters.rejected
     summary.shed, summary.internal_errors = counters.shed, counters.internal_errors

@@ -617,7 +617,7 @@ def test_a_stream_that_lost_a_chunk_to_shedding_restarts_at_its_next_chunk(
     gate = threading.Event()
 
     def blocked(windows: np.ndarray) -> np.ndarray:
-        gate.wait(30)
+        gate.wait(5)  # $error goes out from the inference thread: it is published once this returns
         return fake_proba(windows)
 
     with running(free_endpoint, Engine(blocked, ACTIVITIES), max_queued_samples=3000,
@@ -629,7 +629,7 @@ def test_a_stream_that_lost_a_chunk_to_shedding_restarts_at_its_next_chunk(
         sock.send_multipart(encode_chunk("b", 0, signal_of(128)))  # waits: the pending limit is 1
         sock.send_multipart(encode_chunk("fill", 0, signal_of(2900)))
         sock.send_multipart(encode_chunk("a", 0, signal_of(128), restart=True))  # shed
-        out.wait_for(lambda ev: any(isinstance(e, ErrorEvent) and e.code == "overloaded" for e in ev))
+        out.wait_for(lambda ev: any(isinstance(e, ErrorEvent) and e.code == "overloaded" for e in ev), 120)
         gate.set()
         time.sleep(0.5)
         sock.send_multipart(encode_chunk("a", 128, signal_of(128)))  # behind the old index: restart
