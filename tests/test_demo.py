@@ -48,7 +48,7 @@ def test_ctrl_c_stops_every_child(
     demo = subprocess.Popen(
         [sys.executable, "-m", "harstream.cli", "demo", "--data", str(hapt_dir),
          "--subjects", "2,4", "--ingest", ingest, "--publish", publish, "--logs", str(tmp_path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=(tmp_path / "demo.err").open("wb"),
     )
     try:
         with Subscriber(publish) as sub:  # live predictions prove engine and replay both run
@@ -59,7 +59,14 @@ def test_ctrl_c_stops_every_child(
         children = _descendants(demo.pid)
         assert len(children) >= 2  # engine and replay
         demo.send_signal(signal.SIGINT)
-        assert demo.wait(timeout=60) == 0
+        try:
+            code = demo.wait(timeout=60)
+        except subprocess.TimeoutExpired:  # a hang: have the demo print its threads' stacks
+            demo.send_signal(signal.SIGUSR1)
+            time.sleep(2)
+            raise AssertionError("demo still running 60 s after Ctrl-C; its stacks:\n"
+                                 + (tmp_path / "demo.err").read_text(errors="replace")[-6000:]) from None
+        assert code == 0
         time.sleep(0.5)
         assert [pid for pid in children if _alive(pid)] == []
     finally:
