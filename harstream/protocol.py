@@ -497,12 +497,7 @@ def _json_object(raw: bytes, limit: int) -> dict[str, Any]:
             "header", f"expected frame 1 to be at most {limit} bytes, got {len(raw)}"
         )
     try:
-        obj = json.loads(
-            raw.decode("utf-8"),
-            parse_constant=_no_constant,
-            parse_float=_finite_float,
-            object_pairs_hook=_unique_keys,
-        )
+        obj = _HEADER_DECODER.decode(raw.decode("utf-8"))
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise ProtocolError(
             "header", f"expected frame 1 to be UTF-8 JSON, got {_show(raw)} ({exc})"
@@ -530,6 +525,13 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise ValueError(f"duplicate key {key[:20]!r}")
         obj[key] = value
     return obj
+
+
+_HEADER_DECODER = json.JSONDecoder(
+    parse_constant=_no_constant, parse_float=_finite_float, object_pairs_hook=_unique_keys
+)
+"""Strict JSON (no NaN/Infinity, finite numbers, unique keys); built once (``json.loads`` with
+options builds a decoder per call)."""
 
 
 def _dumps(obj: dict[str, Any], code: str, allow_nan: bool = True) -> bytes:
