@@ -10,8 +10,11 @@ so ``harstream --help`` is instant.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import faulthandler
 import json
 import re
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -528,7 +531,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write the classifier as one ONNX or TFLite file that takes the chain's windows "
         "(n, 128, 9) float32 in physical units and returns the class probabilities (standardisation "
         "inside). The file is run here on every engine-grid window of the model's test subjects and "
-        "written only if it agrees with Keras (>= 99.9%% of labels, probabilities within 1e-3).",
+        "written only if it agrees with Keras (>= 99.9% of labels, probabilities within 1e-3).",
     )
     p.add_argument("--format", required=True, choices=["onnx", "tflite"],
                    help="onnx: any batch size (tf2onnx, opset 17); tflite: builtin ops only, fixed batch")
@@ -673,7 +676,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``harstream`` command."""
+    """Entry point of the ``harstream`` command.
+
+    ``kill -USR1 PID`` makes any verb write every thread's stack to stderr (diagnosing a hang).
+    """
+    if hasattr(signal, "SIGUSR1"):
+        with contextlib.suppress(ValueError, OSError, AttributeError):  # stderr without a descriptor
+            faulthandler.register(signal.SIGUSR1, all_threads=True)
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
     try:

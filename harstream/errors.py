@@ -27,6 +27,10 @@ class SecurityError(HarstreamError):
     """A CurveZMQ key file is missing or malformed, or key options do not fit together."""
 
 
+class ExportError(HarstreamError):
+    """The classifier cannot be exported: a bad output path, a failed conversion, or disagreement with Keras."""
+
+
 class ServeError(HarstreamError):
     """The engine cannot start serving (an endpoint cannot bind, a bad setting)."""
 

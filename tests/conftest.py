@@ -1,4 +1,4 @@
-"""Shared fixtures: where the real HAPT data lives.
+"""Shared fixtures: where the real HAPT and MotionSense data live.
 
 ``$HARSTREAM_DATA`` if set, else ``../shared/data/hapt`` from the repository
 root. Missing data fails the tests that need it; it never skips them.
@@ -26,6 +26,24 @@ def hapt_dir() -> Path:
         pytest.fail(
             f"HAPT data not found: {path} (from {source}) has no RawData/ folder; "
             f"set HARSTREAM_DATA to a HAPT dataset folder",
+            pytrace=False,
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def motionsense_dir(hapt_dir: Path) -> Path:
+    """The project's MotionSense copy (holding ``A_DeviceMotion_data/``).
+
+    ``$HARSTREAM_MOTIONSENSE`` if set, else ``motionsense/`` beside the HAPT folder.
+    """
+    env = os.environ.get("HARSTREAM_MOTIONSENSE")
+    path = Path(env) if env else hapt_dir.parent / "motionsense"
+    if not (path / "A_DeviceMotion_data").is_dir():
+        source = "$HARSTREAM_MOTIONSENSE" if env else "motionsense/ beside the HAPT folder"
+        pytest.fail(
+            f"MotionSense data not found: {path} (from {source}) has no A_DeviceMotion_data/ "
+            f"folder; set HARSTREAM_MOTIONSENSE to the project's MotionSense folder",
             pytrace=False,
         )
     return path
