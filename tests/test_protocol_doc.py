@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harstream import resample
 from harstream.errors import ProtocolError
 from harstream.protocol import (
     ERROR_CODES,
@@ -102,3 +103,24 @@ def test_the_window_grid_example() -> None:
     assert "first window at `seq_end` 1151" in DOC
     assert window_ends(1000, 1300).tolist()[:2] == [1151, 1215]
     assert window_ends(0, 300).tolist() == [127, 191, 255]
+
+
+def test_the_timed_chunk_example() -> None:
+    """Rate, units and the timestamps frame, as the worked example reads them."""
+    block = example("timed-chunk")
+    header = re.search(r"frame 1: (\{.*\})$", block, flags=re.MULTILINE)
+    row = re.search(r"frame 2: 3 rows × 6 float32: ([-0-9. ]+) \|", block)
+    times_text = re.search(r"frame 3: 3 float64: ([0-9. ]+)$", block, flags=re.MULTILINE)
+    assert header is not None and row is not None and times_text is not None
+    first = np.array([float(v) for v in row.group(1).split()], dtype="<f4")
+    times = np.array([float(v) for v in times_text.group(1).split()], dtype="<f8")
+    chunk = decode_chunk([b"phone-1", header.group(1).encode(), np.tile(first, (3, 1)).tobytes(),
+                          times.tobytes()])
+    assert (chunk.seq, chunk.rate, chunk.t0) == (500, 100, 1700000005.0)
+    np.testing.assert_allclose(chunk.samples[0], [0, 0, 1, 0, 0, np.pi / 2], rtol=1e-6)
+    assert chunk.times is not None and list(chunk.times) == [12.0, 12.011, 12.019]
+    origin = 12.0 - 500 / 100  # the doc's "12.0 - 500/100 + k/50"
+    assert f"{origin + 250 / 50:.3f}" == "12.000" and "index 250" in DOC[DOC.index(block):][:900]
+    result = resample.resample(resample.start(chunk.rate, seq=chunk.seq, origin=origin), chunk.samples,
+                               chunk.times)
+    assert result.first_index == 250
