@@ -276,16 +276,18 @@ def _is_stale(path: Path, pid: str | None) -> bool:
         return False
 
 
-def _clean_stale(cache: Path, dest: Path, console: Console) -> None:
+def _clean_stale(cache: Path, dest: Path, console: Console, prefix: str = "hapt") -> None:
     """Remove partial files of earlier downloads that were killed before cleaning up.
 
-    Archives being fetched are ``hapt-<pid>-*.zip.part`` in the cache, unpacking
-    folders ``.<dest name>.partial-<pid>-*`` beside ``dest``; those of a process
-    that is no longer running (or older than :data:`STALE_AFTER_S`) are removed.
+    Archives being fetched are ``<prefix>-<pid>-*.zip.part`` in the cache (``hapt-``
+    for HAPT), unpacking folders ``.<dest name>.partial-<pid>-*`` beside ``dest``; those
+    of a process that is no longer running (or older than :data:`STALE_AFTER_S`) are removed.
     """
     work = re.compile("^" + re.escape(f".{dest.name}.partial-") + r"(?:(\d+)-)?[^/]*$")
+    archive = _ARCHIVE_PART if prefix == "hapt" else re.compile(
+        "^" + re.escape(f"{prefix}-") + r"(?:(\d+)-)?[^/]*\.zip\.part$")
     found: list[tuple[Path, re.Pattern[str]]] = []
-    for folder, pattern in ((cache, _ARCHIVE_PART), (dest.parent, work)):
+    for folder, pattern in ((cache, archive), (dest.parent, work)):
         try:
             found += [(path, pattern) for path in folder.iterdir()]
         except OSError:
@@ -326,13 +328,19 @@ def _fetch(
     max_bytes: int,
     progress: bool,
     console: Console,
+    title: str = "HAPT archive",
+    what: str = "the HAPT archive (UCI dataset 341)",
+    manual_help: str | None = None,
 ) -> int:
     """Stream ``url`` into ``target`` with a progress bar; returns the byte count.
 
     ``timeout`` bounds each wait for data, ``deadline`` the whole transfer
     (a server trickling a byte at a time fails at the deadline), ``max_bytes``
-    the archive size (announced or received).
+    the archive size (announced or received). ``title`` labels the progress
+    bar, ``what`` names the archive in errors, ``manual_help`` says how to
+    install it by hand (default: HAPT's).
     """
+    help_text = _manual_help(dest) if manual_help is None else manual_help
     started = time.monotonic()
     written = 0
 
@@ -340,19 +348,19 @@ def _fetch(
         return deadline - (time.monotonic() - started)
 
     def unreachable(exc: BaseException) -> DownloadError:
-        return DownloadError(f"{url} could not be reached ({exc}). {_manual_help(dest)}")
+        return DownloadError(f"{url} could not be reached ({exc}). {help_text}")
 
     def overdue() -> DownloadError:
         return DownloadError(
             f"{url}: the download took longer than its deadline of {deadline:g} s "
             f"({written:,} bytes received in {time.monotonic() - started:.1f} s); the server is "
-            f"too slow or stalled. {_manual_help(dest)}"
+            f"too slow or stalled. {help_text}"
         )
 
     def too_big(seen: str) -> DownloadError:
         return DownloadError(
             f"{url}: {seen}, over the archive size limit of {max_bytes:,} bytes "
-            f"(max_archive_bytes); is this the HAPT archive (UCI dataset 341)?"
+            f"(max_archive_bytes); is this {what}?"
         )
 
     try:
@@ -376,7 +384,7 @@ def _fetch(
         total = int(length) if length and length.isdigit() else None
         if total is not None and total > max_bytes:
             raise too_big(f"the server announces {total:,} bytes")
-        task = bar.add_task("HAPT archive", total=total)
+        task = bar.add_task(title, total=total)
         while True:
             if left() <= 0:
                 raise overdue()

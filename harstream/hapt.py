@@ -43,10 +43,17 @@ class Recording:
     """Accelerometer, shape (n, 3), in g, gravity included."""
     gyro: npt.NDArray[np.float64]
     """Gyroscope, shape (n, 3), in rad/s."""
+    dataset: str = "hapt"
+    """The dataset it comes from (``"hapt"``, ``"motionsense"``): ``user`` is that dataset's
+    own subject id, so subjects of two datasets are told apart by this too."""
+    name: str | None = None
+    """Its stream id when the dataset names recordings otherwise (``ms_dws_1_sub01``)."""
 
     @property
     def stream_id(self) -> str:
         """The stream id replay gives this recording, e.g. ``exp01_user01``."""
+        if self.name is not None:
+            return self.name
         return f"exp{self.experiment:02d}_user{self.user:02d}"
 
     @property
@@ -214,12 +221,15 @@ def read_segments(
 
 @dataclass(frozen=True)
 class Dataset:
-    """All recordings of a HAPT folder and their labelled segments."""
+    """All recordings of a dataset folder (HAPT, or another read into the same kind) and their
+    labelled segments."""
 
     recordings: list[Recording]
     """One per experiment, sorted by experiment."""
     segments: list[Segment]
     """Every row of ``labels.txt``, validated against the recordings."""
+    name: str = "hapt"
+    """The dataset's layout name (``"hapt"``, ``"motionsense"``)."""
 
     def segments_of(self, recording: Recording) -> list[Segment]:
         """The labelled segments of one recording, in file order."""

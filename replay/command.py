@@ -8,6 +8,8 @@ imports wait until ``run``, so ``harstream --help`` stays instant.
 >>> args = parser.parse_args(["--subjects", "2,4", "--speed", "0", "--copies", "3"])
 >>> args.subjects, args.speed, args.copies, args.chunk
 ({2, 4}, 0.0, 3, 25)
+>>> sorted(resolve_subjects("validation", "motionsense")), sorted(resolve_subjects("default", "motionsense"))
+([1, 7, 13, 19], [1, 7, 13, 19])
 """
 
 from __future__ import annotations
@@ -35,13 +37,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``harstream replay``."""
     parser.add_argument(
         "--data", type=Path, default=None,
-        help=f"dataset folder: HAPT (holding RawData/) or UCI HAR (train/, test/ with "
-        f"Inertial Signals/); default: ${ENV_VAR}, else the user cache",
+        help=f"dataset folder: HAPT (holding RawData/), MotionSense (holding A_DeviceMotion_data/) "
+        f"or UCI HAR (train/, test/ with Inertial Signals/); default: ${ENV_VAR}, else the user cache",
     )
     parser.add_argument(
-        "--subjects", type=_subjects, default="test", metavar="LIST",
-        help="subjects to replay: ids like 2,4,9, a split (train, validation, test) or 'all' "
-        "(default: test, UCI HAR's 9 test subjects)",
+        "--subjects", type=_subjects, default="default", metavar="LIST",
+        help="subjects to replay: ids like 2,4,9, a split of the dataset (train, validation, "
+        "test) or 'all' (default: the held-out subjects: HAPT's and UCI HAR's 9 test subjects; "
+        "MotionSense's 4 validation subjects, its test subjects being kept out of the project)",
     )
     parser.add_argument("--speed", type=_speed, default=1.0,
                         help="times real time; 0 = as fast as the engine takes it (default: 1)")
@@ -89,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     """Execute ``harstream replay``; 0 on success, 1 when nothing came back, 130 on Ctrl-C."""
     from harstream.paths import resolve_data_dir
 
-    from .sources import load_streams, tagged
+    from .sources import detect_layout, load_streams, tagged
 
     if args.plot is not None and not args.score:
         raise HarstreamError(f"--plot {args.plot}: expected --score as well (it plots the score)")
@@ -101,8 +104,9 @@ def run(args: argparse.Namespace) -> int:
         raise HarstreamError(str(exc)) from None
     err = Console(stderr=True)
     data = resolve_data_dir(args.data)
+    subjects = resolve_subjects(args.subjects, detect_layout(data))
     with err.status(f"reading {data} ..."):
-        streams = tagged(load_streams(data, args.subjects), args.tag)
+        streams = tagged(load_streams(data, subjects), args.tag)
     progress = not args.no_progress
     if not args.score:
         from .player import play
@@ -191,15 +195,33 @@ def _print_json(payload: Any) -> None:
 # -- argument types (argparse turns their ValueError/ArgumentTypeError into a usage error) ------
 
 
-def _subjects(text: str) -> set[int] | None:
-    """``"2,4,9"`` -> {2, 4, 9}; a split name -> its subjects; ``"all"`` -> None (every one)."""
+SPLIT_NAMES = ("train", "validation", "test", "default")
+"""``--subjects`` names resolved once the dataset's layout is known (:func:`resolve_subjects`)."""
+
+
+def resolve_subjects(choice: set[int] | str | None, layout: str) -> set[int] | None:
+    """The subjects of a ``--subjects`` value for a dataset of ``layout`` (None: every one).
+
+    A split name takes that dataset's split (UCI HAR has HAPT's subjects);
+    ``"default"`` is the held-out split: ``test``, or ``validation`` on MotionSense.
+    """
+    if not isinstance(choice, str):
+        return choice
+    from training.dataset import DATASET_SPLITS
+
+    splits = DATASET_SPLITS["motionsense" if layout == "motionsense" else "hapt"]
+    if choice == "default":
+        choice = "validation" if layout == "motionsense" else "test"
+    return set(splits[choice])
+
+
+def _subjects(text: str) -> set[int] | str | None:
+    """``"2,4,9"`` -> {2, 4, 9}; a split name (or ``default``) as it is; ``"all"`` -> None."""
     name = text.strip().lower()
     if name == "all":
         return None
-    if name in ("train", "validation", "test"):
-        from training.dataset import SPLITS
-
-        return set(SPLITS[name])
+    if name in SPLIT_NAMES:
+        return name
     try:
         subjects = {int(part) for part in text.split(",") if part.strip()}
     except ValueError:

@@ -167,6 +167,7 @@ class Scorer:
         for key in ("accuracy", "macro_f1"):
             result[key] = _get(raw_score, key)
             result[f"smoothed_{key}"] = _get(smooth_score, key)
+        result["macro_f1_classes"] = _get(raw_score, "macro_f1_classes")
         result["latency_ms"] = _percentiles(latencies)
         result["per_class"] = _get(raw_score, "per_class")
         for key in ("per_subject", "confusion"):

@@ -1,4 +1,4 @@
-"""Recorded datasets as replayable streams: HAPT recordings or stitched UCI HAR runs.
+"""Recorded datasets as replayable streams: HAPT or MotionSense recordings, or stitched UCI HAR runs.
 
 A source is an ordered list of :class:`ReplayStream`: a stream id, its 50 Hz
 samples (acc xyz in g, gyro xyz in rad/s) and the truth of every window the
@@ -26,15 +26,16 @@ import numpy as np
 import numpy.typing as npt
 
 from harstream import HOP, WINDOW
+from harstream.datasets import find_layout, read_any
 from harstream.errors import DatasetError, ProtocolError
-from harstream.hapt import raw_dir, read_dataset, read_matrix, window_activity
+from harstream.hapt import read_matrix, window_activity
 from harstream.protocol import STREAM_ID
 
 from ._stitch import join_rows, split_runs
 
 Truth: TypeAlias = Callable[[npt.NDArray[np.int64]], npt.NDArray[np.int64]]
 """Maps window ends (``seq_end``) to activity ids 1..6, or 0 for a window not scored."""
-Layout = Literal["hapt", "uci-har"]
+Layout = Literal["hapt", "motionsense", "uci-har"]
 """The dataset layouts replay reads."""
 
 UCI_ROOT = "UCI HAR Dataset"
@@ -54,7 +55,7 @@ class ReplayStream:
     samples: npt.NDArray[np.float32]
     """Shape (n, 6): acc xyz (g, gravity included), gyro xyz (rad/s), 50 Hz."""
     subject: int
-    """Subject id (1..30)."""
+    """Subject id, the dataset's own (HAPT and UCI HAR 1..30, MotionSense 1..24)."""
     truth: Truth
     """Truth of windows by their ``seq_end``: activity id 1..6, 0 when not scored."""
 
@@ -103,15 +104,14 @@ def tagged(streams: Iterable[ReplayStream], tag: str | None) -> list[ReplayStrea
 
 
 def detect_layout(path: Path | str) -> Layout:
-    """``"hapt"`` for a folder holding ``RawData/``, ``"uci-har"`` for UCI HAR's layout."""
+    """``"hapt"`` for a folder holding ``RawData/``, ``"motionsense"`` for one holding
+    ``A_DeviceMotion_data/``, ``"uci-har"`` for UCI HAR's layout."""
     path = Path(path)
     if not path.is_dir():
         raise DatasetError(f"{path}: expected a dataset folder, there is no such folder")
-    try:
-        raw_dir(path)
-        return "hapt"
-    except DatasetError:
-        pass
+    raw = find_layout(path)
+    if raw is not None:
+        return raw
     root = _uci_root(path)
     if root is not None:
         if any((root / split / "Inertial Signals").is_dir() for split in UCI_SPLITS):
@@ -121,21 +121,26 @@ def detect_layout(path: Path | str) -> Layout:
             f"train/Inertial Signals/ or test/Inertial Signals/ (the full UCI HAR download)"
         )
     raise DatasetError(
-        f"{path}: expected a HAPT folder (holding RawData/) or a UCI HAR folder "
-        f"(holding train/ and test/ with Inertial Signals/), found neither"
+        f"{path}: expected a HAPT folder (holding RawData/), a MotionSense folder (holding "
+        f"A_DeviceMotion_data/) or a UCI HAR folder (holding train/ and test/ with Inertial "
+        f"Signals/), found none of them"
     )
 
 
 def load_streams(path: Path | str, subjects: set[int] | None = None) -> list[ReplayStream]:
-    """The streams of a dataset folder of either layout (``subjects`` None: all)."""
-    if detect_layout(path) == "hapt":
-        return hapt_streams(path, subjects)
-    return uci_har_streams(path, subjects)
+    """The streams of a dataset folder of any layout (``subjects`` None: all)."""
+    if detect_layout(path) == "uci-har":
+        return uci_har_streams(path, subjects)
+    return recording_streams(path, subjects)
 
 
-def hapt_streams(data_dir: Path | str, subjects: set[int] | None = None) -> list[ReplayStream]:
-    """One stream per HAPT recording (id e.g. ``exp05_user03``), in experiment order."""
-    dataset = read_dataset(data_dir, users=subjects)
+def recording_streams(data_dir: Path | str, subjects: set[int] | None = None) -> list[ReplayStream]:
+    """One stream per recording of a HAPT or MotionSense folder, in the reader's order.
+
+    Stream ids are the recordings' (``exp05_user03``, ``ms_dws_1_sub01``);
+    MotionSense's jogging recordings are streamed too, with no window scored.
+    """
+    dataset = read_any(data_dir, subjects)
     _check_subjects({r.user for r in dataset.recordings}, subjects, data_dir)
     return [
         ReplayStream(
@@ -146,6 +151,10 @@ def hapt_streams(data_dir: Path | str, subjects: set[int] | None = None) -> list
         )
         for rec in dataset.recordings
     ]
+
+
+hapt_streams = recording_streams
+"""The former name of :func:`recording_streams` (HAPT was the only raw layout)."""
 
 
 def uci_har_streams(uci_dir: Path | str, subjects: set[int] | None = None) -> list[ReplayStream]:

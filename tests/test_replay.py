@@ -123,7 +123,7 @@ def test_detect_layout(uci_dir: Path, hapt_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="Inertial Signals"):
         detect_layout(SHARED_UCI)  # labels only: nothing to replay
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DatasetError, match="found neither"):
+    with pytest.raises(DatasetError, match=r"MotionSense folder .* found none of them"):
         detect_layout(tmp_path / "empty")
     with pytest.raises(DatasetError, match="no such folder"):
         detect_layout(tmp_path / "missing")
@@ -360,7 +360,11 @@ def _parse(*argv: str) -> argparse.Namespace:
 
 def test_command_arguments() -> None:
     args = _parse()
-    assert args.subjects == set(TEST_SUBJECTS)
+    assert args.subjects == "default"  # resolved once the layout is known
+    assert command.resolve_subjects(args.subjects, "hapt") == set(TEST_SUBJECTS)
+    assert command.resolve_subjects(args.subjects, "uci-har") == set(TEST_SUBJECTS)
+    assert command.resolve_subjects(args.subjects, "motionsense") == {1, 7, 13, 19}
+    assert command.resolve_subjects(_parse("--subjects", "test").subjects, "hapt") == set(TEST_SUBJECTS)
     assert (args.speed, args.chunk, args.copies, args.score, args.json) == (1.0, 25, 1, False,
                                                                             False)
     assert _parse("--subjects", "all").subjects is None

@@ -28,7 +28,10 @@ import numpy.typing as npt
 
 from harstream import ACTIVITIES, HOP, WINDOW
 from harstream.chain import CHANNELS, process_recording
-from harstream.hapt import Dataset, Recording, Segment, read_dataset, window_activity
+from harstream.datasets import read_any, subject_key
+from harstream.hapt import Dataset, Recording, Segment, window_activity
+from harstream.motionsense import ALL_SUBJECTS as MOTIONSENSE_ALL_SUBJECTS
+from harstream.motionsense import SHARED_SUBJECTS as MOTIONSENSE_SUBJECTS
 from harstream.windows import RingBuffer
 
 TEST_SUBJECTS: tuple[int, ...] = (2, 4, 9, 10, 12, 13, 18, 20, 24)
@@ -46,6 +49,41 @@ SPLITS: dict[str, tuple[int, ...]] = {
     "validation": VALIDATION_SUBJECTS,
     "test": TEST_SUBJECTS,
 }
+
+MOTIONSENSE_VALIDATION_SUBJECTS: tuple[int, ...] = tuple(sorted(MOTIONSENSE_SUBJECTS)[0::4])
+"""MotionSense's validation subjects, by the rule fixed before any MotionSense training
+(docs/model.md, "MotionSense validation rule"): the 16 subject ids of the project's copy,
+sorted, every 4th from the 1st (indices 0, 4, 8, 12): subjects 1, 7, 13, 19."""
+MOTIONSENSE_TRAIN_SUBJECTS: tuple[int, ...] = tuple(
+    s for s in sorted(MOTIONSENSE_SUBJECTS) if s not in MOTIONSENSE_VALIDATION_SUBJECTS
+)
+"""The other 12 MotionSense subjects of the project's copy."""
+MOTIONSENSE_TEST_SUBJECTS: tuple[int, ...] = tuple(
+    s for s in MOTIONSENSE_ALL_SUBJECTS if s not in MOTIONSENSE_SUBJECTS
+)
+"""MotionSense's outside test (3, 6, ..., 24): kept out of the project, never read here."""
+MOTIONSENSE_SPLITS: dict[str, tuple[int, ...]] = {
+    "train": MOTIONSENSE_TRAIN_SUBJECTS,
+    "validation": MOTIONSENSE_VALIDATION_SUBJECTS,
+    "test": MOTIONSENSE_TEST_SUBJECTS,
+}
+DATASET_SPLITS: dict[str, dict[str, tuple[int, ...]]] = {"hapt": SPLITS, "motionsense": MOTIONSENSE_SPLITS}
+"""The splits of each layout, by its own subject ids."""
+
+
+def split_subjects(layout: str, split: str) -> tuple[int, ...]:
+    """The subjects of ``split`` in the dataset of ``layout``.
+
+    >>> split_subjects("motionsense", "validation")
+    (1, 7, 13, 19)
+    """
+    if layout not in DATASET_SPLITS:
+        raise ValueError(f"layout: expected one of {sorted(DATASET_SPLITS)}, got {layout!r}")
+    if split not in DATASET_SPLITS[layout]:
+        raise ValueError(f"split: expected one of {sorted(SPLITS)}, got {split!r}")
+    return DATASET_SPLITS[layout][split]
+
+
 Alignment = Literal["segment", "stream"]
 CHUNK = 64
 """Chunk size the builder feeds the chain with (any size gives the same output)."""
@@ -60,7 +98,8 @@ class WindowSet:
     y: npt.NDArray[np.int64]
     """Activity index 0..5 into :data:`harstream.ACTIVITIES`."""
     subject: npt.NDArray[np.int64]
-    """Subject id of each window."""
+    """Subject of each window, as :func:`harstream.datasets.subject_key` (HAPT: its id; MotionSense:
+    100 + its id)."""
     experiment: npt.NDArray[np.int64]
     """Experiment (recording) of each window."""
     seq_end: npt.NDArray[np.int64]
@@ -135,7 +174,7 @@ def recording_windows(
     return WindowSet(
         windows.astype(np.float32),
         truth - 1,
-        np.full(n, recording.user, dtype=np.int64),
+        np.full(n, subject_key(recording.dataset, recording.user), dtype=np.int64),
         np.full(n, recording.experiment, dtype=np.int64),
         ends,
     )
@@ -162,9 +201,12 @@ def build_windows(
     align: Alignment = "segment",
     hop: int = HOP,
 ) -> WindowSet:
-    """Labelled windows of every recording (of ``subjects``, when given)."""
+    """Labelled windows of every recording (of ``subjects``, the dataset's own ids, when given).
+
+    ``data`` is a dataset read already, or a folder of either layout.
+    """
     wanted = set(subjects) if subjects is not None else None
-    dataset = data if isinstance(data, Dataset) else read_dataset(data, wanted)
+    dataset = data if isinstance(data, Dataset) else read_any(data, wanted)
     parts = [
         recording_windows(rec, dataset.segments_of(rec), align, hop=hop)
         for rec in dataset.recordings

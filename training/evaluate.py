@@ -3,7 +3,11 @@
 Each recording of the split runs through the streaming chain and the ring
 buffer; every window the engine would emit is classified (so the online
 smoother sees the same sequence as live) and the windows lying wholly in a
-labelled activity segment are scored, raw and smoothed.
+labelled activity segment are scored, raw and smoothed. Either layout is
+read (HAPT, MotionSense; :mod:`harstream.datasets`), each with its own splits
+(:data:`training.dataset.DATASET_SPLITS`); MotionSense's jogging windows are
+not scored, and macro-F1 is over the classes present in the truth (listed
+under ``macro_f1_classes``: MotionSense has no LAYING).
 """
 
 from __future__ import annotations
@@ -19,12 +23,12 @@ import numpy.typing as npt
 from rich.console import Console
 from rich.table import Table
 
-from harstream.hapt import read_dataset
+from harstream.datasets import TITLES, detect, read_any
 from harstream.runtime import Classifier
 from harstream.smoothing import ForwardFilter
 
 from . import report
-from .dataset import SPLITS, recording_windows
+from .dataset import SPLITS, recording_windows, split_subjects
 from .metrics import score
 
 
@@ -33,7 +37,7 @@ class StreamPredictions:
     """Scored windows of a split (row i = window i)."""
 
     subject: npt.NDArray[np.int64]
-    """Subject of each window."""
+    """Subject of each window (the dataset's own id)."""
     experiment: npt.NDArray[np.int64]
     """Recording (experiment) of each window."""
     seq_end: npt.NDArray[np.int64]
@@ -50,7 +54,7 @@ def predict_split(
     classifier: Classifier, data_dir: Path, subjects: tuple[int, ...]
 ) -> tuple[StreamPredictions, float]:
     """Predictions on every scored window of ``subjects``, and the model's windows/s."""
-    dataset = read_dataset(data_dir, set(subjects))
+    dataset = read_any(data_dir, set(subjects))
     smoother = ForwardFilter(classes=len(classifier.labels))
     parts: list[tuple[Any, ...]] = []
     model_seconds, model_windows = 0.0, 0
@@ -64,8 +68,9 @@ def predict_split(
         model_windows += len(windows)
         smoothed = smoother.run(probs).argmax(axis=1)
         keep = windows.y >= 0
+        subject = np.full(int(keep.sum()), recording.user, dtype=np.int64)
         parts.append(
-            (windows.subject[keep], windows.experiment[keep], windows.seq_end[keep],
+            (subject, windows.experiment[keep], windows.seq_end[keep],
              windows.y[keep], probs[keep], smoothed[keep])
         )
     columns = [np.concatenate(c) for c in zip(*parts, strict=True)]
@@ -74,16 +79,23 @@ def predict_split(
 
 
 def evaluate(classifier: Classifier, data_dir: Path, split: str = "test") -> dict[str, Any]:
-    """The evaluation JSON: raw scores at top level, smoothed under ``"smoothed"``."""
+    """The evaluation JSON: raw scores at top level, smoothed under ``"smoothed"``.
+
+    ``dataset`` names the layout of ``data_dir``, ``subjects`` the split's subjects.
+    """
     if split not in SPLITS:
         raise ValueError(f"split: expected one of {sorted(SPLITS)}, got {split!r}")
-    predictions, rate = predict_split(classifier, data_dir, SPLITS[split])
+    layout = detect(data_dir)
+    subjects = split_subjects(layout, split)
+    predictions, rate = predict_split(classifier, data_dir, subjects)
     raw = score(predictions.truth, predictions.probs.argmax(axis=1), predictions.subject)
     smoothed = score(predictions.truth, predictions.smoothed, predictions.subject)
     return {
         **raw,
         "windows_per_s": round(rate, 1),
         "split": split,
+        "dataset": layout,
+        "subjects": sorted(subjects),
         "model": str(classifier.artifact.path),
         "smoothed": smoothed,
     }
@@ -91,7 +103,8 @@ def evaluate(classifier: Classifier, data_dir: Path, split: str = "test") -> dic
 
 def print_evaluation(result: dict[str, Any], console: Console) -> None:
     """A readable table of an evaluation result."""
-    table = Table(title=f"{result['split']} split: {result['n_windows']} windows")
+    title = TITLES.get(result.get("dataset", "hapt"), "")
+    table = Table(title=f"{title} {result['split']} split: {result['n_windows']} windows")
     table.add_column("activity")
     for name in ("precision", "recall", "f1", "support"):
         table.add_column(name, justify="right")
@@ -101,6 +114,9 @@ def print_evaluation(result: dict[str, Any], console: Console) -> None:
             str(row["support"]),
         )
     console.print(table)
+    if len(result["macro_f1_classes"]) < len(result["per_class"]):
+        console.print(f"macro-F1 over the {len(result['macro_f1_classes'])} classes present in the "
+                      f"truth: {', '.join(result['macro_f1_classes'])}", highlight=False)
     smoothed = result["smoothed"]
     console.print(
         f"accuracy [bold]{result['accuracy']:.4f}[/]  macro-F1 [bold]{result['macro_f1']:.4f}[/]"
@@ -120,9 +136,14 @@ def print_evaluation(result: dict[str, Any], console: Console) -> None:
 
 
 def write_report(result: dict[str, Any], out_dir: Path) -> None:
-    """Metrics JSON, confusion matrices and per-subject accuracy plots of an evaluation."""
+    """Metrics JSON, confusion matrices and per-subject accuracy plots of an evaluation.
+
+    Files are named by split (``metrics_test.json``), prefixed by the dataset
+    when it is not HAPT (``metrics_motionsense_validation.json``).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
-    split = result["split"]
+    dataset = result.get("dataset", "hapt")
+    split = result["split"] if dataset == "hapt" else f"{dataset}_{result['split']}"
     (out_dir / f"metrics_{split}.json").write_text(json.dumps(result, indent=2) + "\n")
     labels = list(result["per_class"])
     report.plot_confusion(result["confusion"], labels, out_dir / f"confusion_{split}.png",

@@ -20,9 +20,16 @@ def score(
 ) -> dict[str, Any]:
     """Accuracy, macro-F1, per-class precision/recall/F1, confusion (rows = truth), per subject.
 
+    Macro-F1 averages the classes present in the truth (``macro_f1_classes``):
+    a class no window belongs to (LAYING on MotionSense) has no F1 to count.
+    Per-class rows are there for every label, support 0 included.
+
     >>> s = score([0, 1, 1], [0, 1, 0], subjects=[2, 2, 4], labels=["A", "B"])
     >>> round(s["accuracy"], 3), s["confusion"], s["per_subject"]
     (0.667, [[1, 0], [1, 1]], {'2': 1.0, '4': 0.0})
+    >>> s = score([0, 0, 1], [0, 2, 1], labels=["A", "B", "C"])
+    >>> round(s["macro_f1"], 3), s["macro_f1_classes"], s["per_class"]["C"]["support"]
+    (0.833, ['A', 'B'], 0)
     """
     y = np.asarray(truth, dtype=np.int64)
     p = np.asarray(predicted, dtype=np.int64)
@@ -30,9 +37,12 @@ def score(
     precision, recall, f1, support = precision_recall_fscore_support(
         y, p, labels=classes, zero_division=0
     )
+    present = [c for c in classes if support[c] > 0]
+    macro = f1_score(y, p, labels=present, average="macro", zero_division=0) if present else 0.0
     result: dict[str, Any] = {
         "accuracy": float((y == p).mean()) if len(y) else 0.0,
-        "macro_f1": float(f1_score(y, p, labels=classes, average="macro", zero_division=0)),
+        "macro_f1": float(macro),
+        "macro_f1_classes": [labels[c] for c in present],
         "n_windows": len(y),
         "per_class": {
             name: {

@@ -5,6 +5,12 @@ standardisation statistics come from the training windows only; early
 stopping and the choice of epoch use the validation subjects only (macro-F1
 on their windows). The test subjects are not read here at all.
 
+Several dataset folders may be given (HAPT and MotionSense, one of each at
+most): the training windows are the union of each dataset's training split,
+early stopping watches the union of their validation splits (each dataset's
+splits: :data:`training.dataset.DATASET_SPLITS`). With one HAPT folder the
+windows, and so the training-data checksum, are those of HAPT alone.
+
 Architectures with auxiliary heads are trained on all heads and saved with
 the served one only. ``--refit`` instead fits training + validation subjects
 for a fixed number of epochs taken from :mod:`training.crossval`.
@@ -15,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -29,18 +36,18 @@ from rich.console import Console
 
 from harstream import ACTIVITIES, artifact
 from harstream.artifact import ModelMeta
-from harstream.hapt import read_dataset
+from harstream.datasets import SUBJECT_OFFSET, TITLES, dataset_of_key, detect, read_any
+from harstream.errors import DatasetError
 from harstream.runtime import standardise
 
 from . import report
 from .architectures import ARCHITECTURES, BATCH_SIZES, EPOCHS, LEARNING_RATES
 from .augment import turn_windows
 from .dataset import (
-    TEST_SUBJECTS,
-    TRAIN_SUBJECTS,
-    VALIDATION_SUBJECTS,
+    DATASET_SPLITS,
     WindowSet,
     build_windows,
+    concat,
 )
 from .metrics import score
 
@@ -209,32 +216,98 @@ def build_and_compile(
     return model, served
 
 
+def data_sources(data_dir: Path | str | Sequence[Path | str]) -> list[tuple[Path, str]]:
+    """``(folder, layout)`` of each ``--data`` folder: at most one folder per layout.
+
+    Two folders of one layout would mix up their subjects (ids are per dataset).
+    """
+    folders = [Path(data_dir)] if isinstance(data_dir, (str, Path)) else [Path(d) for d in data_dir]
+    if not folders:
+        raise DatasetError("--data: expected at least one dataset folder, got none")
+    sources: list[tuple[Path, str]] = []
+    for folder in folders:
+        layout = detect(folder)
+        for other, seen in sources:
+            if seen == layout:
+                raise DatasetError(
+                    f"{folder}: expected at most one {TITLES[layout]} folder, {other} is one too"
+                )
+        sources.append((folder, layout))
+    return sources
+
+
+def _split_windows(
+    sources: list[tuple[Path, str]], config: TrainConfig
+) -> tuple[WindowSet, WindowSet, dict[str, dict[str, list[int]]], list[dict[str, Any]]]:
+    """Training and validation windows of every source, the subjects of each, what came from where."""
+    train_parts, val_parts = [], []
+    subjects: dict[str, dict[str, list[int]]] = {}
+    summary: list[dict[str, Any]] = []
+    for folder, layout in sources:
+        splits = DATASET_SPLITS[layout]
+        fit = splits["train"] + splits["validation"] if config.refit else splits["train"]
+        held_out = () if config.refit else splits["validation"]
+        dataset = read_any(folder, set(splits["train"] + splits["validation"]))
+        train_parts.append(build_windows(dataset, fit, hop=config.train_hop))
+        val_parts.append(build_windows(dataset, held_out))
+        subjects[layout] = {"train": sorted(fit), "validation": list(held_out), "test": list(splits["test"])}
+        summary.append({"dataset": layout, "train_windows": len(train_parts[-1]),
+                        "validation_windows": len(val_parts[-1])})
+    if len(sources) == 1:
+        return train_parts[0], val_parts[0], subjects, summary
+    return concat(train_parts), concat(val_parts), subjects, summary
+
+
+def _meta_subjects(subjects: dict[str, dict[str, list[int]]]) -> dict[str, list[int]]:
+    """Split -> subjects for the artifact: HAPT's under ``train``/``validation``/``test``, another
+    dataset's under ``<layout>_train`` etc. (each dataset's own ids)."""
+    return {
+        (split if layout == "hapt" else f"{layout}_{split}"): ids
+        for layout, splits in subjects.items()
+        for split, ids in splits.items()
+    }
+
+
+def _of_dataset(keys: npt.NDArray[np.int64], layout: str) -> npt.NDArray[np.bool_]:
+    """Which subject keys (:func:`harstream.datasets.subject_key`) belong to ``layout``."""
+    return np.array([dataset_of_key(int(k))[0] == layout for k in keys], dtype=bool)
+
+
 def train(
-    data_dir: Path,
+    data_dir: Path | Sequence[Path],
     out_dir: Path,
     config: TrainConfig = TrainConfig(),
     console: Console | None = None,
 ) -> dict[str, Any]:
-    """Train, select on validation, write ``<arch>.keras`` + JSON + report; returns the summary."""
+    """Train, select on validation, write ``<arch>.keras`` + JSON + report; returns the summary.
+
+    ``data_dir`` is one dataset folder or several (one per layout; see the module docstring).
+    """
     console = console or Console(stderr=True)
     config = resolve(config)
     assert config.epochs is not None and config.batch_size is not None
+    sources = data_sources(data_dir)
     keras.utils.set_random_seed(config.seed)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    fit_subjects = TRAIN_SUBJECTS + VALIDATION_SUBJECTS if config.refit else TRAIN_SUBJECTS
-    held_out = () if config.refit else VALIDATION_SUBJECTS
+    validating = not config.refit
     with console.status("building windows through the streaming signal chain..."):
-        dataset = read_dataset(data_dir, set(TRAIN_SUBJECTS + VALIDATION_SUBJECTS))
-        train_set = build_windows(dataset, fit_subjects, hop=config.train_hop)
-        val_set = build_windows(dataset, held_out)
+        train_set, val_set, subjects, summary = _split_windows(sources, config)
     train_set, mean, std = fit_windows(train_set, config, config.seed)
     val_set = limit_windows(val_set, config.max_windows, config.seed)
-    console.print(
-        f"windows: train {len(train_set)} (subjects {sorted(fit_subjects)}), "
-        + (f"validation {len(val_set)} (subjects {list(held_out)})" if held_out else
-           f"no validation: a refit for the whole {config.epochs}-epoch schedule")
-    )
+    for part in summary:
+        splits = subjects[part["dataset"]]
+        counts = ((len(train_set), len(val_set)) if len(sources) == 1 else
+                  (part["train_windows"], part["validation_windows"]))
+        console.print(
+            ("" if len(sources) == 1 else f"{TITLES[part['dataset']]} ")
+            + f"windows: train {counts[0]} (subjects {splits['train']}), "
+            + (f"validation {counts[1]} (subjects {splits['validation']})" if validating else
+               f"no validation: a refit for the whole {config.epochs}-epoch schedule")
+        )
+    if len(sources) > 1:
+        console.print(f"windows in all: train {len(train_set)}, validation {len(val_set)}"
+                      + (f" (at most {config.max_windows} each)" if config.max_windows else ""))
     x_train = standardise(train_set.x, mean, std)
     x_val = standardise(val_set.x, mean, std)
 
@@ -257,11 +330,11 @@ def train(
         callbacks=[
             *([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config.ema else []),
             *([_ServedLogs(model.output_names[0])] if heads > 1 else []),
-            _EpochReport(served, (x_val, val_set.y) if held_out else None, config.epochs, console),
-            *([stopper] if held_out else []),
+            _EpochReport(served, (x_val, val_set.y) if validating else None, config.epochs, console),
+            *([stopper] if validating else []),
         ],
     )
-    if held_out and stopper.best_weights is not None:  # also when the schedule ends first
+    if validating and stopper.best_weights is not None:  # also when the schedule ends first
         model.set_weights(stopper.best_weights)
     model = served
     train_seconds = time.perf_counter() - started
@@ -271,13 +344,19 @@ def train(
         "train_seconds": round(train_seconds, 1),
         "parameters": int(model.count_params()),
         "config": {k: v for k, v in config.__dict__.items()},
+        "data": summary,
     }
-    if held_out:
+    if validating:
         metrics["best_epoch"] = int(np.argmax(curves["val_macro_f1"])) + 1
-        metrics["validation"] = val_scores = score(
-            val_set.y, model.predict(x_val, batch_size=512, verbose=0).argmax(axis=1),
-            val_set.subject,
-        )
+        predicted = model.predict(x_val, batch_size=512, verbose=0).argmax(axis=1)
+        metrics["validation"] = val_scores = score(val_set.y, predicted, val_set.subject)
+        if len(sources) > 1:  # each dataset's validation subjects alone, by their own ids
+            metrics["validation_by_dataset"] = {}
+            for _, layout in sources:
+                mine = _of_dataset(val_set.subject, layout)
+                metrics["validation_by_dataset"][layout] = score(
+                    val_set.y[mine], predicted[mine], val_set.subject[mine] - SUBJECT_OFFSET[layout]
+                )
         console.print(
             f"selected epoch {metrics['best_epoch']}: validation accuracy "
             f"{val_scores['accuracy']:.4f}, macro-F1 {val_scores['macro_f1']:.4f} "
@@ -290,11 +369,7 @@ def train(
         architecture=config.arch,
         norm_mean=[float(v) for v in mean],
         norm_std=[float(v) for v in std],
-        subjects={
-            "train": sorted(fit_subjects),
-            "validation": list(held_out),
-            "test": list(TEST_SUBJECTS),
-        },
+        subjects=_meta_subjects(subjects),
         training_data_sha256=train_set.checksum(),
         metrics=metrics,
     )
@@ -302,7 +377,7 @@ def train(
     (out_dir / "history.json").write_text(json.dumps(curves, indent=2) + "\n")
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     report.plot_curves(curves, out_dir / "curves.png")
-    if held_out:
+    if validating:
         report.plot_confusion(
             metrics["validation"]["confusion"], ACTIVITIES, out_dir / "confusion_validation.png",
             "Validation subjects (selection data)",
