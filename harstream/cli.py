@@ -1,6 +1,6 @@
 """The ``harstream`` command: one verb per job.
 
-serve · replay · dashboard · demo · train · evaluate · export · bench · data
+serve · replay · record · dashboard · demo · train · evaluate · export · bench · data
 
 Every verb has ``--help``; verbs that report numbers take ``--json``.
 Heavy imports (TensorFlow, ZeroMQ) happen inside the verb that needs them,
@@ -82,6 +82,11 @@ def _endpoint(text: str) -> str:
             f"expected an endpoint tcp://HOST:PORT (port 1-65535 or *) or ipc://PATH, got {text!r}"
         )
     return text
+
+
+def _endpoint_or_none(text: str) -> str:
+    """An argparse type: an endpoint as :func:`_endpoint`, or ``none``."""
+    return text if text == "none" else _endpoint(text)
 
 
 def _add_data_arg(parser: argparse.ArgumentParser, any_layout: bool = False) -> None:
@@ -168,12 +173,15 @@ def _cmd_data_stats(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    if args.base is not None:
+        return _cmd_finetune(args)
     from training.train import TrainConfig, train
 
     config = TrainConfig(
-        arch=args.arch, epochs=args.epochs, seed=args.seed, patience=args.patience,
+        arch=args.arch, epochs=args.epochs, seed=args.seed,
+        patience=10 if args.patience is None else args.patience,
         max_windows=args.max_windows, train_hop=args.train_hop, ema=args.ema, refit=args.refit,
-        turn_degrees=args.turn_degrees,
+        turn_degrees=0.0 if args.turn_degrees is None else args.turn_degrees, pocket_flips=args.pocket_flips,
     )
     from .paths import resolve_data_dir
 
@@ -181,6 +189,67 @@ def _cmd_train(args: argparse.Namespace) -> int:
     metrics = train(folders, args.out, config, console=_err)
     if args.json:
         _print_json(metrics)
+    return 0
+
+
+def _cmd_finetune(args: argparse.Namespace) -> int:
+    from training.finetune import FinetuneConfig, finetune
+
+    from .paths import resolve_data_dir
+
+    if args.refit or args.ema or args.pocket_flips:
+        raise HarstreamError("--base: expected no --refit, --ema or --pocket-flips (a fine-tune keeps the base "
+                             "model's architecture and runs its own short schedule)")
+    if not args.data:
+        raise HarstreamError("--base: expected --data DIR with your recordings (docs/own-data.md)")
+    defaults = FinetuneConfig()
+    config = FinetuneConfig(
+        epochs=defaults.epochs if args.epochs is None else args.epochs,
+        patience=defaults.patience if args.patience is None else args.patience,
+        train_hop=args.train_hop, seed=args.seed, max_windows=args.max_windows,
+        base_windows=args.base_windows,
+        turn_degrees=defaults.turn_degrees if args.turn_degrees is None else args.turn_degrees,
+    )
+    base_data = args.base_data if args.base_data else [resolve_data_dir(None)]
+    if not args.base_data and config.base_windows:
+        from .datasets import find_layout
+
+        if find_layout(base_data[0]) is None:
+            raise HarstreamError(
+                f"--base-data: the base model's training data is mixed in to keep what it knows, but the default "
+                f"{base_data[0]} holds no dataset; run `harstream data download`, pass --base-data DIR, or "
+                f"--base-windows 0 to fine-tune on your data alone"
+            )
+    metrics = finetune(args.base, args.data, args.out, config, base_data=base_data, console=_err)
+    if args.json:
+        _print_json(metrics)
+    return 0
+
+
+def _cmd_record(args: argparse.Namespace) -> int:
+    import threading
+
+    from .record import check_folder, describe, record
+
+    check_folder(args.out)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+
+    def ready(endpoint: str) -> None:
+        target = "nowhere (--engine none)" if args.engine == "none" else f"the engine at {args.engine}"
+        _err.print(f"harstream record: listening on {endpoint}, forwarding to {target}, writing "
+                   f"{args.out}; point the producer at {endpoint}", highlight=False, markup=False)
+
+    summary = record(
+        args.out, listen=args.listen, engine=None if args.engine == "none" else args.engine,
+        label=args.label, activities=args.activity, duration_s=args.duration, stop=stop,
+        progress=not args.no_progress, on_ready=ready,
+    )
+    if args.json:
+        _print_json(summary)
+    else:
+        _err.print(describe(summary), highlight=False, markup=False, end="")
     return 0
 
 
@@ -482,13 +551,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the counts as JSON")
     p.set_defaults(handler=_cmd_data_stats)
 
-    p = verbs.add_parser("train", help="train a model (selection on validation subjects only)")
+    p = verbs.add_parser(
+        "train", help="train a model (selection on validation subjects only), or fine-tune one (--base)",
+        description="Train a model from scratch on HAPT and/or MotionSense, or with --base fine-tune a "
+        "model on your own recordings folders (docs/own-data.md): new classes are added by name, a sample "
+        "of the base model's training data is mixed in so it keeps what it knows, and the epoch is chosen "
+        "on held-out recordings.",
+    )
     p.add_argument(
         "--data", type=Path, action="append", default=None, metavar="DIR",
         help="dataset folder, HAPT or MotionSense; repeat for both (one of each): training windows "
         f"are the union of their train splits, early stopping watches the union of their validation "
-        f"splits (default: ${ENV_VAR}, else the user cache's HAPT)",
+        f"splits (default: ${ENV_VAR}, else the user cache's HAPT). With --base: recordings folders "
+        "(labels.csv + <name>.csv) and/or HAPT or MotionSense folders, repeatable",
     )
+    p.add_argument("--base", default=None, metavar="PATH|shipped",
+                   help="fine-tune this model artifact (or 'shipped', the model shipped with harstream) "
+                   "on --data instead of training from scratch; --arch is then the base model's")
+    p.add_argument("--base-data", type=Path, action="append", default=None, metavar="DIR",
+                   help="with --base: folder of the base model's own training data, mixed in so the old "
+                   f"classes are not forgotten (repeatable; default: ${ENV_VAR}, else the user cache's HAPT)")
+    p.add_argument("--base-windows", type=_int_in(0, 1_000_000), default=6000,
+                   help="with --base: windows of the base model's training data mixed in (default: 6000; "
+                   "0: none)")
     p.add_argument("--out", type=Path, required=True, help="folder for the artifact and report")
     p.add_argument("--arch", default="harnet-fusion",
                    choices=["harnet-fusion", "harnet", "harnet-fusion-frame", "harnet-gravity", "notebook"],
@@ -496,18 +581,21 @@ def build_parser() -> argparse.ArgumentParser:
                    "alone; notebook: the notebook's model, for comparison)")
     p.add_argument("--epochs", type=int, default=None,
                    help="epochs of the cosine learning-rate schedule; early stopping may end sooner "
-                   "(default: the architecture's, 8 for harnet-fusion)")
+                   "(default: the architecture's, 8 for harnet-fusion; with --base 12)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--patience", type=int, default=10,
-                   help="early-stopping patience in epochs (default: 10)")
+    p.add_argument("--patience", type=int, default=None,
+                   help="early-stopping patience in epochs (default: 10; with --base 4)")
     p.add_argument("--train-hop", type=int, default=16,
                    help="hop between training windows inside a segment (default: 16, "
                    "4x the 64 the engine uses: augmentation)")
     p.add_argument("--ema", action=argparse.BooleanOptionalAction, default=False,
                    help="select and ship the moving average of the weights (default: off)")
-    p.add_argument("--turn-degrees", type=float, default=0.0,
+    p.add_argument("--turn-degrees", type=float, default=None,
                    help="augmentation: turn each training window by a random rotation with this "
-                   "standard deviation in degrees, as if the phone sat tilted (default: 0, off)")
+                   "standard deviation in degrees, as if the phone sat tilted (default: 0, off; with --base 10)")
+    p.add_argument("--pocket-flips", action=argparse.BooleanOptionalAction, default=False,
+                   help="augmentation: turn each pocket (MotionSense) training window to one of the four "
+                   "ways a phone sits in a pocket, top up or down, screen in or out (default: off)")
     p.add_argument("--refit", action="store_true",
                    help="fit on training AND validation subjects for all --epochs, no early stopping "
                    "(take the epoch count from scripts/cross_validate.py)")
@@ -516,7 +604,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the training metrics as JSON")
     p.set_defaults(handler=_cmd_train)
 
-    p = verbs.add_parser("evaluate", help="score a model on a split, raw and smoothed")
+    p = verbs.add_parser(
+        "evaluate", help="score a model on a split (or a recordings folder), raw and smoothed",
+        description="Score a model exactly as the engine serves it: every engine-grid window lying wholly "
+        "inside one labelled span of a class the model has. HAPT and MotionSense are scored on a split, a "
+        "recordings folder (docs/own-data.md) whole, per recording.",
+    )
     _add_model_arg(p)
     _add_data_arg(p, any_layout=True)
     p.add_argument("--split", default="test", choices=["train", "validation", "test"],
@@ -650,6 +743,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_replay_arguments(p)
     p.set_defaults(handler=_cmd_replay)
+
+    p = verbs.add_parser(
+        "record", help="record live streams into a recordings folder, passing them on to the engine",
+        description="A pass-through in front of the engine's ingest: point the producer at --listen; every "
+        "message goes on unchanged to --engine, and a copy is written to <out>/<stream>.csv "
+        "(t,acc_x,...,gyro_z) with the activity spans in <out>/labels.csv, from --label or from keys "
+        "pressed while recording (1-9, a, b, ...: an activity; 0 or space: unlabelled; q: stop). "
+        "Fine-tune on the folder with `harstream train --base shipped --data <out>` (docs/own-data.md).",
+    )
+    p.add_argument("--out", type=Path, required=True,
+                   help="recordings folder to write (created if needed; earlier sessions' files and labels "
+                   "are kept)")
+    p.add_argument("--label", default=None, metavar="ACTIVITY",
+                   help="the activity of the whole session: one of the six classes or a new class name "
+                   "(A-Z, 0-9, _); default: none until a key picks one")
+    p.add_argument("--activity", action="append", default=[], metavar="NAME",
+                   help="a new class name to offer on a key, after the six classes (repeatable)")
+    p.add_argument("--listen", default="tcp://127.0.0.1:5565", type=_endpoint,
+                   help="endpoint to bind for producers (PULL; default tcp://127.0.0.1:5565)")
+    p.add_argument("--engine", default="tcp://127.0.0.1:5555", type=_endpoint_or_none,
+                   help="the engine's ingest endpoint to forward to, or 'none' to record only "
+                   "(default tcp://127.0.0.1:5555)")
+    p.add_argument("--duration", type=_float_in(0.1, 86400.0), default=None, metavar="S",
+                   help="stop after S seconds (default: at Ctrl-C or q)")
+    p.add_argument("--no-progress", action="store_true", help="no live view on stderr")
+    p.add_argument("--json", action="store_true", help="print the session's summary as JSON")
+    p.set_defaults(handler=_cmd_record)
 
     p = verbs.add_parser("dashboard", help="live terminal view of the engine's streams")
     from .dashboard import add_arguments as add_dashboard_arguments

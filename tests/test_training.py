@@ -140,3 +140,20 @@ def test_turning_windows_rotates_all_three_sensors_alike() -> None:
     # one rotation per window for all sensors: angles between sensors are kept
     dot = (x[..., 0:3] * x[..., 3:6]).sum(-1)
     np.testing.assert_allclose((turned[..., 0:3] * turned[..., 3:6]).sum(-1), dot, atol=1e-4)
+
+
+def test_pocket_flips_turn_pocket_windows_only_by_half_turns() -> None:
+    from training.augment import HALF_TURNS, pocket_flips
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(400, 16, 9)).astype(np.float32)
+    which = np.arange(400) % 2 == 0  # even windows are "pocket" windows
+    flipped = pocket_flips(x, which, seed=0)
+    np.testing.assert_array_equal(flipped[~which], x[~which])  # waist windows untouched
+    assert all(np.isclose(np.linalg.det(r), 1.0) for r in HALF_TURNS)  # rotations, not mirrors
+    signs = np.sign(flipped[which][:, 0, :] * x[which][:, 0, :])  # per window and channel
+    for begin in (0, 3, 6):  # the same half-turn for body_acc, gyro and total_acc
+        np.testing.assert_array_equal(signs[:, begin : begin + 3], signs[:, 0:3])
+    seen = {tuple(row) for row in signs[:, 0:3].astype(int)}
+    assert seen == {tuple(int(v) for v in np.diag(r)) for r in HALF_TURNS}  # all four ways occur
+    np.testing.assert_array_equal(np.abs(flipped), np.abs(x))

@@ -13,6 +13,15 @@ equals turning its input (up to the 3-sample median).
 >>> turned = turn_windows(x, degrees=10.0, seed=0)
 >>> np.allclose(np.linalg.norm(turned[..., 6:9], axis=-1), 1.0, atol=1e-6)  # lengths kept
 True
+
+A phone in a trouser pocket sits one of four ways (top up or down, screen
+towards the thigh or away): :func:`pocket_flips` turns windows by the
+half-turns between those ways, which keep the axis "up" lies along (the
+posture) but not its sign.
+
+>>> flipped = pocket_flips(x, np.array([True, True]), seed=1)
+>>> sorted({float(v) for v in flipped[:, 0, 8]}) <= [-1.0, 1.0]
+True
 """
 
 from __future__ import annotations
@@ -42,4 +51,29 @@ def turn_windows(x: npt.NDArray[np.float32], degrees: float, seed: int) -> npt.N
     out = np.empty_like(x)
     for begin in (0, 3, 6):  # body_acc, gyro, total_acc
         out[..., begin : begin + 3] = np.einsum("ntj,nij->nti", x[..., begin : begin + 3], rotation)
+    return out
+
+
+HALF_TURNS: npt.NDArray[np.float32] = np.array(
+    [np.diag(d) for d in ((1, 1, 1), (-1, -1, 1), (-1, 1, -1), (1, -1, -1))], dtype=np.float32
+)
+"""The identity and the half-turns about z, y and x: the four ways a phone can sit in a pocket
+(rotations, so acceleration and angular rate turn alike)."""
+
+
+def pocket_flips(
+    x: npt.NDArray[np.float32], which: npt.NDArray[np.bool_], seed: int
+) -> npt.NDArray[np.float32]:
+    """Windows (n, time, 9) where each ``which`` window is turned by one of :data:`HALF_TURNS` at random.
+
+    Applied to pocket recordings only: a waist phone sits one way in its holder.
+    """
+    if not which.any():
+        return x
+    rng = np.random.default_rng(seed)
+    choice = np.where(which, rng.integers(0, len(HALF_TURNS), len(x)), 0)
+    signs = np.diagonal(HALF_TURNS, axis1=1, axis2=2)[choice]  # (n, 3)
+    out = x.copy()
+    for begin in (0, 3, 6):  # body_acc, gyro, total_acc
+        out[..., begin : begin + 3] *= signs[:, None, :]
     return out
