@@ -6,12 +6,21 @@ root. Missing data fails the tests that need it; it never skips them.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
-from collections.abc import Callable
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from harstream.protocol import StatsEvent
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,3 +69,33 @@ def _free_endpoint() -> str:
 def free_endpoint() -> Callable[[], str]:
     """Factory of loopback endpoints for engines started by a test."""
     return _free_endpoint
+
+
+@contextlib.contextmanager
+def _serve_process(ingest: str, publish: str, *args: str) -> Iterator[tuple[subprocess.Popen[bytes], StatsEvent]]:
+    """A real ``harstream serve`` on ``ingest``/``publish`` (plus ``args``), yielded with its first
+    ``$stats`` once it serves; SIGTERM (and a wait) when the block ends."""
+    from harstream.client import Subscriber
+    from harstream.protocol import StatsEvent
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harstream.cli", "serve", "--ingest", ingest, "--publish", publish, *args],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        with Subscriber(publish) as sub:
+            deadline = time.monotonic() + 180
+            while not isinstance(event := sub.receive(timeout_s=1.0), StatsEvent):
+                assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+                assert time.monotonic() < deadline, "engine did not start"
+        yield proc, event
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def serve_process() -> Callable[..., Any]:
+    """``with serve_process(ingest, publish, *args) as (proc, first_stats):`` a real ``harstream serve``."""
+    return _serve_process

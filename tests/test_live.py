@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -35,24 +34,11 @@ EXPERIMENTS = (3, 7, 17, 19)
 
 @pytest.fixture(scope="module")
 def engine(
-    free_endpoint: Callable[[], str],
+    free_endpoint: Callable[[], str], serve_process: Callable[..., Any],
 ) -> Iterator[tuple[str, str, subprocess.Popen[bytes]]]:
     ingest, publish = free_endpoint(), free_endpoint()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "harstream.cli", "serve", "--ingest", ingest, "--publish", publish],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    try:
-        with Subscriber(publish) as sub:
-            deadline = time.monotonic() + 180
-            while not isinstance(sub.receive(timeout_s=1.0), StatsEvent):
-                assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-                assert time.monotonic() < deadline, "engine did not start"
+    with serve_process(ingest, publish) as (proc, _):
         yield ingest, publish, proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=30)
 
 
 def test_live_predictions_equal_offline(engine: tuple[str, str, subprocess.Popen[bytes]],

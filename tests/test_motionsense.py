@@ -8,11 +8,7 @@ import gzip
 import hashlib
 import io
 import json
-import signal
-import subprocess
-import sys
 import threading
-import time
 import zipfile
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -461,10 +457,8 @@ def test_evaluate_test_split_on_motionsense_says_the_subjects_are_kept_out(
 
 @pytest.mark.slow
 def test_replay_of_two_motionsense_recordings_against_a_real_engine(
-    motionsense_dir: Path, tmp_path: Path, free_endpoint: Callable[[], str]
+    motionsense_dir: Path, tmp_path: Path, free_endpoint: Callable[[], str], serve_process: Callable[..., Any]
 ) -> None:
-    from harstream.client import Subscriber
-    from harstream.protocol import StatsEvent
     from replay.session import score_replay
     from replay.sources import load_streams
 
@@ -472,20 +466,8 @@ def test_replay_of_two_motionsense_recordings_against_a_real_engine(
     streams = load_streams(folder, {19})
     assert sorted(s.stream_id for s in streams) == ["ms_jog_16_sub19", "ms_std_14_sub19"]
     ingest, publish = free_endpoint(), free_endpoint()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "harstream.cli", "serve", "--ingest", ingest, "--publish", publish],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    try:
-        with Subscriber(publish) as sub:
-            deadline = time.monotonic() + 180
-            while not isinstance(sub.receive(timeout_s=1.0), StatsEvent):
-                assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-                assert time.monotonic() < deadline, "engine did not start"
+    with serve_process(ingest, publish):
         report = score_replay(streams, ingest, publish, speed=0).report()
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
     grids = {s.stream_id: len(window_ends(0, len(s))) for s in streams}
     assert report["windows_expected"] == report["windows_received"] == sum(grids.values())
     assert report["windows_missing"] == report["duplicates"] == 0 and report["errors"] == {}

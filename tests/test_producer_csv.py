@@ -11,7 +11,6 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import json
-import signal
 import subprocess
 import sys
 import time
@@ -430,23 +429,12 @@ def test_command_line_dry_run_and_one_line_errors(tmp_path: Path, part: npt.NDAr
 
 
 @pytest.fixture(scope="module")
-def engine(free_endpoint: Callable[[], str]) -> Iterator[tuple[str, str, list[str]]]:
+def engine(
+    free_endpoint: Callable[[], str], serve_process: Callable[..., Any]
+) -> Iterator[tuple[str, str, list[str]]]:
     ingest, publish = free_endpoint(), free_endpoint()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "harstream.cli", "serve", "--ingest", ingest, "--publish", publish],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    try:
-        with Subscriber(publish) as sub:
-            deadline = time.monotonic() + 180
-            while not isinstance(event := sub.receive(timeout_s=1.0), StatsEvent):
-                assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-                assert time.monotonic() < deadline, "engine did not start"
-        yield ingest, publish, list(event.fields["labels"])
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=30)
+    with serve_process(ingest, publish) as (_, stats):
+        yield ingest, publish, list(stats.fields["labels"])
 
 
 def _android(tmp_path: Path, x: npt.NDArray[np.float64]) -> tuple[list[str], float]:
