@@ -183,9 +183,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
         max_windows=args.max_windows, train_hop=args.train_hop, ema=args.ema, refit=args.refit,
         turn_degrees=0.0 if args.turn_degrees is None else args.turn_degrees, pocket_flips=args.pocket_flips,
     )
-    from .paths import resolve_data_dir
+    from .paths import resolve_data_dir, resolve_motionsense_dir
 
-    folders = [resolve_data_dir(d) for d in args.data] if args.data else [resolve_data_dir(None)]
+    if args.data:
+        folders = [resolve_data_dir(d) for d in args.data]
+    else:  # the shipped recipe: both placements
+        folders = [resolve_data_dir(None), resolve_motionsense_dir()]
+        if not folders[1].exists():
+            raise HarstreamError(
+                f"the default recipe trains on HAPT and MotionSense, and MotionSense was not found at "
+                f"{folders[1]} (set $HARSTREAM_MOTIONSENSE, run `harstream data download --dataset "
+                "motionsense`, or give --data for each dataset to train on)")
     metrics = train(folders, args.out, config, console=_err)
     if args.json:
         _print_json(metrics)
@@ -593,9 +601,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--turn-degrees", type=float, default=None,
                    help="augmentation: turn each training window by a random rotation with this "
                    "standard deviation in degrees, as if the phone sat tilted (default: 0, off; with --base 10)")
+    p.add_argument("--scale-motion", type=float, default=0.0, metavar="SIGMA",
+                   help="augmentation: scale each training window's motion (not gravity) by "
+                   "exp(Normal(0, SIGMA)), for people who move with more or less vigour (default: 0, off)")
     p.add_argument("--pocket-flips", action=argparse.BooleanOptionalAction, default=False,
-                   help="augmentation: turn each pocket (MotionSense) training window to one of the four "
-                   "ways a phone sits in a pocket, top up or down, screen in or out (default: off)")
+                   help="augmentation: turn half the pocket (MotionSense) training windows about the "
+                   "phone's long axis, as if the screen faced the other way (default: off)")
     p.add_argument("--refit", action="store_true",
                    help="fit on training AND validation subjects for all --epochs, no early stopping "
                    "(take the epoch count from scripts/cross_validate.py)")

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 ENV_VAR = "HARSTREAM_DATA"
+MOTIONSENSE_ENV_VAR = "HARSTREAM_MOTIONSENSE"
 
 
 def cache_dir() -> Path:
@@ -32,3 +33,16 @@ def resolve_data_dir(data: Path | str | None = None) -> Path:
     if env:
         return Path(env)
     return default_data_dir()
+
+
+def resolve_motionsense_dir() -> Path:
+    """The MotionSense folder: ``$HARSTREAM_MOTIONSENSE``, else ``motionsense/`` beside the HAPT
+    folder (:func:`resolve_data_dir`) when it exists, else the cache (``data download --dataset
+    motionsense``)."""
+    env = os.environ.get(MOTIONSENSE_ENV_VAR)
+    if env:
+        return Path(env)
+    beside = resolve_data_dir().parent / "motionsense"
+    if beside.is_dir():
+        return beside
+    return cache_dir() / "motionsense"

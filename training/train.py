@@ -42,7 +42,7 @@ from harstream.runtime import standardise
 
 from . import report
 from .architectures import ARCHITECTURES, BATCH_SIZES, EPOCHS, LEARNING_RATES
-from .augment import pocket_flips, turn_windows
+from .augment import pocket_flips, scale_motion, turn_windows
 from .dataset import (
     DATASET_SPLITS,
     WindowSet,
@@ -81,9 +81,12 @@ class TrainConfig:
     turn_degrees: float = 0.0
     """Turn each training window by a random rotation, angle ~ Normal(0, this) degrees
     (:mod:`training.augment`); 0 turns nothing."""
+    scale_motion: float = 0.0
+    """Scale each training window's motion by ``exp(Normal(0, this))`` (gravity kept;
+    :func:`training.augment.scale_motion`); 0 scales nothing."""
     pocket_flips: bool = False
-    """Turn each pocket-dataset (MotionSense) training window to one of the four ways a phone sits in
-    a pocket, at random (:func:`training.augment.pocket_flips`)."""
+    """Turn pocket-dataset (MotionSense) training windows, at random, to the screen's other side
+    (:func:`training.augment.pocket_flips`)."""
     refit: bool = False
     """Fit on the training AND validation subjects for the whole schedule (no early stopping).
     The epoch count must then come from cross-validation (:mod:`training.crossval`), which
@@ -176,7 +179,7 @@ def fit_windows(
     One place for what ``train`` and cross-validation both do to training windows.
     """
     windows = limit_windows(windows, config.max_windows, config.seed)
-    x = turn_windows(windows.x, config.turn_degrees, seed)
+    x = scale_motion(turn_windows(windows.x, config.turn_degrees, seed), config.scale_motion, seed + 2)
     if config.pocket_flips:
         pocket = windows.subject >= SUBJECT_OFFSET["motionsense"]
         x = pocket_flips(x, pocket, seed + 1)
