@@ -172,6 +172,10 @@ def _cmd_data_stats(args: argparse.Namespace) -> int:
 # --- train / evaluate -------------------------------------------------------------------
 
 
+SHIPPED_TURN_DEGREES = 10.0
+"""``train``'s default tilt augmentation: the shipped model's (docs/model.md)."""
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     if args.base is not None:
         return _cmd_finetune(args)
@@ -181,7 +185,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         arch=args.arch, epochs=args.epochs, seed=args.seed,
         patience=10 if args.patience is None else args.patience,
         max_windows=args.max_windows, train_hop=args.train_hop, ema=args.ema, refit=args.refit,
-        turn_degrees=0.0 if args.turn_degrees is None else args.turn_degrees, pocket_flips=args.pocket_flips,
+        turn_degrees=SHIPPED_TURN_DEGREES if args.turn_degrees is None else args.turn_degrees,
+        pocket_flips=args.pocket_flips, scale_motion=args.scale_motion,
     )
     from .paths import resolve_data_dir, resolve_motionsense_dir
 
@@ -570,8 +575,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--data", type=Path, action="append", default=None, metavar="DIR",
         help="dataset folder, HAPT or MotionSense; repeat for both (one of each): training windows "
         f"are the union of their train splits, early stopping watches the union of their validation "
-        f"splits (default: ${ENV_VAR}, else the user cache's HAPT). With --base: recordings folders "
-        "(labels.csv + <name>.csv) and/or HAPT or MotionSense folders, repeatable",
+        f"splits (default: both, as the shipped model was trained: HAPT from ${ENV_VAR} or the user "
+        "cache, MotionSense from $HARSTREAM_MOTIONSENSE, beside HAPT, or the cache). With --base: "
+        "recordings folders (labels.csv + <name>.csv) and/or HAPT or MotionSense folders, repeatable",
     )
     p.add_argument("--base", default=None, metavar="PATH|shipped",
                    help="fine-tune this model artifact (or 'shipped', the model shipped with harstream) "
@@ -600,13 +606,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="select and ship the moving average of the weights (default: off)")
     p.add_argument("--turn-degrees", type=float, default=None,
                    help="augmentation: turn each training window by a random rotation with this "
-                   "standard deviation in degrees, as if the phone sat tilted (default: 0, off; with --base 10)")
-    p.add_argument("--scale-motion", type=float, default=0.0, metavar="SIGMA",
+                   "standard deviation in degrees, as if the phone sat tilted (default: 10, the shipped recipe)")
+    p.add_argument("--scale-motion", type=float, default=0.25, metavar="SIGMA",
                    help="augmentation: scale each training window's motion (not gravity) by "
-                   "exp(Normal(0, SIGMA)), for people who move with more or less vigour (default: 0, off)")
-    p.add_argument("--pocket-flips", action=argparse.BooleanOptionalAction, default=False,
+                   "exp(Normal(0, SIGMA)), for people who move with more or less vigour (default: 0.25, the "
+                   "shipped recipe; 0: off)")
+    p.add_argument("--pocket-flips", action=argparse.BooleanOptionalAction, default=True,
                    help="augmentation: turn half the pocket (MotionSense) training windows about the "
-                   "phone's long axis, as if the screen faced the other way (default: off)")
+                   "phone's long axis, as if the screen faced the other way (default: on, the shipped recipe)")
     p.add_argument("--refit", action="store_true",
                    help="fit on training AND validation subjects for all --epochs, no early stopping "
                    "(take the epoch count from scripts/cross_validate.py)")
