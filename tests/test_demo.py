@@ -49,6 +49,10 @@ def test_ctrl_c_stops_every_child(
         [sys.executable, "-m", "harstream.cli", "demo", "--data", str(hapt_dir),
          "--subjects", "2,4", "--ingest", ingest, "--publish", publish, "--logs", str(tmp_path)],
         stdout=subprocess.DEVNULL, stderr=(tmp_path / "demo.err").open("wb"),
+        # A shell starting this suite in the background (`pytest &`) hands its children SIGINT
+        # ignored, and Python then never turns Ctrl-C into KeyboardInterrupt: give the demo the
+        # default disposition a terminal would.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         with Subscriber(publish) as sub:  # live predictions prove engine and replay both run
