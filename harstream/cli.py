@@ -186,7 +186,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         patience=10 if args.patience is None else args.patience,
         max_windows=args.max_windows, train_hop=args.train_hop, ema=args.ema, refit=args.refit,
         turn_degrees=SHIPPED_TURN_DEGREES if args.turn_degrees is None else args.turn_degrees,
-        pocket_flips=args.pocket_flips, scale_motion=args.scale_motion,
+        pocket_flips=args.pocket_flips, scale_motion=args.scale_motion, warp_time=args.warp_time,
     )
     from .paths import resolve_data_dir, resolve_motionsense_dir
 
@@ -208,11 +208,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_finetune(args: argparse.Namespace) -> int:
     from training.finetune import FinetuneConfig, finetune
 
-    from .paths import resolve_data_dir
+    from .paths import resolve_data_dir, resolve_motionsense_dir
 
-    if args.refit or args.ema or args.pocket_flips:
-        raise HarstreamError("--base: expected no --refit, --ema or --pocket-flips (a fine-tune keeps the base "
-                             "model's architecture and runs its own short schedule)")
+    if args.refit or args.ema:
+        raise HarstreamError("--base: expected no --refit or --ema (a fine-tune keeps the base model's "
+                             "architecture and runs its own short schedule, docs/own-data.md)")
     if not args.data:
         raise HarstreamError("--base: expected --data DIR with your recordings (docs/own-data.md)")
     defaults = FinetuneConfig()
@@ -223,10 +223,12 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
         base_windows=args.base_windows,
         turn_degrees=defaults.turn_degrees if args.turn_degrees is None else args.turn_degrees,
     )
-    base_data = args.base_data if args.base_data else [resolve_data_dir(None)]
+    base_data = args.base_data or [resolve_data_dir(None)]
     if not args.base_data and config.base_windows:
         from .datasets import find_layout
 
+        if find_layout(resolve_motionsense_dir()) == "motionsense":  # the shipped model's second dataset
+            base_data.append(resolve_motionsense_dir())
         if find_layout(base_data[0]) is None:
             raise HarstreamError(
                 f"--base-data: the base model's training data is mixed in to keep what it knows, but the default "
@@ -584,7 +586,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "on --data instead of training from scratch; --arch is then the base model's")
     p.add_argument("--base-data", type=Path, action="append", default=None, metavar="DIR",
                    help="with --base: folder of the base model's own training data, mixed in so the old "
-                   f"classes are not forgotten (repeatable; default: ${ENV_VAR}, else the user cache's HAPT)")
+                   f"classes are not forgotten (repeatable; default: HAPT at ${ENV_VAR}, else the user cache, "
+                   "and MotionSense where `train` finds it)")
     p.add_argument("--base-windows", type=_int_in(0, 1_000_000), default=6000,
                    help="with --base: windows of the base model's training data mixed in (default: 6000; "
                    "0: none)")
@@ -611,6 +614,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="augmentation: scale each training window's motion (not gravity) by "
                    "exp(Normal(0, SIGMA)), for people who move with more or less vigour (default: 0.25, the "
                    "shipped recipe; 0: off)")
+    p.add_argument("--warp-time", type=float, default=0.0, metavar="SIGMA",
+                   help="augmentation: replay each training window at a random speed exp(Normal(0, SIGMA)), "
+                   "for faster or slower cadences (default: 0, off)")
     p.add_argument("--pocket-flips", action=argparse.BooleanOptionalAction, default=True,
                    help="augmentation: turn half the pocket (MotionSense) training windows about the "
                    "phone's long axis, as if the screen faced the other way (default: on, the shipped recipe)")

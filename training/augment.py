@@ -103,3 +103,28 @@ def scale_motion(x: npt.NDArray[np.float32], sigma: float, seed: int) -> npt.NDA
     out[..., 0:6] = x[..., 0:6] * factor
     out[..., 6:9] = x[..., 6:9] + (factor - 1) * body
     return out
+
+
+def warp_time(x: npt.NDArray[np.float32], sigma: float, seed: int) -> npt.NDArray[np.float32]:
+    """Windows (n, time, 9) replayed at a random speed ``exp(Normal(0, sigma))`` per window: a person's
+    cadence, faster or slower (linear interpolation from the window's start; the last sample is held
+    where a faster window would run past its end).
+
+    >>> w = np.tile(np.arange(8, dtype=np.float32)[None, :, None], (2, 1, 9))
+    >>> warp_time(w, 0.0, seed=0) is w
+    True
+    >>> out = warp_time(w, 0.2, seed=0)
+    >>> bool((out[:, 0] == 0).all()) and bool((np.diff(out[..., 0], axis=1) >= 0).all())
+    True
+    """
+    if sigma <= 0:
+        return x
+    n, steps = x.shape[:2]
+    speed = np.exp(np.random.default_rng(seed).normal(0.0, sigma, n))
+    where = np.minimum(np.arange(steps)[None, :] * speed[:, None], steps - 1)  # (n, steps)
+    lo = np.floor(where).astype(np.int64)
+    hi = np.minimum(lo + 1, steps - 1)
+    frac = (where - lo).astype(np.float32)[..., None]
+    rows = np.arange(n)[:, None]
+    out: npt.NDArray[np.float32] = x[rows, lo] * (1 - frac) + x[rows, hi] * frac
+    return out.astype(np.float32)

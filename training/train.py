@@ -42,7 +42,7 @@ from harstream.runtime import standardise
 
 from . import report
 from .architectures import ARCHITECTURES, BATCH_SIZES, EPOCHS, LEARNING_RATES
-from .augment import pocket_flips, scale_motion, turn_windows
+from .augment import pocket_flips, scale_motion, turn_windows, warp_time
 from .dataset import (
     DATASET_SPLITS,
     WindowSet,
@@ -84,6 +84,9 @@ class TrainConfig:
     scale_motion: float = 0.0
     """Scale each training window's motion by ``exp(Normal(0, this))`` (gravity kept;
     :func:`training.augment.scale_motion`); 0 scales nothing."""
+    warp_time: float = 0.0
+    """Replay each training window at a random speed ``exp(Normal(0, this))``
+    (:func:`training.augment.warp_time`); 0 warps nothing."""
     pocket_flips: bool = False
     """Turn pocket-dataset (MotionSense) training windows, at random, to the screen's other side
     (:func:`training.augment.pocket_flips`)."""
@@ -180,6 +183,7 @@ def fit_windows(
     """
     windows = limit_windows(windows, config.max_windows, config.seed)
     x = scale_motion(turn_windows(windows.x, config.turn_degrees, seed), config.scale_motion, seed + 2)
+    x = warp_time(x, config.warp_time, seed + 3)
     if config.pocket_flips:
         pocket = windows.subject >= SUBJECT_OFFSET["motionsense"]
         x = pocket_flips(x, pocket, seed + 1)
