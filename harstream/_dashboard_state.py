@@ -107,7 +107,8 @@ class Snapshot:
     streams: tuple[StreamView, ...]
     """Every remembered stream, most recently updated first."""
     counts: tuple[tuple[str, int], ...]
-    """Streams per current activity: every known activity, then any other label seen."""
+    """Streams per current activity: every class of the served model (``$stats`` ``labels``; the six
+    before the first report), then any other label seen."""
     errors: tuple[ErrorLine, ...]
     """Recent ``$error`` reports, oldest first."""
     errors_total: int
@@ -140,6 +141,8 @@ class DashboardState:
         self._since: float | None = None
         self._last_message: float | None = None
         self._last_prune = -math.inf
+        self._labels: tuple[str, ...] = ACTIVITIES
+        """The served model's classes (``$stats`` ``labels``; the six until a report says otherwise)."""
 
     def update(self, event: Prediction | StatsEvent | ErrorEvent, now: float) -> None:
         """Take in one received event."""
@@ -148,6 +151,9 @@ class DashboardState:
             self._predict(event, now)
         elif isinstance(event, StatsEvent):
             self._stats = EngineStats.from_event(event)
+            labels = event.fields.get("labels")
+            if isinstance(labels, list) and labels and all(isinstance(x, str) for x in labels):
+                self._labels = tuple(labels)
         else:
             self._errors.append(ErrorLine(event, now))
             self._errors_total += 1
@@ -175,7 +181,7 @@ class DashboardState:
         live = [v for v in self._streams.values() if now - v.updated <= self.forget_s]
         live.sort(key=lambda v: (-v.updated, v.stream))
         tally = Counter(v.activity for v in live)
-        extra = sorted(a for a in tally if a not in ACTIVITIES)
+        extra = sorted(a for a in tally if a not in self._labels)
         return Snapshot(
             endpoint=self.endpoint,
             now=now,
@@ -183,7 +189,7 @@ class DashboardState:
             silent_s=silent_s,
             stats=self._stats,
             streams=tuple(live),
-            counts=tuple((a, tally[a]) for a in (*ACTIVITIES, *extra)),
+            counts=tuple((a, tally[a]) for a in (*self._labels, *extra)),
             errors=tuple(self._errors),
             errors_total=self._errors_total,
             invalid=self._invalid,

@@ -278,7 +278,11 @@ def validate_meta(meta: ModelMeta, where: Path, *, check_weights_sha256: bool = 
 
 
 def check_compatible(meta: ModelMeta, where: Path) -> None:
-    """Refuse metadata whose signal chain or windowing differs from this code's."""
+    """Refuse metadata whose signal chain or windowing differs from this code's.
+
+    The labels are the model's own (the six classes, or a fine-tuned set such as the six plus
+    JOGGING: ``harstream train --base``); :func:`validate_meta` checks their form.
+    """
     if meta.format != FORMAT:
         raise ArtifactError(f"{where}: metadata format {meta.format}, expected {FORMAT}")
     expected: dict[str, Any] = {
@@ -287,7 +291,6 @@ def check_compatible(meta: ModelMeta, where: Path) -> None:
         "window": WINDOW,
         "hop": HOP,
         "channels": list(CHANNELS),
-        "labels": list(ACTIVITIES),
     }
     for name, want in expected.items():
         got = getattr(meta, name)

@@ -220,7 +220,7 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
         epochs=defaults.epochs if args.epochs is None else args.epochs,
         patience=defaults.patience if args.patience is None else args.patience,
         train_hop=args.train_hop, seed=args.seed, max_windows=args.max_windows,
-        base_windows=args.base_windows,
+        base_windows=args.base_windows, flips=args.pocket_flips,
         turn_degrees=defaults.turn_degrees if args.turn_degrees is None else args.turn_degrees,
     )
     base_data = args.base_data or [resolve_data_dir(None)]
@@ -261,6 +261,8 @@ def _cmd_record(args: argparse.Namespace) -> int:
         label=args.label, activities=args.activity, duration_s=args.duration, stop=stop,
         progress=not args.no_progress, on_ready=ready,
     )
+    if not args.no_progress and not _err.is_terminal:
+        _err.print()  # after the live view's last frame
     if args.json:
         _print_json(summary)
     else:

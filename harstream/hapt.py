@@ -16,12 +16,14 @@ naming the file, the line and what was expected.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
+from . import ACTIVITIES
 from .errors import DatasetError
 
 RAW_DIR = "RawData"
@@ -29,6 +31,17 @@ LABELS_FILE = "labels.txt"
 _RAW_NAME = re.compile(r"^acc_exp(\d+)_user(\d+)\.txt$")
 N_LABEL_IDS = 12
 """HAPT label ids run 1..12: 1..6 are the activities, 7..12 postural transitions."""
+SIX_IDS: tuple[int, ...] = tuple(range(1, len(ACTIVITIES) + 1))
+"""Activity ids of the six classes (id = index in :data:`harstream.ACTIVITIES` + 1)."""
+
+
+def six_names() -> dict[int, str]:
+    """Activity id -> name of the six classes, the classes every dataset shares.
+
+    >>> six_names()[4]
+    'SITTING'
+    """
+    return {i + 1: name for i, name in enumerate(ACTIVITIES)}
 
 
 @dataclass(frozen=True)
@@ -229,7 +242,11 @@ class Dataset:
     segments: list[Segment]
     """Every row of ``labels.txt``, validated against the recordings."""
     name: str = "hapt"
-    """The dataset's layout name (``"hapt"``, ``"motionsense"``)."""
+    """The dataset's layout name (``"hapt"``, ``"motionsense"``, ``"recordings"``)."""
+    activity_names: dict[int, str] = field(default_factory=six_names)
+    """Activity id -> class name of every id that names a class (HAPT: the six; MotionSense adds
+    JOGGING; a recordings folder adds its new classes). Ids not here (HAPT's postural
+    transitions) are never trained on or scored."""
 
     def segments_of(self, recording: Recording) -> list[Segment]:
         """The labelled segments of one recording, in file order."""
@@ -251,23 +268,27 @@ def read_dataset(data_dir: Path | str, users: set[int] | None = None) -> Dataset
 
 
 def window_activity(
-    segments: list[Segment], seq_ends: npt.ArrayLike, window: int = 128
+    segments: list[Segment], seq_ends: npt.ArrayLike, window: int = 128, ids: Iterable[int] = SIX_IDS
 ) -> npt.NDArray[np.int64]:
     """Truth of windows of one recording, by the evaluation protocol.
 
-    A window ending at ``seq_end`` gets the activity id (1..6) of the labelled
-    segment holding all its ``window`` samples, else 0 (not scored).
-    ``segments`` must all belong to the same recording.
+    A window ending at ``seq_end`` gets the activity id (one of ``ids``, by
+    default the six classes' 1..6) of the labelled segment holding all its
+    ``window`` samples, else 0 (not scored). ``segments`` must all belong to
+    the same recording.
 
-    >>> seg = [Segment(1, 1, 5, start=100, stop=400)]
-    >>> window_activity(seg, [127, 255, 383, 447]).tolist()
-    [0, 5, 5, 0]
+    >>> seg = [Segment(1, 1, 5, start=100, stop=400), Segment(1, 1, 13, start=400, stop=600)]
+    >>> window_activity(seg, [127, 255, 383, 447, 591]).tolist()
+    [0, 5, 5, 0, 0]
+    >>> window_activity(seg, [127, 255, 383, 447, 591], ids=(5, 13)).tolist()
+    [0, 5, 5, 0, 13]
     """
     ends = np.asarray(seq_ends, dtype=np.int64)
     truth = np.zeros(ends.shape, dtype=np.int64)
     starts = ends - window + 1
+    wanted = set(ids)
     for seg in segments:
-        if 1 <= seg.activity <= 6:
+        if seg.activity in wanted:
             inside = (starts >= seg.start) & (ends < seg.stop)
             truth[inside] = seg.activity
     return truth

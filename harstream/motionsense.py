@@ -12,8 +12,10 @@ carries: acc = ``-(gravity + userAcceleration)`` in g (iOS reads +1 g
 The recordings are :class:`harstream.hapt.Recording` (``experiment`` = the
 trial number, ``user`` = MotionSense's subject id, ``dataset="motionsense"``)
 with one :class:`harstream.hapt.Segment` each, holding a HAPT activity id;
-jogging, which is none of the six classes, gets :data:`JOGGING` (never
-trained on or scored). Broken input raises :class:`~harstream.errors.DatasetError`
+jogging, which is none of the six classes, gets :data:`JOGGING` (named
+``JOGGING`` in the dataset's ``activity_names``: trained on and scored only
+for a model that has that class, such as one fine-tuned with
+``harstream train --base``). Broken input raises :class:`~harstream.errors.DatasetError`
 naming the file, the line and what was expected.
 
 >>> CODES["dws"], ACTIVITY_OF["dws"], stream_name("dws", 1, 1)
@@ -35,7 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .errors import DatasetError
-from .hapt import Dataset, Recording, Segment
+from .hapt import Dataset, Recording, Segment, six_names
 
 NAME = "motionsense"
 """Layout name, the value of ``Recording.dataset``."""
@@ -52,7 +54,8 @@ CODES: dict[str, str] = {
 """Folder code -> activity name."""
 JOGGING = 13
 """Activity id of jogging: beyond HAPT's 1..12 and none of the six classes, so its windows
-are never trained on or scored (replay still streams it, unscored)."""
+are trained on and scored only for models that have a JOGGING class (replay streams it,
+scored only when the engine's model has that class)."""
 ACTIVITY_OF: dict[str, int] = {
     "wlk": 1, "ups": 2, "dws": 3, "sit": 4, "std": 5, "jog": JOGGING,
 }
@@ -242,7 +245,7 @@ def read_dataset(path: Path | str, subjects: set[int] | None = None) -> Dataset:
         Segment(rec.experiment, rec.user, ACTIVITY_OF[e.code], 0, len(rec))
         for e, rec in zip(wanted, recordings, strict=True)
     ]
-    return Dataset(recordings, segments, name=NAME)
+    return Dataset(recordings, segments, name=NAME, activity_names={**six_names(), JOGGING: CODES["jog"]})
 
 
 # -- helpers -----------------------------------------------------------------------------------

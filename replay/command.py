@@ -37,8 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``harstream replay``."""
     parser.add_argument(
         "--data", type=Path, default=None,
-        help=f"dataset folder: HAPT (holding RawData/), MotionSense (holding A_DeviceMotion_data/) "
-        f"or UCI HAR (train/, test/ with Inertial Signals/); default: ${ENV_VAR}, else the user cache",
+        help=f"dataset folder: HAPT (holding RawData/), MotionSense (holding A_DeviceMotion_data/), "
+        f"a recordings folder (labels.csv and <name>.csv, docs/own-data.md) or UCI HAR (train/, test/ "
+        f"with Inertial Signals/); default: ${ENV_VAR}, else the user cache",
     )
     parser.add_argument(
         "--subjects", type=_subjects, default="default", metavar="LIST",
@@ -203,8 +204,11 @@ def resolve_subjects(choice: set[int] | str | None, layout: str) -> set[int] | N
     """The subjects of a ``--subjects`` value for a dataset of ``layout`` (None: every one).
 
     A split name takes that dataset's split (UCI HAR has HAPT's subjects);
-    ``"default"`` is the held-out split: ``test``, or ``validation`` on MotionSense.
+    ``"default"`` is the held-out split: ``test``, or ``validation`` on MotionSense. A recordings
+    folder is replayed whole (its one subject is the person who recorded it).
     """
+    if layout == "recordings" and choice in ("default", None):
+        return None
     if not isinstance(choice, str):
         return choice
     from training.dataset import DATASET_SPLITS

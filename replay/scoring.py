@@ -4,7 +4,10 @@ The engine emits one prediction per grid window of every stream (``seq_end``
 127, 191, 255, ...). :func:`expected_windows` lists them with their truth;
 :class:`Scorer` matches incoming predictions by ``(stream, seq_end)`` and
 reports the evaluation protocol's numbers: windows whose 128 samples lie in
-one labelled segment of activities 1..6 are scored, raw and smoothed.
+one labelled segment of a class the engine's model has are scored, raw and
+smoothed. The model's labels come from the engine's ``$stats`` (``labels``),
+the six classes until one arrives; truth and predictions meet by class name,
+so a fine-tuned model's new classes (JOGGING) are scored too.
 
 >>> import numpy as np
 >>> from harstream.protocol import Prediction
@@ -38,12 +41,15 @@ from .sources import ReplayStream
 Event = Prediction | ErrorEvent | StatsEvent
 
 
-def expected_windows(stream: ReplayStream) -> dict[int, int]:
-    """Every window the engine emits for ``stream``: ``seq_end`` -> truth index 0..5, or -1."""
+def expected_windows(stream: ReplayStream, labels: Sequence[str] = ACTIVITIES) -> dict[int, int]:
+    """Every window the engine emits for ``stream``: ``seq_end`` -> index of its truth in ``labels``,
+    or -1 (no truth, or a class ``labels`` lacks)."""
     ends = window_ends(0, len(stream))
     truth = np.asarray(stream.truth(ends), dtype=np.int64)
-    index = np.where((truth >= 1) & (truth <= len(ACTIVITIES)), truth - 1, -1)
-    return dict(zip(ends.tolist(), index.tolist(), strict=True))
+    names = list(labels)
+    index_of = {i: names.index(n) for i, n in stream.activity_names.items() if n in names}
+    index = [index_of.get(t, -1) for t in truth.tolist()]
+    return dict(zip(ends.tolist(), index, strict=True))
 
 
 class Scorer:
@@ -52,8 +58,8 @@ class Scorer:
     def __init__(self, streams: Sequence[ReplayStream], labels: Sequence[str] = ACTIVITIES) -> None:
         self.streams = tuple(streams)
         self.labels = tuple(labels)
-        self.expected = {s.stream_id: expected_windows(s) for s in self.streams}
-        """Per stream id: ``seq_end`` -> truth index (-1: not scored)."""
+        self.expected = {s.stream_id: expected_windows(s, self.labels) for s in self.streams}
+        """Per stream id: ``seq_end`` -> truth index into :attr:`labels` (-1: not scored)."""
         self.received: dict[tuple[str, int], Prediction] = {}
         """First prediction of every expected window received."""
         self.duplicates = 0
@@ -87,6 +93,9 @@ class Scorer:
                 self.errors[event.code] += 1
             return
         if isinstance(event, StatsEvent):
+            labels = event.fields.get("labels")
+            if isinstance(labels, list) and labels and all(isinstance(x, str) for x in labels):
+                self.set_labels(labels)
             return
         windows = self.expected.get(event.stream)
         key = (event.stream, event.seq_end)
@@ -98,6 +107,12 @@ class Scorer:
             self.duplicates += 1
         else:
             self.received[key] = event
+
+    def set_labels(self, labels: Sequence[str]) -> None:
+        """Score against ``labels`` (the engine's model's classes, in its order) from now on."""
+        if tuple(labels) != self.labels:
+            self.labels = tuple(labels)
+            self.expected = {s.stream_id: expected_windows(s, self.labels) for s in self.streams}
 
     def lost_to_restarts(self) -> int:
         """Missing windows that fell between two engine runs.
@@ -161,6 +176,7 @@ class Scorer:
             "foreign": self.foreign,
             "errors": dict(sorted(self.errors.items())),
             "n_scored": len(truth),
+            "labels": list(self.labels),
         }
         raw_score = score(truth, raw, subjects, self.labels) if truth else None
         smooth_score = score(truth, smooth, subjects, self.labels) if truth else None

@@ -1,4 +1,5 @@
-"""Recorded datasets as replayable streams: HAPT or MotionSense recordings, or stitched UCI HAR runs.
+"""Recorded datasets as replayable streams: HAPT, MotionSense or recordings-folder recordings, or stitched
+UCI HAR runs.
 
 A source is an ordered list of :class:`ReplayStream`: a stream id, its 50 Hz
 samples (acc xyz in g, gyro xyz in rad/s) and the truth of every window the
@@ -17,8 +18,8 @@ recognised by :func:`detect_layout`.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, TypeAlias
 
@@ -28,14 +29,15 @@ import numpy.typing as npt
 from harstream import HOP, WINDOW
 from harstream.datasets import find_layout, read_any
 from harstream.errors import DatasetError, ProtocolError
-from harstream.hapt import read_matrix, window_activity
+from harstream.hapt import read_matrix, six_names, window_activity
 from harstream.protocol import STREAM_ID
 
 from ._stitch import join_rows, split_runs
 
 Truth: TypeAlias = Callable[[npt.NDArray[np.int64]], npt.NDArray[np.int64]]
-"""Maps window ends (``seq_end``) to activity ids 1..6, or 0 for a window not scored."""
-Layout = Literal["hapt", "motionsense", "uci-har"]
+"""Maps window ends (``seq_end``) to activity ids (those of the stream's ``activity_names``), or 0
+for a window not scored."""
+Layout = Literal["hapt", "motionsense", "recordings", "uci-har"]
 """The dataset layouts replay reads."""
 
 UCI_ROOT = "UCI HAR Dataset"
@@ -57,7 +59,10 @@ class ReplayStream:
     subject: int
     """Subject id, the dataset's own (HAPT and UCI HAR 1..30, MotionSense 1..24)."""
     truth: Truth
-    """Truth of windows by their ``seq_end``: activity id 1..6, 0 when not scored."""
+    """Truth of windows by their ``seq_end``: an activity id, 0 when not scored."""
+    activity_names: Mapping[int, str] = field(default_factory=six_names)
+    """Class name of each activity id ``truth`` gives (by default the six classes' 1..6): the
+    scorer matches them to the engine's labels by name."""
 
     def __len__(self) -> int:
         return int(self.samples.shape[0])
@@ -105,7 +110,8 @@ def tagged(streams: Iterable[ReplayStream], tag: str | None) -> list[ReplayStrea
 
 def detect_layout(path: Path | str) -> Layout:
     """``"hapt"`` for a folder holding ``RawData/``, ``"motionsense"`` for one holding
-    ``A_DeviceMotion_data/``, ``"uci-har"`` for UCI HAR's layout."""
+    ``A_DeviceMotion_data/``, ``"recordings"`` for one holding ``labels.csv``, ``"uci-har"`` for
+    UCI HAR's layout."""
     path = Path(path)
     if not path.is_dir():
         raise DatasetError(f"{path}: expected a dataset folder, there is no such folder")
@@ -135,19 +141,22 @@ def load_streams(path: Path | str, subjects: set[int] | None = None) -> list[Rep
 
 
 def recording_streams(data_dir: Path | str, subjects: set[int] | None = None) -> list[ReplayStream]:
-    """One stream per recording of a HAPT or MotionSense folder, in the reader's order.
+    """One stream per recording of a HAPT, MotionSense or recordings folder, in the reader's order.
 
-    Stream ids are the recordings' (``exp05_user03``, ``ms_dws_1_sub01``);
-    MotionSense's jogging recordings are streamed too, with no window scored.
+    Stream ids are the recordings' (``exp05_user03``, ``ms_dws_1_sub01``, a
+    recording's name); MotionSense's jogging recordings are streamed too,
+    scored only when the engine's model has a JOGGING class.
     """
     dataset = read_any(data_dir, subjects)
     _check_subjects({r.user for r in dataset.recordings}, subjects, data_dir)
+    ids = tuple(dataset.activity_names)
     return [
         ReplayStream(
             rec.stream_id,
             rec.samples,
             rec.user,
-            functools.partial(window_activity, dataset.segments_of(rec)),
+            functools.partial(window_activity, dataset.segments_of(rec), ids=ids),
+            dataset.activity_names,
         )
         for rec in dataset.recordings
     ]

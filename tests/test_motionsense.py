@@ -235,7 +235,7 @@ def test_layout_is_detected_from_the_folder(motionsense_dir: Path, hapt_dir: Pat
     assert detect(hapt_dir) == "hapt" and detect_layout(motionsense_dir) == "motionsense"
     (tmp_path / "empty").mkdir()
     assert find_layout(tmp_path / "empty") is None and find_layout(tmp_path / "missing") is None
-    assert "expected a HAPT folder (holding RawData/) or a MotionSense folder" in error_of(
+    assert "expected a HAPT folder (holding RawData/), a MotionSense folder" in error_of(
         detect, tmp_path / "empty")
     assert "MotionSense folder (holding A_DeviceMotion_data/)" in error_of(detect_layout, tmp_path / "empty")
     assert subject_key("motionsense", 1) != subject_key("hapt", 1)

@@ -18,7 +18,7 @@ what serving sees. Two ways to place windows on the filtered signal:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -26,10 +26,10 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from harstream import ACTIVITIES, HOP, WINDOW
+from harstream import HOP, WINDOW
 from harstream.chain import CHANNELS, process_recording
 from harstream.datasets import read_any, subject_key
-from harstream.hapt import Dataset, Recording, Segment, window_activity
+from harstream.hapt import SIX_IDS, Dataset, Recording, Segment, window_activity
 from harstream.motionsense import ALL_SUBJECTS as MOTIONSENSE_ALL_SUBJECTS
 from harstream.motionsense import SHARED_SUBJECTS as MOTIONSENSE_SUBJECTS
 from harstream.windows import RingBuffer
@@ -96,7 +96,8 @@ class WindowSet:
     x: npt.NDArray[np.float32]
     """Windows, shape (n, 128, 9), channels in :data:`harstream.chain.CHANNELS` order."""
     y: npt.NDArray[np.int64]
-    """Activity index 0..5 into :data:`harstream.ACTIVITIES`."""
+    """Class index: 0..5 into :data:`harstream.ACTIVITIES` by default, else as the builder's ``classes``
+    say (-1: an unlabelled engine-grid window)."""
     subject: npt.NDArray[np.int64]
     """Subject of each window, as :func:`harstream.datasets.subject_key` (HAPT: its id; MotionSense:
     100 + its id)."""
@@ -124,11 +125,14 @@ class WindowSet:
         return digest.hexdigest()
 
 
-def _segment_ends(segments: list[Segment], hop: int = HOP) -> npt.NDArray[np.int64]:
+def _segment_ends(
+    segments: list[Segment], hop: int = HOP, ids: Iterable[int] = SIX_IDS
+) -> npt.NDArray[np.int64]:
+    wanted = set(ids)
     ends = [
         np.arange(seg.start + WINDOW - 1, seg.stop, hop, dtype=np.int64)
         for seg in segments
-        if 1 <= seg.activity <= len(ACTIVITIES)
+        if seg.activity in wanted
     ]
     return np.concatenate(ends) if ends else np.zeros(0, dtype=np.int64)
 
@@ -143,29 +147,48 @@ def _stream_windows(channels: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.i
     return np.concatenate(ends), np.concatenate(windows)
 
 
+def class_lookup(classes: Mapping[int, int] | None) -> npt.NDArray[np.int64]:
+    """A table from activity id to class index (``-1``: not a class), for ``classes`` (id -> index;
+    None: the six classes, id ``i`` -> index ``i - 1``).
+
+    >>> class_lookup({13: 6, 2: 1}).tolist()
+    [-1, -1, 1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 6]
+    """
+    mapping = {i: i - 1 for i in SIX_IDS} if classes is None else dict(classes)
+    table = np.full(max(mapping, default=0) + 1, -1, dtype=np.int64)
+    for activity, index in mapping.items():
+        table[activity] = index
+    return table
+
+
 def recording_windows(
     recording: Recording,
     segments: list[Segment],
     align: Alignment = "segment",
     labelled_only: bool = True,
     hop: int = HOP,
+    classes: Mapping[int, int] | None = None,
 ) -> WindowSet:
     """The labelled windows of one recording (``segments`` are its own).
 
     With ``align="stream"`` and ``labelled_only=False`` every window the
     engine would emit is kept; unlabelled ones get ``y = -1``. ``hop`` < 64
     cuts segment windows more densely (training-time augmentation).
+    ``classes`` maps the activity ids to label (:class:`harstream.hapt.Dataset`'s
+    ``activity_names``) to ``y``; by default the six classes, ``y = id - 1``.
     """
+    lookup = class_lookup(classes)
+    ids = np.flatnonzero(lookup >= 0).tolist()
     channels = process_recording(recording.samples, chunk=CHUNK)
     if align == "stream":
         ends, windows = _stream_windows(channels)
-        truth = window_activity(segments, ends, WINDOW)
+        truth = window_activity(segments, ends, WINDOW, ids)
         if labelled_only:
             keep = truth > 0
             ends, windows, truth = ends[keep], windows[keep], truth[keep]
     elif align == "segment":
-        ends = _segment_ends(segments, hop)
-        truth = window_activity(segments, ends, WINDOW)
+        ends = _segment_ends(segments, hop, ids)
+        truth = window_activity(segments, ends, WINDOW, ids)
         index = ends[:, None] - WINDOW + 1 + np.arange(WINDOW)[None, :]
         windows = channels[index]
     else:
@@ -173,7 +196,7 @@ def recording_windows(
     n = len(ends)
     return WindowSet(
         windows.astype(np.float32),
-        truth - 1,
+        lookup[truth],
         np.full(n, subject_key(recording.dataset, recording.user), dtype=np.int64),
         np.full(n, recording.experiment, dtype=np.int64),
         ends,
@@ -200,15 +223,17 @@ def build_windows(
     subjects: Iterable[int] | None = None,
     align: Alignment = "segment",
     hop: int = HOP,
+    classes: Mapping[int, int] | None = None,
 ) -> WindowSet:
     """Labelled windows of every recording (of ``subjects``, the dataset's own ids, when given).
 
-    ``data`` is a dataset read already, or a folder of either layout.
+    ``data`` is a dataset read already, or a folder of any layout; ``classes``
+    as in :func:`recording_windows`.
     """
     wanted = set(subjects) if subjects is not None else None
     dataset = data if isinstance(data, Dataset) else read_any(data, wanted)
     parts = [
-        recording_windows(rec, dataset.segments_of(rec), align, hop=hop)
+        recording_windows(rec, dataset.segments_of(rec), align, hop=hop, classes=classes)
         for rec in dataset.recordings
         if wanted is None or rec.user in wanted
     ]

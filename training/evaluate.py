@@ -3,17 +3,24 @@
 Each recording of the split runs through the streaming chain and the ring
 buffer; every window the engine would emit is classified (so the online
 smoother sees the same sequence as live) and the windows lying wholly in a
-labelled activity segment are scored, raw and smoothed. Either layout is
-read (HAPT, MotionSense; :mod:`harstream.datasets`), each with its own splits
-(:data:`training.dataset.DATASET_SPLITS`); MotionSense's jogging windows are
-not scored, and macro-F1 is over the classes present in the truth (listed
-under ``macro_f1_classes``: MotionSense has no LAYING).
+labelled activity segment are scored, raw and smoothed. Any layout is
+read (HAPT, MotionSense, a recordings folder; :mod:`harstream.datasets`),
+HAPT and MotionSense by their own splits (:data:`training.dataset.DATASET_SPLITS`),
+a recordings folder whole (its recordings are the user's own: which to
+score is which folder to pass). A window's truth is matched to the model's
+labels by class name, so a fine-tuned model with new classes (JOGGING) is
+scored on them too; windows of a class the model does not have (MotionSense's
+jogging for the shipped model) are not scored and are counted under
+``unscored_windows``. Macro-F1 is over the classes present in the truth
+(listed under ``macro_f1_classes``: MotionSense has no LAYING).
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +30,11 @@ import numpy.typing as npt
 from rich.console import Console
 from rich.table import Table
 
+from harstream import WINDOW
 from harstream.datasets import TITLES, detect, read_any
+from harstream.errors import DatasetError
+from harstream.hapt import Dataset, window_activity
+from harstream.recordings import recording_of
 from harstream.runtime import Classifier
 from harstream.smoothing import ForwardFilter
 
@@ -43,25 +54,36 @@ class StreamPredictions:
     seq_end: npt.NDArray[np.int64]
     """Stream index of the window's last sample."""
     truth: npt.NDArray[np.int64]
-    """True activity index (0..5)."""
+    """True class, an index into the model's labels."""
     probs: npt.NDArray[np.float32]
     """Model probabilities."""
     smoothed: npt.NDArray[np.int64]
     """Label index after online smoothing."""
 
 
-def predict_split(
-    classifier: Classifier, data_dir: Path, subjects: tuple[int, ...]
-) -> tuple[StreamPredictions, float]:
-    """Predictions on every scored window of ``subjects``, and the model's windows/s."""
-    dataset = read_any(data_dir, set(subjects))
+def class_map(dataset: Dataset, labels: Sequence[str]) -> dict[int, int]:
+    """Activity id -> index into ``labels`` of every class of ``dataset`` the model has (by name)."""
+    return {i: list(labels).index(name) for i, name in dataset.activity_names.items() if name in labels}
+
+
+def predict_dataset(
+    classifier: Classifier, dataset: Dataset
+) -> tuple[StreamPredictions, float, dict[str, int]]:
+    """Predictions on every scored window of ``dataset``, the model's windows/s, and the count of
+    windows lying wholly in a span of a class the model does not have (by class name)."""
     smoother = ForwardFilter(classes=len(classifier.labels))
+    classes = class_map(dataset, classifier.labels)
+    others = {i: name for i, name in dataset.activity_names.items() if i not in classes}
     parts: list[tuple[Any, ...]] = []
+    unscored: Counter[str] = Counter()
     model_seconds, model_windows = 0.0, 0
     for recording in dataset.recordings:
-        windows = recording_windows(
-            recording, dataset.segments_of(recording), align="stream", labelled_only=False
-        )
+        segments = dataset.segments_of(recording)
+        windows = recording_windows(recording, segments, align="stream", labelled_only=False,
+                                    classes=classes)
+        if others:
+            inside = window_activity(segments, windows.seq_end[windows.y < 0], WINDOW, others)
+            unscored.update(others[i] for i in inside[inside > 0].tolist())
         started = time.perf_counter()
         probs = classifier.predict_proba(windows.x)
         model_seconds += time.perf_counter() - started
@@ -73,30 +95,67 @@ def predict_split(
             (subject, windows.experiment[keep], windows.seq_end[keep],
              windows.y[keep], probs[keep], smoothed[keep])
         )
+    if not parts:  # a folder without recordings
+        empty = np.zeros(0, dtype=np.int64)
+        parts = [(empty, empty, empty, empty, np.zeros((0, len(classifier.labels)), np.float32), empty)]
     columns = [np.concatenate(c) for c in zip(*parts, strict=True)]
     rate = model_windows / model_seconds if model_seconds else 0.0
-    return StreamPredictions(*columns), rate
+    return StreamPredictions(*columns), rate, dict(sorted(unscored.items()))
+
+
+def predict_split(
+    classifier: Classifier, data_dir: Path, subjects: tuple[int, ...] | None
+) -> tuple[StreamPredictions, float]:
+    """Predictions on every scored window of ``subjects`` (None: every recording), and the model's
+    windows/s."""
+    dataset = read_any(data_dir, None if subjects is None else set(subjects))
+    predictions, rate, _ = predict_dataset(classifier, dataset)
+    return predictions, rate
 
 
 def evaluate(classifier: Classifier, data_dir: Path, split: str = "test") -> dict[str, Any]:
     """The evaluation JSON: raw scores at top level, smoothed under ``"smoothed"``.
 
-    ``dataset`` names the layout of ``data_dir``, ``subjects`` the split's subjects.
+    ``dataset`` names the layout of ``data_dir``, ``subjects`` the split's
+    subjects; a recordings folder is scored whole (``split`` is then
+    ``"all"``) and per recording (``per_recording``) rather than per subject.
     """
     if split not in SPLITS:
         raise ValueError(f"split: expected one of {sorted(SPLITS)}, got {split!r}")
     layout = detect(data_dir)
-    subjects = split_subjects(layout, split)
-    predictions, rate = predict_split(classifier, data_dir, subjects)
-    raw = score(predictions.truth, predictions.probs.argmax(axis=1), predictions.subject)
-    smoothed = score(predictions.truth, predictions.smoothed, predictions.subject)
+    subjects = None if layout == "recordings" else split_subjects(layout, split)
+    dataset = read_any(data_dir, None if subjects is None else set(subjects))
+    predictions, rate, unscored = predict_dataset(classifier, dataset)
+    if not len(predictions.truth):
+        known = sorted(set(dataset.activity_names.values()) & set(classifier.labels))
+        raise DatasetError(
+            f"{data_dir}: expected windows to score (128 samples wholly inside one labelled span of a class "
+            f"the model has: {', '.join(classifier.labels)}), found none"
+            + ("" if known else "; the labels name none of the model's classes")
+        )
+    labels = classifier.labels
+    if layout == "recordings":
+        names = {r.experiment: recording_of(r.stream_id) for r in dataset.recordings}
+        keys = np.array([names[int(e)] for e in predictions.experiment])
+        order = sorted(set(keys.tolist()))
+        groups = np.array([order.index(k) for k in keys.tolist()], dtype=np.int64)
+    else:
+        groups = predictions.subject
+    raw = score(predictions.truth, predictions.probs.argmax(axis=1), groups, labels)
+    smoothed = score(predictions.truth, predictions.smoothed, groups, labels)
+    if layout == "recordings":
+        for part in (raw, smoothed):
+            part["per_recording"] = {order[int(k)]: v for k, v in part.pop("per_subject").items()}
     return {
         **raw,
         "windows_per_s": round(rate, 1),
-        "split": split,
+        "split": "all" if layout == "recordings" else split,
         "dataset": layout,
-        "subjects": sorted(subjects),
+        **({"recordings": sorted({recording_of(r.stream_id) for r in dataset.recordings})}
+           if layout == "recordings" else {"subjects": sorted(subjects or ())}),
+        "unscored_windows": unscored,
         "model": str(classifier.artifact.path),
+        "labels": list(labels),
         "smoothed": smoothed,
     }
 
@@ -104,7 +163,8 @@ def evaluate(classifier: Classifier, data_dir: Path, split: str = "test") -> dic
 def print_evaluation(result: dict[str, Any], console: Console) -> None:
     """A readable table of an evaluation result."""
     title = TITLES.get(result.get("dataset", "hapt"), "")
-    table = Table(title=f"{title} {result['split']} split: {result['n_windows']} windows")
+    what = "folder" if result.get("dataset") == "recordings" else f"{result['split']} split"
+    table = Table(title=f"{title} {what}: {result['n_windows']} windows")
     table.add_column("activity")
     for name in ("precision", "recall", "f1", "support"):
         table.add_column(name, justify="right")
@@ -131,8 +191,12 @@ def print_evaluation(result: dict[str, Any], console: Console) -> None:
     for name, row in zip(short, result["confusion"], strict=True):
         confusion.add_row(name, *(str(v) for v in row))
     console.print(confusion)
-    subjects = "  ".join(f"{s}: {a:.3f}" for s, a in result["per_subject"].items())
-    console.print(f"per subject: {subjects}")
+    groups = "per_recording" if "per_recording" in result else "per_subject"
+    accuracies = "  ".join(f"{s}: {a:.3f}" for s, a in result[groups].items())
+    console.print(f"{groups.replace('_', ' ')}: {accuracies}", highlight=False)
+    if result.get("unscored_windows"):
+        counts = ", ".join(f"{name} {n}" for name, n in result["unscored_windows"].items())
+        console.print(f"not scored (classes the model does not have): {counts} windows", highlight=False)
 
 
 def write_report(result: dict[str, Any], out_dir: Path) -> None:
@@ -151,5 +215,9 @@ def write_report(result: dict[str, Any], out_dir: Path) -> None:
     report.plot_confusion(result["smoothed"]["confusion"], labels,
                           out_dir / f"confusion_{split}_smoothed.png",
                           f"{split} subjects, smoothed stream output")
-    report.plot_per_subject(result["per_subject"], out_dir / f"per_subject_{split}.png",
-                            f"{split} accuracy per subject")
+    if "per_recording" in result:
+        report.plot_per_subject(result["per_recording"], out_dir / f"per_recording_{split}.png",
+                                f"{split} accuracy per recording")
+    else:
+        report.plot_per_subject(result["per_subject"], out_dir / f"per_subject_{split}.png",
+                                f"{split} accuracy per subject")

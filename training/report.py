@@ -59,8 +59,8 @@ def plot_confusion(
 
 
 def plot_per_subject(accuracy: Mapping[str, float], path: Path, title: str) -> Path:
-    """Accuracy of each subject as bars, with the overall mean."""
-    subjects = sorted(accuracy, key=int)
+    """Accuracy of each subject (or recording, by name) as bars, with the overall mean."""
+    subjects = sorted(accuracy, key=lambda s: (int(s), "") if s.isdigit() else (-1, s))
     values = [accuracy[s] for s in subjects]
     fig, ax = plt.subplots(figsize=(max(5.0, 0.6 * len(subjects) + 2), 4))
     ax.bar(subjects, values, color="tab:blue")
