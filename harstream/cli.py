@@ -600,7 +600,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "alone; notebook: the notebook's model, for comparison)")
     p.add_argument("--epochs", type=int, default=None,
                    help="epochs of the cosine learning-rate schedule; early stopping may end sooner "
-                   "(default: the architecture's, 8 for harnet-fusion; with --base 12)")
+                   "(default: the architecture's, 12 for harnet-fusion, the shipped recipe; with --base 12)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--patience", type=int, default=None,
                    help="early-stopping patience in epochs (default: 10; with --base 4)")
