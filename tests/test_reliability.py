@@ -411,6 +411,7 @@ def test_a_producer_restarts_its_stream_on_purpose() -> None:
         (["--ingest-hwm", "0"], "got 0"),
         (["--publish-hwm", "-5"], "got -5"),
         (["--flush", "inf"], "got inf"),
+        (["--switch-interval", "0"], "got 0"),
     ],
 )
 def test_every_bad_serve_value_is_one_clear_line(
