@@ -183,25 +183,8 @@ def read_csv(path: Path) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float6
         if names.count(column) > 1:
             raise DatasetError(f"{path}:1: expected the column {column!r} once, it repeats")
         index[column] = names.index(column)
-    body = lines.read()
-    if not body.strip():
-        raise DatasetError(f"{path}:2: expected rows of {len(names)} numbers after the header, "
-                           f"there are none")
-    used = [index[c] for c in COLUMNS]
-    try:  # every column: numpy checks that each row has as many fields
-        table = np.loadtxt(io.StringIO(body), delimiter=",", dtype=np.float64, ndmin=2, comments=None)
-    except ValueError:
-        problem = _first_bad_line(path, text, names, index)
-        if problem is not None:
-            raise DatasetError(problem) from None
-        # every row has its fields and numbers where read: a column not read is not numeric
-        values = np.loadtxt(io.StringIO(body), delimiter=",", dtype=np.float64, ndmin=2,
-                            comments=None, usecols=used)
-    else:
-        if table.shape[1] != len(names):
-            raise DatasetError(f"{path}:2: expected {len(names)} comma-separated fields like the "
-                               f"header, got {table.shape[1]}")
-        values = table[:, used]
+    values = _named_columns(path, text, lines.read(), names, [index[c] for c in COLUMNS],
+                            f"expected rows of {len(names)} numbers after the header, there are none")
     bad = np.flatnonzero(~np.isfinite(values).all(axis=1))
     if bad.size:
         raise DatasetError(
@@ -259,6 +242,32 @@ def trial_code(name: str) -> str | None:
 
 def _ids(values: list[int]) -> str:
     return ", ".join(map(str, values))
+
+
+def _named_columns(
+    path: Path, text: str, body: str, names: list[str], used: list[int], no_rows: str
+) -> npt.NDArray[np.float64]:
+    """The ``used`` columns of a CSV ``body`` (after its header ``names``) as floats, shape (rows, len(used)).
+
+    Every row must have the header's fields and numbers where they are read; errors name the
+    file and line (``no_rows``: what is said of a body without rows, at line 2).
+    """
+    if not body.strip():
+        raise DatasetError(f"{path}:2: {no_rows}")
+    try:  # every column: numpy checks that each row has as many fields
+        table = np.loadtxt(io.StringIO(body), delimiter=",", dtype=np.float64, ndmin=2, comments=None)
+    except ValueError:
+        problem = _first_bad_line(path, text, names, {names[i]: i for i in used})
+        if problem is not None:
+            raise DatasetError(problem) from None
+        # every row has its fields and numbers where read: a column not read is not numeric
+        values: npt.NDArray[np.float64] = np.loadtxt(io.StringIO(body), delimiter=",", dtype=np.float64,
+                                                     ndmin=2, comments=None, usecols=used)
+        return values
+    if table.shape[1] != len(names):
+        raise DatasetError(f"{path}:2: expected {len(names)} comma-separated fields like the "
+                           f"header, got {table.shape[1]}")
+    return table[:, used]
 
 
 def _read_text(path: Path) -> str:

@@ -60,7 +60,7 @@ from . import ACTIVITIES, SAMPLE_RATE_HZ
 from .chain import INPUT_COLUMNS
 from .errors import DatasetError
 from .hapt import Dataset, Recording, Segment, six_names
-from .motionsense import _first_bad_line, _line_of_row, _read_text
+from .motionsense import _line_of_row, _named_columns, _read_text
 from .protocol import MAX_ABS_SAMPLE, STREAM_ID
 from .resample import MAX_RATE_HZ, MIN_RATE_HZ, ResampleError, resample, start
 
@@ -169,25 +169,8 @@ def read_samples(path: Path | str) -> tuple[npt.NDArray[np.float64], npt.NDArray
                 f"got {header[:120]!r}"
             )
         index[column] = names.index(column)
-    body = lines.read()
-    if not body.strip():
-        raise DatasetError(f"{path}:2: expected at least {MIN_SAMPLES} rows of samples after the header, "
-                           f"got none")
-    used = [index[c] for c in COLUMNS]
-    try:
-        table = np.loadtxt(io.StringIO(body), delimiter=",", dtype=np.float64, ndmin=2, comments=None)
-    except ValueError:
-        bad_line = _first_bad_line(path, text, names, index)
-        if bad_line is not None:
-            raise DatasetError(bad_line) from None
-        # every row has its fields and numbers where read: a column not read is not numeric
-        values = np.loadtxt(io.StringIO(body), delimiter=",", dtype=np.float64, ndmin=2, comments=None,
-                            usecols=used)
-    else:
-        if table.shape[1] != len(names):
-            raise DatasetError(f"{path}:2: expected {len(names)} comma-separated fields like the header, "
-                               f"got {table.shape[1]}")
-        values = table[:, used]
+    values = _named_columns(path, text, lines.read(), names, [index[c] for c in COLUMNS],
+                            f"expected at least {MIN_SAMPLES} rows of samples after the header, got none")
     if len(values) < MIN_SAMPLES:
         raise DatasetError(f"{path}:{2 + len(values)}: expected at least {MIN_SAMPLES} rows of samples "
                            f"after the header, got {len(values)}")
