@@ -590,10 +590,11 @@ def serve(
     are closed on return.
     """
     stop = stop or threading.Event()
-    sys.setswitchinterval(config.switch_interval_ms / 1000)
     sockets = sockets or bind(config, context)
     loop = _Loop(engine, config, sockets)
     summary = ServeSummary()
+    previous_switch = sys.getswitchinterval()
+    sys.setswitchinterval(config.switch_interval_ms / 1000)  # restored on return
     try:
         loop.inference.start()
         if on_ready is not None:
@@ -616,6 +617,7 @@ def serve(
             loop.inference.finish(time.monotonic())
         # A socket belongs to one thread: a still-busy inference thread closes the PUB socket itself.
         sockets.close(pub=loop.inference.hand_over_pub())
+        sys.setswitchinterval(previous_switch)
     counters = engine.counters
     summary.windows, summary.rejected = counters.windows, counters.rejected
     summary.shed, summary.internal_errors = counters.shed, counters.internal_errors
