@@ -321,6 +321,11 @@ def matmul_peak(size: int = 2048, repeats: int = 5, threads: int | None = None) 
 # --- engine state ---------------------------------------------------------------------------------
 
 
+def _uniform_proba(w: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """A stand-in model for measuring the engine alone: uniform probabilities."""
+    return np.full((len(w), len(ACTIVITIES)), 1.0 / len(ACTIVITIES), np.float32)
+
+
 def state_bytes_per_stream(streams: int = 2000, chunk: int = 25, chunks: int = 6) -> dict[str, Any]:
     """Bytes of engine state per stream, by tracemalloc around an :class:`~harstream.engine.Engine`.
 
@@ -333,9 +338,6 @@ def state_bytes_per_stream(streams: int = 2000, chunk: int = 25, chunks: int = 6
     from .engine import Engine
     from .protocol import Chunk
 
-    def uniform(w: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        return np.full((len(w), len(ACTIVITIES)), 1.0 / len(ACTIVITIES), np.float32)
-
     rng = np.random.default_rng(0)
     rounds = max(chunks, math.ceil(WINDOW / chunk))
     batches = [
@@ -343,7 +345,7 @@ def state_bytes_per_stream(streams: int = 2000, chunk: int = 25, chunks: int = 6
          for i in range(streams)]
         for k in range(rounds)
     ]
-    engine = Engine(uniform, ACTIVITIES, max_streams=streams)
+    engine = Engine(_uniform_proba, ACTIVITIES, max_streams=streams)
     gc.collect()
     tracemalloc.start()
     try:
@@ -384,16 +386,13 @@ def engine_costs(streams: int = 1000, chunk: int = 25, rounds: int = 11) -> dict
     from .engine import Engine
     from .protocol import decode_chunk, encode_chunk, encode_prediction
 
-    def uniform(w: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        return np.full((len(w), len(ACTIVITIES)), 1.0 / len(ACTIVITIES), np.float32)
-
     rng = np.random.default_rng(0)
     frames = [
         [encode_chunk(f"s{i:05d}", k * chunk, rng.standard_normal((chunk, 6)), t0=1.7e9 + k * 0.5)
          for i in range(streams)]
         for k in range(rounds)
     ]
-    engine = Engine(uniform, ACTIVITIES, max_streams=streams)
+    engine = Engine(_uniform_proba, ACTIVITIES, max_streams=streams)
     decode = ingest = classify = encode = 0.0
     windows = 0
     for batch in frames:
