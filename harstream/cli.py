@@ -28,7 +28,10 @@ from .errors import HarstreamError
 from .paths import ENV_VAR
 
 if TYPE_CHECKING:
+    from .engine import Engine
+    from .model_process import ModelProcess
     from .runtime import Classifier
+    from .server import ServerConfig, Sockets
 
 Handler = Callable[[argparse.Namespace], int]
 _err = Console(stderr=True)
@@ -174,6 +177,11 @@ def _cmd_data_stats(args: argparse.Namespace) -> int:
 
 SHIPPED_TURN_DEGREES = 10.0
 """``train``'s default tilt augmentation: the shipped model's (docs/model.md)."""
+SHIPPED_POCKET_TURNS = "screen"
+"""``train``'s default pocket augmentation: the shipped model's (docs/model.md)."""
+POCKET_TURNS = ("none", "screen", "roll", "roll-upend")
+"""The choices of ``--pocket-turns``: :data:`training.augment.POCKET_TURNS` (not imported here, so that
+the CLI starts without numpy; a test checks the two agree)."""
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -186,7 +194,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         patience=10 if args.patience is None else args.patience,
         max_windows=args.max_windows, train_hop=args.train_hop, ema=args.ema, refit=args.refit,
         turn_degrees=SHIPPED_TURN_DEGREES if args.turn_degrees is None else args.turn_degrees,
-        pocket_flips=args.pocket_flips, scale_motion=args.scale_motion, warp_time=args.warp_time,
+        pocket_turns=args.pocket_turns, scale_motion=args.scale_motion, warp_time=args.warp_time,
     )
     from .paths import resolve_data_dir, resolve_motionsense_dir
 
@@ -220,7 +228,7 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
         epochs=defaults.epochs if args.epochs is None else args.epochs,
         patience=defaults.patience if args.patience is None else args.patience,
         train_hop=args.train_hop, seed=args.seed, max_windows=args.max_windows,
-        base_windows=args.base_windows, flips=args.pocket_flips,
+        base_windows=args.base_windows, flips=args.pocket_turns != "none",
         turn_degrees=defaults.turn_degrees if args.turn_degrees is None else args.turn_degrees,
     )
     base_data = args.base_data or [resolve_data_dir(None)]
@@ -311,11 +319,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     import logging
-    import signal
-    import threading
 
     from .engine import Engine
-    from .server import ServerConfig, bind, serve
+    from .model_process import ModelProcess
+    from .server import ServerConfig, bind
     from .smoothing import ForwardFilter
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -339,7 +346,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     sockets = bind(config, secure=secure)  # before the model loads: a busy port fails at once
     try:
         with _err.status("loading and warming up the model..."):
-            classifier = _load_classifier(args.model, args.max_batch, args.runtime, args.model_threads)
+            classifier = _load_classifier(args.model, args.max_batch, args.runtime, args.model_threads,
+                                          args.model_process)
         engine = Engine(
             classifier.predict_proba, classifier.labels,
             ForwardFilter(len(classifier.labels), stay=args.stay),
@@ -348,17 +356,37 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     except BaseException:
         sockets.close()
         raise
+    try:
+        return _serve_loaded(args, config, sockets, classifier, engine)
+    finally:
+        if isinstance(classifier, ModelProcess):
+            classifier.close()
+
+
+def _serve_loaded(args: argparse.Namespace, config: ServerConfig, sockets: Sockets,
+                  classifier: Classifier | ModelProcess, engine: Engine) -> int:
+    """Serve with a loaded model until Ctrl-C or SIGTERM."""
+    import signal
+    import threading
+
+    from .model_process import ModelProcess
+    from .server import serve
+
     stop = threading.Event()  # from here on, Ctrl-C and SIGTERM stop serving cleanly
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
 
     def ready() -> None:
-        meta = classifier.artifact.meta
+        if isinstance(classifier, ModelProcess):
+            path, meta = classifier.info.path, json.loads(classifier.info.meta_json)
+            where = f", in model process {classifier.pid}"
+        else:
+            path, meta, where = classifier.artifact.path, vars(classifier.artifact.meta), ""
         routes = sorted(set(classifier.routes.values()))
         _err.print(
             f"harstream engine {engine.id} ready: ingest (PULL) {sockets.ingest_endpoint}, publish "
-            f"(PUB) {sockets.publish_endpoint}; model {classifier.artifact.path.name} "
-            f"({meta.architecture}, sha256 {meta.weights_sha256[:12]}, runtime {'+'.join(routes)}); "
+            f"(PUB) {sockets.publish_endpoint}; model {path.name} "
+            f"({meta['architecture']}, sha256 {meta['weights_sha256'][:12]}, runtime {'+'.join(routes)}{where}); "
             f"at most {config.max_streams} streams. Ctrl-C stops.",
             highlight=False, markup=False,
         )
@@ -369,11 +397,16 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _load_classifier(model: Path | None, max_batch: int, runtime: Any = "keras",
-                     threads: int = 0) -> Classifier:
-    """Load and warm up a model; any failure is one :class:`ArtifactError` line."""
+                     threads: int = 0, own_process: bool = False) -> Classifier | ModelProcess:
+    """Load and warm up a model (with ``own_process``, in a model process of its own); any failure is
+    one :class:`ArtifactError` line."""
     from .errors import ArtifactError
     from .runtime import Classifier, set_model_threads
 
+    if own_process:
+        from .model_process import ModelProcess
+
+        return ModelProcess(model, max_batch=max_batch, runtime=runtime, threads=threads)
     try:
         if threads:
             set_model_threads(threads)
@@ -619,9 +652,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warp-time", type=float, default=0.0, metavar="SIGMA",
                    help="augmentation: replay each training window at a random speed exp(Normal(0, SIGMA)), "
                    "for faster or slower cadences (default: 0, off)")
-    p.add_argument("--pocket-flips", action=argparse.BooleanOptionalAction, default=True,
-                   help="augmentation: turn half the pocket (MotionSense) training windows about the "
-                   "phone's long axis, as if the screen faced the other way (default: on, the shipped recipe)")
+    p.add_argument("--pocket-turns", choices=POCKET_TURNS, default=SHIPPED_POCKET_TURNS,
+                   help="augmentation: how pocket (MotionSense) training windows are turned in the pocket: "
+                   "screen = half of them about the phone's long axis, as if the screen faced the other way; "
+                   "roll = each by a random angle about that axis (front or side pocket, either leg); "
+                   "roll-upend = roll, and half the walking windows upside down (default: "
+                   f"{SHIPPED_POCKET_TURNS}, the shipped recipe; with --base, anything but none flips your "
+                   "windows' screen side)")
     p.add_argument("--refit", action="store_true",
                    help="fit on training AND validation subjects for all --epochs, no early stopping "
                    "(take the epoch count from scripts/cross_validate.py)")
@@ -683,6 +720,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-threads", type=_int_in(1, 64), default=1,
                    help="threads of one model call; the ingest thread needs a core of its own "
                    "(default: 1)")
+    p.add_argument("--model-process", action=argparse.BooleanOptionalAction, default=False,
+                   help="run the model in a process of its own, so that model calls stop sharing the "
+                   "ingest thread's GIL (default: off)")
     p.add_argument("--stay", type=_float_in(0.0, 1.0, open_ends=True), default=0.9,
                    help="smoother: probability the activity is unchanged between windows, "
                    "strictly between 0 and 1 (default: 0.9)")

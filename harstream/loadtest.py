@@ -26,7 +26,7 @@ Latency of a window = its prediction's arrival at the subscriber minus the
 send time of the chunk that completed it (the chunk holding sample
 ``seq_end``). Windows lost = windows expected from the samples sent minus
 distinct windows received. The engine's CPU (``/proc/PID/stat`` utime +
-stime) and RSS are read over the measurement, and so are the generator's
+stime) and RSS, with those of its model process, are read over the measurement, and so are the generator's
 and the subscriber's CPU, so a saturated client shows in the report.
 
 >>> expected_windows(127), expected_windows(128), expected_windows(1000)
@@ -139,6 +139,42 @@ def cpu_seconds(pid: int) -> float | None:
         return None
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (``serve`` and its model process), from ``/proc``."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                parent = int(f.read().rpartition(")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(parent, []).append(int(entry))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, []))
+    return tree
+
+
+def tree_cpu_seconds(pid: int) -> float | None:
+    """CPU seconds of ``pid`` and its descendants; None when ``pid`` is gone."""
+    own = cpu_seconds(pid)
+    if own is None:
+        return None
+    return own + sum(cpu_seconds(child) or 0.0 for child in process_tree(pid)[1:])
+
+
+def tree_rss_bytes(pid: int) -> int | None:
+    """Resident memory of ``pid`` and its descendants; None when ``pid`` is gone."""
+    own = rss_bytes(pid)
+    if own is None:
+        return None
+    return own + sum(rss_bytes(child) or 0 for child in process_tree(pid)[1:])
+
+
 def rss_bytes(pid: int) -> int | None:
     """Resident memory of process ``pid`` (``VmRSS``); None when it is gone."""
     try:
@@ -169,14 +205,18 @@ class _CpuMeter:
     work on a shared machine shows as the difference).
     """
 
-    def __init__(self, pids: dict[str, int]) -> None:
+    def __init__(self, pids: dict[str, int], trees: tuple[str, ...] = ("engine",)) -> None:
         self.pids = pids
+        self.trees = trees
+        """Names whose CPU includes their child processes."""
         self.begin: dict[str, float | None] = {}
         self.end: dict[str, float | None] = {}
         self.t_begin = self.t_end = math.nan
 
     def _read(self) -> dict[str, float | None]:
-        return {"machine": machine_cpu_seconds(), **{name: cpu_seconds(pid) for name, pid in self.pids.items()}}
+        return {"machine": machine_cpu_seconds(),
+                **{name: (tree_cpu_seconds if name in self.trees else cpu_seconds)(pid)
+                   for name, pid in self.pids.items()}}
 
     def start(self) -> None:
         self.t_begin = time.monotonic()
@@ -515,12 +555,12 @@ def run_level(engine: EngineProcess, streams: int, config: LoadConfig,
             if now >= t_measure and not meter.begin:
                 meter.start()
             if meter.begin:
-                value = rss_bytes(engine.pid)
+                value = tree_rss_bytes(engine.pid)
                 if value is not None:
                     rss.append(value)
             time.sleep(min(1.0, max(0.01, (t_measure if not meter.begin else t_end) - now)))
         meter.stop()
-        rss_end = rss_bytes(engine.pid)
+        rss_end = tree_rss_bytes(engine.pid)
         _, rounds = _wait(gen_parent, generator, 60.0, "load generator")
         stop_sub.set()
         _, stats, errors, counts = _wait(sub_parent, subscriber, config.drain_timeout_s + 30.0, "subscriber")

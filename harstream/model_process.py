@@ -1,0 +1,280 @@
+"""The model in a process of its own: model calls stop sharing the serving process's GIL.
+
+``serve`` runs two threads in one interpreter: ingest (decode, filter, cut
+windows) and inference (classify, smooth, publish). TensorFlow releases the
+GIL while it computes, but a Keras call also runs Python before and after,
+and each time the inference thread wants the GIL back it waits for the
+ingest thread's turn to end (``--switch-interval``). Under thousands of
+streams those waits, several per model call, are most of a window's latency
+(docs/benchmarks.md). :class:`ModelProcess` runs the
+:class:`~harstream.runtime.Classifier` in a child process instead: windows
+go to it through shared memory, probabilities come back through a pipe, and
+the serving process waits on the pipe without holding the GIL.
+
+The answers are the classifier's own (the same backends, routes and
+verification, run in the child). A model call that fails, or a child that
+dies or stops answering, raises :class:`ModelProcessError`: the engine then
+drops that batch's windows and reports ``internal`` (as for any failed
+model call), and the next call starts a fresh child.
+
+>>> with ModelProcess(runtime="keras") as model:  # doctest: +SKIP
+...     model.predict_proba(windows).shape
+(n, 6)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from multiprocessing import resource_tracker
+from multiprocessing.connection import Connection
+from multiprocessing.shared_memory import SharedMemory
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .errors import ArtifactError, HarstreamError
+
+log = logging.getLogger("harstream.model_process")
+
+START_TIMEOUT_S = 300.0
+"""Longest wait for a child to load and warm up its model."""
+CALL_TIMEOUT_S = 60.0
+"""Longest wait for one model call; a child that takes longer is killed and replaced."""
+
+
+class ModelProcessError(HarstreamError):
+    """A model call in the child process failed, or the child died or stopped answering."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the child reports once its model is loaded and warmed up."""
+
+    path: Path
+    """The ``.keras`` file loaded."""
+    meta_json: str
+    """The artifact's metadata (:meth:`harstream.artifact.ModelMeta.to_json`)."""
+    labels: list[str]
+    """Class names in output order."""
+    routes: dict[int, str]
+    """Backend per batch bucket (:attr:`harstream.runtime.Classifier.routes`)."""
+
+
+def _child_main(spec: dict[str, Any], conn: Connection) -> None:
+    """The child: load, warm up, then answer ``n`` (windows waiting in shared memory) with probabilities."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's; the child ends with the pipe
+    from .runtime import Classifier, set_model_threads
+
+    try:
+        if spec["threads"]:
+            set_model_threads(spec["threads"])
+        classifier = Classifier.load(spec["model"], max_batch=spec["max_batch"], runtime=spec["runtime"])
+        classifier.warm_up()
+    except Exception as exc:
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        return
+    shm = SharedMemory(name=spec["shm_name"])
+    resource_tracker.unregister(shm._name, "shared_memory")  # type: ignore[attr-defined]  # the parent's
+    windows: npt.NDArray[np.float32] = np.ndarray(
+        (spec["max_batch"], spec["window"], spec["channels"]), dtype=np.float32, buffer=shm.buf
+    )
+    try:
+        loaded = classifier.artifact
+        conn.send(("ready", {"path": str(loaded.path), "meta_json": loaded.meta.to_json(),
+                             "labels": list(classifier.labels), "routes": dict(classifier.routes)}))
+        while True:
+            try:
+                n = conn.recv()
+            except EOFError:  # the parent closed the pipe (or died)
+                return
+            try:
+                probs = np.ascontiguousarray(classifier.predict_proba(windows[:n]), dtype=np.float32)
+                conn.send(("ok", probs.shape, probs.tobytes()))
+            except Exception as exc:
+                conn.send(("error", f"{type(exc).__name__}: {exc}"))
+    finally:
+        del windows
+        shm.close()
+
+
+class ModelProcess:
+    """A :class:`~harstream.runtime.Classifier` served from a child process (same arguments).
+
+    ``predict_proba`` may be called from any one thread at a time (a lock
+    keeps calls in order). :meth:`close` ends the child; so does the
+    parent's exit (the child sees its pipe close).
+    """
+
+    def __init__(
+        self, model: Path | str | None = None, max_batch: int = 256, runtime: str = "keras",
+        threads: int = 0, start_timeout_s: float = START_TIMEOUT_S, call_timeout_s: float = CALL_TIMEOUT_S,
+    ) -> None:
+        from . import WINDOW
+        from .chain import CHANNELS
+
+        self.model = None if model is None else str(model)
+        self.max_batch = max_batch
+        self.runtime = runtime
+        self.threads = threads
+        self.start_timeout_s = start_timeout_s
+        self.call_timeout_s = call_timeout_s
+        self._shape = (WINDOW, len(CHANNELS))
+        self._shm = SharedMemory(create=True, size=max_batch * WINDOW * len(CHANNELS) * 4)
+        self._windows: npt.NDArray[np.float32] = np.ndarray(
+            (max_batch, *self._shape), dtype=np.float32, buffer=self._shm.buf
+        )
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._conn: Connection | None = None
+        self.restarts = 0
+        """Children started after the first (each after a failure)."""
+        try:
+            self.info = self._start()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- the child's life -----------------------------------------------------------------
+
+    def _start(self) -> ModelInfo:
+        ours, theirs = socket.socketpair()
+        spec = {"model": self.model, "max_batch": self.max_batch, "runtime": self.runtime,
+                "threads": self.threads, "shm_name": self._shm.name, "window": self._shape[0],
+                "channels": self._shape[1], "fd": theirs.fileno()}
+        try:  # a fresh interpreter (never fork one with threads), without re-running the caller's script
+            process = subprocess.Popen([sys.executable, "-m", "harstream.model_process", json.dumps(spec)],
+                                       pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
+        finally:
+            theirs.close()
+        parent = Connection(ours.detach())
+        self._process, self._conn = process, parent
+        if not parent.poll(self.start_timeout_s):
+            self._stop_child()
+            raise ArtifactError(f"the model process did not load the model within {self.start_timeout_s:g} s")
+        try:
+            kind, value = parent.recv()
+        except EOFError:
+            code = self._stop_child()
+            raise ArtifactError(f"the model process exited while loading the model (exit code {code})") from None
+        if kind != "ready":
+            self._stop_child()
+            raise ArtifactError(f"cannot load the model {self.model or 'shipped with harstream'}: {value}")
+        return ModelInfo(Path(value["path"]), value["meta_json"], value["labels"],
+                         {int(k): v for k, v in value["routes"].items()})
+
+    def _stop_child(self) -> int | None:
+        """End the child (politely, then by force); its exit code."""
+        conn, process = self._conn, self._process
+        self._conn = self._process = None
+        if conn is not None:
+            conn.close()
+        if process is None:
+            return None
+        try:
+            return process.wait(timeout=2.0)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            return process.wait()
+
+    def close(self) -> None:
+        """End the child and free the shared memory (idempotent)."""
+        with self._lock:
+            self._stop_child()
+            if self._shm is not None:
+                del self._windows
+                self._shm.close()
+                self._shm.unlink()
+                self._shm = None  # type: ignore[assignment]
+
+    def __enter__(self) -> ModelProcess:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    # -- the classifier's face --------------------------------------------------------------
+
+    @property
+    def labels(self) -> list[str]:
+        """Class names in output order."""
+        return self.info.labels
+
+    @property
+    def routes(self) -> dict[int, str]:
+        """Backend per batch bucket, as the child measured them."""
+        return self.info.routes
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id (None between a failure and the next call)."""
+        return None if self._process is None else int(self._process.pid)
+
+    def predict_proba(self, windows: npt.ArrayLike) -> npt.NDArray[np.float32]:
+        """Class probabilities of each window (n, 128, 9) -> (n, classes), computed in the child."""
+        x = np.asarray(windows, dtype=np.float32)
+        if x.ndim != 3 or x.shape[1:] != self._shape:
+            raise ValueError(f"windows: expected shape (n, {self._shape[0]}, {self._shape[1]}), got {x.shape}")
+        with self._lock:
+            if self._shm is None:
+                raise ModelProcessError("the model process is closed")
+            if self._conn is None:  # the last child failed: start another
+                self.restarts += 1
+                log.warning("starting model process #%d", self.restarts + 1)
+                try:
+                    self.info = self._start()
+                except ArtifactError as exc:
+                    raise ModelProcessError(str(exc)) from None
+            parts = [self._call(x[begin : begin + self.max_batch]) for begin in range(0, len(x), self.max_batch)]
+        if not parts:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def _call(self, part: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        conn = self._conn
+        assert conn is not None
+        self._windows[: len(part)] = part
+        started = time.monotonic()
+        try:
+            conn.send(len(part))
+            if not conn.poll(self.call_timeout_s):  # waits without the GIL
+                raise ModelProcessError(
+                    f"the model process gave no answer within {self.call_timeout_s:g} s: replaced")
+            reply = conn.recv()
+        except (EOFError, OSError):
+            code = self._stop_child()
+            raise ModelProcessError(f"the model process exited (exit code {code}) during a model call; "
+                                    "the next call starts another") from None
+        except ModelProcessError:
+            self._stop_child()
+            raise
+        if reply[0] != "ok":
+            raise ModelProcessError(f"the model call failed in the model process: {reply[1]}")
+        _, shape, data = reply
+        probs: npt.NDArray[np.float32] = np.frombuffer(data, dtype=np.float32).reshape(shape)
+        log.debug("model call: %d windows in %.2f ms", len(part), (time.monotonic() - started) * 1000)
+        return probs
+
+
+def _main(argv: list[str]) -> None:
+    """``python -m harstream.model_process SPEC``: the child's entry point (started by :class:`ModelProcess`)."""
+    spec = json.loads(argv[0])
+    _child_main(spec, Connection(spec["fd"]))
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1:])
+
+
+__all__ = ["CALL_TIMEOUT_S", "START_TIMEOUT_S", "ModelInfo", "ModelProcess", "ModelProcessError"]

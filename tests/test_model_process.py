@@ -1,0 +1,111 @@
+"""The model in a process of its own (``serve --model-process``): same answers, failures contained."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zmq
+
+from harstream.errors import ArtifactError
+from harstream.model_process import ModelProcess, ModelProcessError
+from harstream.protocol import ErrorEvent, Prediction, encode_chunk
+from harstream.runtime import Classifier
+
+
+@pytest.fixture(scope="module")
+def model() -> Iterator[ModelProcess]:
+    with ModelProcess(runtime="auto", threads=1) as process:
+        yield process
+
+
+def windows(n: int, seed: int = 0) -> np.ndarray:
+    x = np.random.default_rng(seed).normal(size=(n, 128, 9)).astype(np.float32)
+    x[..., 6] += 1.0
+    return x
+
+
+def test_the_model_process_answers_as_the_keras_model(model: ModelProcess) -> None:
+    reference = Classifier.load()
+    assert model.labels == reference.labels
+    assert model.info.path == reference.artifact.path
+    x = windows(300)  # more than one call of max_batch
+    np.testing.assert_allclose(model.predict_proba(x), reference.predict_proba(x), atol=1e-4)
+    assert model.predict_proba(x[:0]).shape == (0, 6)
+    with pytest.raises(ValueError, match=r"windows: expected shape \(n, 128, 9\), got \(2, 64, 9\)"):
+        model.predict_proba(np.zeros((2, 64, 9), np.float32))
+
+
+def test_a_dead_model_process_fails_one_call_and_the_next_starts_another(model: ModelProcess) -> None:
+    x = windows(5, seed=1)
+    before = model.predict_proba(x)
+    pid = model.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    with pytest.raises(ModelProcessError, match=r"exited \(exit code -9\) during a model call"):
+        for _ in range(50):  # the kill lands within a call or two
+            model.predict_proba(x)
+            time.sleep(0.05)
+    assert model.pid is None
+    np.testing.assert_allclose(model.predict_proba(x), before, atol=1e-4)  # a fresh child
+    assert model.pid not in (None, pid) and model.restarts == 1
+
+
+def test_a_model_that_cannot_load_is_one_artifact_error(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.keras"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(ArtifactError, match=r"cannot load the model .*broken\.keras"):
+        ModelProcess(bad)
+
+
+def test_serve_with_a_model_process_survives_its_death(
+    free_endpoint: Callable[[], str], serve_process: Callable[..., object]
+) -> None:
+    from harstream.client import Subscriber
+
+    ingest, publish = free_endpoint(), free_endpoint()
+    with serve_process(ingest, publish, "--model-process") as (proc, _), Subscriber(publish) as sub:  # type: ignore[attr-defined]
+        children = subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "harstream.model_process"],
+                                  capture_output=True, text=True).stdout.split()
+        assert len(children) == 1, children
+        with zmq.Context.instance().socket(zmq.PUSH) as push:
+            push.connect(ingest)
+
+            def predictions(sid: str, n: int) -> list[Prediction]:
+                seen: list[Prediction] = []
+                deadline = time.monotonic() + 60
+                while len(seen) < n:
+                    assert time.monotonic() < deadline, f"{len(seen)} of {n} predictions for {sid}"
+                    event = sub.receive(timeout_s=0.5)
+                    if isinstance(event, Prediction) and event.stream == sid:
+                        seen.append(event)
+                return seen
+
+            push.send_multipart(encode_chunk("before", 0, windows(1)[0, :, 3:9].copy()))
+            push.send_multipart(encode_chunk("before", 128, windows(1)[0, :, 3:9].copy()))
+            assert [p.seq_end for p in predictions("before", 3)] == [127, 191, 255]
+            os.kill(int(children[0]), signal.SIGKILL)
+            time.sleep(0.2)
+            # the next model call fails (reported, windows dropped), the one after runs in a new child
+            push.send_multipart(encode_chunk("during", 0, windows(1)[0, :, 3:9].copy()))
+            internal: list[ErrorEvent] = []
+            deadline = time.monotonic() + 60
+            while not internal:
+                assert time.monotonic() < deadline, "no internal error after the model process died"
+                event = sub.receive(timeout_s=0.5)
+                if isinstance(event, ErrorEvent) and event.code == "internal":
+                    internal.append(event)
+            push.send_multipart(encode_chunk("after", 0, windows(1, seed=2)[0, :, 3:9].copy()))
+            assert [p.seq_end for p in predictions("after", 1)] == [127]
+        assert proc.poll() is None  # serving went on
+    proc.wait(timeout=60)  # type: ignore[attr-defined]
+    stderr = " ".join((proc.stderr.read().decode() if proc.stderr else "").split())  # type: ignore[attr-defined]
+    assert re.search(r"in model process \d+", stderr), stderr[-800:]
+    assert "starting model process #2" in stderr, stderr[-800:]
