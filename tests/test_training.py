@@ -157,3 +157,43 @@ def test_pocket_flips_turn_pocket_windows_only_by_half_turns() -> None:
     seen = {tuple(row) for row in signs[:, 0:3].astype(int)}
     assert seen == {tuple(int(v) for v in np.diag(r)) for r in HALF_TURNS}  # all four ways occur
     np.testing.assert_array_equal(np.abs(flipped), np.abs(x))
+
+
+def test_pocket_roll_turns_about_the_long_axis_and_upends_walking_only() -> None:
+    from training.augment import pocket_turns
+
+    rng = np.random.default_rng(5)
+    n = 600
+    x = rng.normal(size=(n, 16, 9)).astype(np.float32)
+    which = np.arange(n) % 3 != 0  # two thirds are pocket windows
+    moving = np.arange(n) % 2 == 0
+    turned = pocket_turns(x, which, moving, "roll-upend", seed=0)
+    np.testing.assert_array_equal(turned[~which], x[~which])  # waist windows untouched
+    for begin in (0, 3, 6):  # lengths kept: rotations
+        np.testing.assert_allclose(np.linalg.norm(turned[..., begin:begin + 3], axis=-1),
+                                   np.linalg.norm(x[..., begin:begin + 3], axis=-1), rtol=1e-5)
+    # one rotation per window for all sensors: angles between sensors are kept
+    dot = (x[..., 0:3] * x[..., 6:9]).sum(-1)
+    np.testing.assert_allclose((turned[..., 0:3] * turned[..., 6:9]).sum(-1), dot, atol=1e-4)
+    y_kept = np.isclose(turned[..., 7], x[..., 7], atol=1e-5).all(axis=1)
+    y_negated = np.isclose(turned[..., 7], -x[..., 7], atol=1e-5).all(axis=1)
+    assert y_kept[which & ~moving].all()  # still postures: never upside down
+    upended = which & moving & y_negated
+    assert 0.3 < upended.sum() / (which & moving).sum() < 0.7  # half the walking pocket windows
+    angle = np.arctan2(turned[which & ~moving, 0, 8], turned[which & ~moving, 0, 6]) - np.arctan2(
+        x[which & ~moving, 0, 8], x[which & ~moving, 0, 6])
+    quadrants = np.histogram(np.mod(angle, 2 * np.pi), bins=4, range=(0, 2 * np.pi))[0]
+    assert quadrants.min() > 0.15 * quadrants.sum()  # the roll covers the whole turn about y
+    rolled = pocket_turns(x, which, moving, "roll", seed=0)
+    assert np.isclose(rolled[..., 7], x[..., 7], atol=1e-5).all()  # "roll" never upends
+    assert pocket_turns(x, which, moving, "none", seed=0) is x
+    with pytest.raises(ValueError, match="pocket turns: expected one of"):
+        pocket_turns(x, which, moving, "sideways", seed=0)  # type: ignore[arg-type]
+
+
+def test_cli_pocket_turn_choices_are_the_augmenters() -> None:
+    from harstream.cli import POCKET_TURNS, SHIPPED_POCKET_TURNS
+    from training import augment
+
+    assert POCKET_TURNS == augment.POCKET_TURNS
+    assert SHIPPED_POCKET_TURNS in POCKET_TURNS

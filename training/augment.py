@@ -15,21 +15,28 @@ equals turning its input (up to the 3-sample median).
 True
 
 A phone in a trouser pocket sits with its screen towards the thigh or away
-from it: :func:`pocket_flips` turns pocket windows by the half-turn about the
-phone's long axis (y) between those two ways, which keeps where "up" lies
-(the posture) and flips the screen side. The other two half-turns (top up or
-down) are not used: an upside-down pocket phone of a standing person reads
-gravity along +y, as HAPT's waist phone does for a person lying down, and
-with them in training 68 of 316 HAPT validation LAYING windows read as
-STANDING (docs/model.md).
+from it, at any roll about the thigh (a front or a side pocket, the left or the
+right leg), and now and then upside down: :func:`pocket_turns` turns pocket
+windows about the phone's long axis (y) and, for walking only, upside down.
+Turns about y keep where "up" lies along the thigh (the posture). Upside-down
+windows of still postures are not made: an upside-down pocket phone of a
+standing person reads gravity along +y, as HAPT's waist phone does for a
+person lying down, and with such windows in training 68 of 316 HAPT
+validation LAYING windows read as STANDING (docs/model.md); walking upside
+down looks like no waist posture.
 
 >>> x[..., 6] = 0.5  # gravity partly along x
 >>> flipped = pocket_flips(x, np.array([True, True]), seed=1)
 >>> sorted({float(v) for v in flipped[:, 0, 6]}) <= [-0.5, 0.5]
 True
+>>> rolled = pocket_turns(x, np.array([True, True]), np.array([False, True]), "roll", seed=1)
+>>> np.allclose(rolled[..., 7], x[..., 7]) and not np.allclose(rolled[..., 6], x[..., 6])  # y kept
+True
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -52,11 +59,7 @@ def turn_windows(x: npt.NDArray[np.float32], degrees: float, seed: int) -> npt.N
     """Windows (n, time, 9) in the chain's channel order, each turned by its own random rotation."""
     if degrees <= 0:
         return x
-    rotation = random_rotations(len(x), degrees, np.random.default_rng(seed)).astype(np.float32)
-    out = np.empty_like(x)
-    for begin in (0, 3, 6):  # body_acc, gyro, total_acc
-        out[..., begin : begin + 3] = np.einsum("ntj,nij->nti", x[..., begin : begin + 3], rotation)
-    return out
+    return rotate(x, random_rotations(len(x), degrees, np.random.default_rng(seed)).astype(np.float32))
 
 
 HALF_TURNS: npt.NDArray[np.float32] = np.array([np.diag(d) for d in ((1, 1, 1), (-1, 1, -1))], dtype=np.float32)
@@ -80,6 +83,58 @@ def pocket_flips(
     for begin in (0, 3, 6):  # body_acc, gyro, total_acc
         out[..., begin : begin + 3] *= signs[:, None, :]
     return out
+
+
+PocketTurns = Literal["none", "screen", "roll", "roll-upend"]
+POCKET_TURNS: tuple[PocketTurns, ...] = ("none", "screen", "roll", "roll-upend")
+"""How pocket windows are turned: not at all; the screen-side half-turn about y at random (the
+recipe shipped before 2026-12-02); a uniform roll about y (which includes that half-turn); that
+roll and, for walking windows, upside down half the time."""
+
+
+def _turn_about_y(angle: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
+    """Rotation matrices (n, 3, 3) by ``angle`` radians about the phone's y axis."""
+    cos, sin = np.cos(angle), np.sin(angle)
+    r = np.zeros((len(angle), 3, 3))
+    r[:, 0, 0], r[:, 0, 2], r[:, 1, 1], r[:, 2, 0], r[:, 2, 2] = cos, sin, 1.0, -sin, cos
+    return r.astype(np.float32)
+
+
+def rotate(x: npt.NDArray[np.float32], rotation: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Windows (n, time, 9) each turned by its rotation (n, 3, 3): body_acc, gyro and total_acc alike."""
+    out = np.empty_like(x)
+    for begin in (0, 3, 6):  # body_acc, gyro, total_acc
+        out[..., begin : begin + 3] = np.einsum("ntj,nij->nti", x[..., begin : begin + 3], rotation)
+    return out
+
+
+def pocket_turns(
+    x: npt.NDArray[np.float32], which: npt.NDArray[np.bool_], moving: npt.NDArray[np.bool_],
+    mode: PocketTurns, seed: int,
+) -> npt.NDArray[np.float32]:
+    """Windows (n, time, 9) with each ``which`` (pocket) window turned as ``mode`` says
+    (:data:`POCKET_TURNS`); ``moving`` marks the walking windows, the only ones turned upside down.
+
+    >>> w = np.zeros((4, 2, 9), np.float32); w[..., 7] = -1.0  # upright: gravity along -y
+    >>> up = pocket_turns(w, np.ones(4, bool), np.array([1, 1, 0, 0], bool), "roll-upend", seed=3)
+    >>> sorted(set(np.round(up[:, 0, 7], 3).tolist()))  # still windows are never turned over
+    [-1.0, 1.0]
+    >>> bool((up[2:, 0, 7] == -1.0).all())
+    True
+    """
+    if mode not in POCKET_TURNS:
+        raise ValueError(f"pocket turns: expected one of {POCKET_TURNS}, got {mode!r}")
+    if mode == "none" or not which.any():
+        return x
+    if mode == "screen":
+        return pocket_flips(x, which, seed)
+    rng = np.random.default_rng(seed)
+    angle = np.where(which, rng.uniform(-np.pi, np.pi, len(x)), 0.0)
+    rotation = _turn_about_y(angle)
+    if mode == "roll-upend":
+        upend = which & moving & (rng.random(len(x)) < 0.5)
+        rotation[upend] = rotation[upend] @ np.diag([-1.0, -1.0, 1.0]).astype(np.float32)  # half-turn about z
+    return rotate(x, rotation)
 
 
 def scale_motion(x: npt.NDArray[np.float32], sigma: float, seed: int) -> npt.NDArray[np.float32]:

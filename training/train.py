@@ -42,7 +42,7 @@ from harstream.runtime import standardise
 
 from . import report
 from .architectures import ARCHITECTURES, BATCH_SIZES, EPOCHS, LEARNING_RATES
-from .augment import pocket_flips, scale_motion, turn_windows, warp_time
+from .augment import PocketTurns, pocket_turns, scale_motion, turn_windows, warp_time
 from .dataset import (
     DATASET_SPLITS,
     WindowSet,
@@ -87,9 +87,9 @@ class TrainConfig:
     warp_time: float = 0.0
     """Replay each training window at a random speed ``exp(Normal(0, this))``
     (:func:`training.augment.warp_time`); 0 warps nothing."""
-    pocket_flips: bool = False
-    """Turn pocket-dataset (MotionSense) training windows, at random, to the screen's other side
-    (:func:`training.augment.pocket_flips`)."""
+    pocket_turns: PocketTurns = "none"
+    """How pocket-dataset (MotionSense) training windows are turned in the pocket
+    (:func:`training.augment.pocket_turns`): ``"none"``, ``"screen"``, ``"roll"`` or ``"roll-upend"``."""
     refit: bool = False
     """Fit on the training AND validation subjects for the whole schedule (no early stopping).
     The epoch count must then come from cross-validation (:mod:`training.crossval`), which
@@ -174,6 +174,10 @@ def limit_windows(windows: WindowSet, n: int | None, seed: int) -> WindowSet:
     )
 
 
+WALKING_CLASSES: tuple[str, ...] = ("WALKING", "WALKING_UPSTAIRS", "WALKING_DOWNSTAIRS")
+"""The classes whose pocket windows may be turned upside down (``pocket_turns="roll-upend"``)."""
+
+
 def fit_windows(
     windows: WindowSet, config: TrainConfig, seed: int
 ) -> tuple[WindowSet, npt.NDArray[np.float64], npt.NDArray[np.float64]]:
@@ -184,9 +188,9 @@ def fit_windows(
     windows = limit_windows(windows, config.max_windows, config.seed)
     x = scale_motion(turn_windows(windows.x, config.turn_degrees, seed), config.scale_motion, seed + 2)
     x = warp_time(x, config.warp_time, seed + 3)
-    if config.pocket_flips:
-        pocket = windows.subject >= SUBJECT_OFFSET["motionsense"]
-        x = pocket_flips(x, pocket, seed + 1)
+    pocket = windows.subject >= SUBJECT_OFFSET["motionsense"]
+    moving = np.isin(windows.y, [ACTIVITIES.index(name) for name in WALKING_CLASSES])
+    x = pocket_turns(x, pocket, moving, config.pocket_turns, seed + 1)
     windows = replace(windows, x=x)
     flat = windows.x.reshape(-1, windows.x.shape[-1]).astype(np.float64)
     return windows, flat.mean(axis=0), flat.std(axis=0)
