@@ -25,6 +25,7 @@ seq | expected 'seq' to be an integer in [0, 9007199254740991], got -1
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -320,23 +321,55 @@ def encode_prediction(p: Prediction) -> list[bytes]:
     250.0
     """
     topic = _encode_stream(p.stream)
-    body = {
-        "v": VERSION,
-        "stream": p.stream,
-        "seq_end": _plain(p.seq_end),
-        "label": p.label,
-        "probs": [_plain(x) for x in p.probs],
-        "smoothed": p.smoothed,
-        "smoothed_probs": None if p.smoothed_probs is None else [_plain(x) for x in p.smoothed_probs],
-        "t_arrival": _plain(p.t_arrival),
-        "t_emit": _plain(p.t_emit),
-        "latency_ms": _plain(p.latency_ms),
-        "age_ms": _plain(p.age_ms),
-        "engine": p.engine,
-    }
-    # The decoder's own field checks, on the dict: no JSON round trip on the engine's hot path.
-    _prediction(_stream_id(topic), body)
-    return [topic, _dumps(body, "field", allow_nan=False)]
+    stream = _stream_id(topic)
+    # The decoder's field checks, made on the values, and the JSON written from a template: this is
+    # the engine's hot path (a third of json.dumps' time). tests/test_protocol.py checks it writes
+    # what json.dumps writes.
+    seq_end = _plain(p.seq_end)
+    if type(seq_end) is not int or not 0 <= seq_end <= MAX_SEQ:
+        raise _expected("field", "'seq_end'", f"an integer in [0, {MAX_SEQ}]", seq_end)
+    probs = _encoded_probs(p.probs, "probs")
+    smoothed_probs = "null" if p.smoothed_probs is None else _encoded_probs(p.smoothed_probs, "smoothed_probs")
+    if p.smoothed_probs is not None and len(p.smoothed_probs) != len(p.probs):
+        raise _expected("field", "'smoothed_probs'", f"{len(p.probs)} values", p.smoothed_probs)
+    return [topic, (
+        f'{{"v":{VERSION},"stream":"{stream}","seq_end":{seq_end},"label":{_encoded_text(p.label, "label")},'
+        f'"probs":{probs},"smoothed":{_encoded_text(p.smoothed, "smoothed")},"smoothed_probs":{smoothed_probs},'
+        f'"t_arrival":{_encoded_number(p.t_arrival, "t_arrival")},"t_emit":{_encoded_number(p.t_emit, "t_emit")},'
+        f'"latency_ms":{_encoded_number(p.latency_ms, "latency_ms")},'
+        f'"age_ms":{"null" if p.age_ms is None else _encoded_number(p.age_ms, "age_ms")},'
+        f'"engine":{"null" if p.engine is None else _encoded_text(p.engine, "engine")}}}'
+    ).encode("ascii")]
+
+
+@functools.lru_cache(maxsize=1024)
+def _encoded_text(value: str, key: str) -> str:
+    """A field's string as JSON (the few labels and engine ids: cached)."""
+    if type(value) is not str or not 1 <= len(value) <= 64:
+        raise _expected("field", repr(key), "a string of 1-64 characters", value)
+    return json.dumps(value)
+
+
+def _encoded_number(value: Any, key: str) -> str:
+    """A finite number as JSON writes it."""
+    value = _plain(value)
+    if type(value) is float and math.isfinite(value):
+        return float.__repr__(value)
+    if type(value) is int:
+        return int.__repr__(value)
+    raise _expected("field", repr(key), "a finite number", value)
+
+
+def _encoded_probs(values: Any, key: str) -> str:
+    """Probabilities as a JSON list; each a number in [0, 1]."""
+    if isinstance(values, np.ndarray) and values.ndim == 1:
+        values = values.tolist()
+    if type(values) not in (tuple, list) or not 0 < len(values) <= 1024:
+        raise _expected("field", repr(key), "a non-empty list of numbers in [0, 1]", values)
+    plain = [_plain(x) for x in values]
+    if not all(type(x) in (float, int) and 0.0 <= x <= 1.0 for x in plain):  # NaN fails the comparison
+        raise _expected("field", repr(key), "a non-empty list of numbers in [0, 1]", list(values))
+    return "[" + ",".join([float.__repr__(x) if type(x) is float else int.__repr__(x) for x in plain]) + "]"
 
 
 def decode_prediction(frames: Sequence[BytesLike]) -> Prediction:

@@ -193,6 +193,30 @@ def test_prediction_json_fields() -> None:
     assert decode_prediction([topic, raw]).latency_ms == 125.0
 
 
+unit_floats = st.floats(0.0, 1.0)
+finite = st.floats(allow_nan=False, allow_infinity=False)
+
+
+@given(stream_ids, st.integers(0, 2**53 - 1), st.lists(unit_floats, min_size=1, max_size=8), finite, finite,
+       st.none() | finite, st.none() | finite, st.none() | st.text("0123456789abcdef", min_size=12, max_size=12),
+       st.booleans())
+def test_the_prediction_template_writes_what_json_dumps_writes(
+    stream: str, seq_end: int, probs: list[float], t_arrival: float, t_emit: float, latency: float | None,
+    age: float | None, engine: str | None, smoothed: bool,
+) -> None:
+    p = Prediction(stream, seq_end, "WALKING", tuple(probs), "LAYING", t_arrival, t_emit,
+                   tuple(reversed(probs)) if smoothed else None, math.nan if latency is None else latency,
+                   age, engine)
+    if not math.isfinite(p.latency_ms):  # the default, from two far-apart times, may overflow
+        return
+    body = {"v": 1, "stream": stream, "seq_end": seq_end, "label": "WALKING", "probs": probs,
+            "smoothed": "LAYING", "smoothed_probs": list(reversed(probs)) if smoothed else None,
+            "t_arrival": t_arrival, "t_emit": t_emit, "latency_ms": p.latency_ms, "age_ms": age, "engine": engine}
+    topic, raw = encode_prediction(p)
+    assert raw == json.dumps(body, separators=(",", ":")).encode()
+    assert decode_prediction([topic, raw]) == p
+
+
 @given(st.none() | stream_ids, st.sampled_from(sorted(ERROR_CODES)), st.text(max_size=300))
 def test_error_round_trips(stream: str | None, code: str, detail: str) -> None:
     frames = encode_error(stream, code, detail)
