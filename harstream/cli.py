@@ -179,7 +179,7 @@ SHIPPED_TURN_DEGREES = 10.0
 """``train``'s default tilt augmentation: the shipped model's (docs/model.md)."""
 SHIPPED_POCKET_TURNS = "screen"
 """``train``'s default pocket augmentation: the shipped model's (docs/model.md)."""
-POCKET_TURNS = ("none", "screen", "roll", "roll-upend")
+POCKET_TURNS = ("none", "screen", "roll", "roll-upend", "roll-still")
 """The choices of ``--pocket-turns``: :data:`training.augment.POCKET_TURNS` (not imported here, so that
 the CLI starts without numpy; a test checks the two agree)."""
 
@@ -656,7 +656,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="augmentation: how pocket (MotionSense) training windows are turned in the pocket: "
                    "screen = half of them about the phone's long axis, as if the screen faced the other way; "
                    "roll = each by a random angle about that axis (front or side pocket, either leg); "
-                   "roll-upend = roll, and half the walking windows upside down (default: "
+                   "roll-upend = roll, and half the walking windows upside down; roll-still = still windows "
+                   "rolled, walking ones by one of the four half-turns (screen in or out, upright or upside "
+                   "down) (default: "
                    f"{SHIPPED_POCKET_TURNS}, the shipped recipe; with --base, anything but none flips your "
                    "windows' screen side)")
     p.add_argument("--refit", action="store_true",
