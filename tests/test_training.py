@@ -184,11 +184,14 @@ def test_pocket_roll_turns_about_the_long_axis_and_upends_walking_only() -> None
         x[which & ~moving, 0, 8], x[which & ~moving, 0, 6])
     quadrants = np.histogram(np.mod(angle, 2 * np.pi), bins=4, range=(0, 2 * np.pi))[0]
     assert quadrants.min() > 0.15 * quadrants.sum()  # the roll covers the whole turn about y
-    mixed = pocket_turns(x, which, moving, "roll-still", seed=0)
+    mixed = pocket_turns(x, which, moving, "roll-still-upend", seed=0)
     walking = which & moving
     signs = np.sign(mixed[walking][:, 0, 6:9] * x[walking][:, 0, 6:9]).astype(int)  # half-turns only
     assert {tuple(row) for row in signs} == {(1, 1, 1), (-1, 1, -1), (-1, -1, 1), (1, -1, -1)}
     assert np.isclose(mixed[which & ~moving][..., 7], x[which & ~moving][..., 7], atol=1e-5).all()
+    still_only = pocket_turns(x, which, moving, "roll-still", seed=0)
+    signs = np.sign(still_only[walking][:, 0, 6:9] * x[walking][:, 0, 6:9]).astype(int)  # screen flips only
+    assert {tuple(row) for row in signs} == {(1, 1, 1), (-1, 1, -1)}
     rolled = pocket_turns(x, which, moving, "roll", seed=0)
     assert np.isclose(rolled[..., 7], x[..., 7], atol=1e-5).all()  # "roll" never upends
     assert pocket_turns(x, which, moving, "none", seed=0) is x

@@ -85,12 +85,13 @@ def pocket_flips(
     return out
 
 
-PocketTurns = Literal["none", "screen", "roll", "roll-upend", "roll-still"]
-POCKET_TURNS: tuple[PocketTurns, ...] = ("none", "screen", "roll", "roll-upend", "roll-still")
+PocketTurns = Literal["none", "screen", "roll", "roll-upend", "roll-still", "roll-still-upend"]
+POCKET_TURNS: tuple[PocketTurns, ...] = ("none", "screen", "roll", "roll-upend", "roll-still", "roll-still-upend")
 """How pocket windows are turned: not at all; the screen-side half-turn about y at random (the
 recipe shipped before 2026-12-02); a uniform roll about y (which includes that half-turn); that
-roll and, for walking windows, upside down half the time; or still windows rolled and walking
-windows turned by one of the four half-turns (screen in or out, upright or upside down)."""
+roll and, for walking windows, upside down half the time; still windows rolled and walking windows
+given the screen-side half-turn at random; or still windows rolled and walking windows turned by
+one of the four half-turns (screen in or out, upright or upside down)."""
 
 
 def _turn_about_y(angle: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
@@ -131,10 +132,10 @@ def pocket_turns(
         return pocket_flips(x, which, seed)
     rng = np.random.default_rng(seed)
     angle = np.where(which, rng.uniform(-np.pi, np.pi, len(x)), 0.0)
-    if mode == "roll-still":  # walking windows: the screen-side half-turn (0 or pi about y)
+    if mode in ("roll-still", "roll-still-upend"):  # walking windows: the screen-side half-turn (0 or pi)
         angle = np.where(moving, np.pi * (rng.random(len(x)) < 0.5), angle)
     rotation = _turn_about_y(angle)
-    if mode in ("roll-upend", "roll-still"):
+    if mode in ("roll-upend", "roll-still-upend"):
         upend = which & moving & (rng.random(len(x)) < 0.5)
         rotation[upend] = rotation[upend] @ np.diag([-1.0, -1.0, 1.0]).astype(np.float32)  # half-turn about z
     return rotate(x, rotation)
