@@ -179,7 +179,7 @@ SHIPPED_TURN_DEGREES = 10.0
 """``train``'s default tilt augmentation: the shipped model's (docs/model.md)."""
 SHIPPED_POCKET_TURNS = "screen"
 """``train``'s default pocket augmentation: the shipped model's (docs/model.md)."""
-POCKET_TURNS = ("none", "screen", "roll", "roll-upend", "roll-still", "roll-still-upend")
+POCKET_TURNS = ("none", "screen", "roll", "roll-upend", "roll-still", "roll-still-upend", "other-leg")
 """The choices of ``--pocket-turns``: :data:`training.augment.POCKET_TURNS` (not imported here, so that
 the CLI starts without numpy; a test checks the two agree)."""
 
@@ -391,7 +391,8 @@ def _serve_loaded(args: argparse.Namespace, config: ServerConfig, sockets: Socke
             highlight=False, markup=False,
         )
 
-    summary = serve(engine, config, stop=stop, on_ready=ready, sockets=sockets)
+    summary = serve(engine, config, stop=stop, on_ready=ready, sockets=sockets,
+                    model=classifier if isinstance(classifier, ModelProcess) else None)
     _err.print(f"engine {engine.id} stopped: {summary.describe()}", highlight=False, markup=False)
     return 0
 

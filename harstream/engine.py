@@ -32,7 +32,7 @@ import math
 import time
 import uuid
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, cast
 
@@ -102,6 +102,11 @@ class _Pending:
     t_wall: float
     t_sample: float | None
     """Producer-clock unix time of the window's last sample (from the chunk's t0), if known."""
+
+
+def stack_windows(pending: Sequence[_Pending]) -> npt.NDArray[np.float32]:
+    """The windows of ``pending`` as one model input (n, 128, 9)."""
+    return np.stack([p.window for p in pending])
 
 
 @dataclass
@@ -454,7 +459,20 @@ class Engine:
         if not pending:
             return []
         try:
-            probs = np.asarray(self.predict_proba(np.stack([p.window for p in pending])))
+            probs = self.predict_proba(stack_windows(pending))
+        except Exception as exc:
+            self._classification_failed(pending, exc)
+            return []
+        return self.predictions_of(pending, probs)
+
+    def predictions_of(self, pending: list[_Pending], probs: npt.ArrayLike) -> list[Prediction]:
+        """The predictions of ``pending`` from the model's ``probs`` for :func:`stack_windows` of them
+        (computed anywhere: another thread, another process); smoothed, counted. A wrong shape fails
+        them all, a row that is no probability its stream alone."""
+        if not pending:
+            return []
+        try:
+            probs = np.asarray(probs)
             if probs.shape != (len(pending), len(self.labels)):
                 raise ValueError(f"expected probabilities of shape {(len(pending), len(self.labels))}, "
                                  f"got {probs.shape}")
@@ -500,6 +518,11 @@ class Engine:
                     ages.append(age)
         self.counters.windows += len(predictions)
         return predictions
+
+    def classification_failed(self, pending: list[_Pending], exc: Exception) -> None:
+        """The model call for ``pending`` failed (``exc``): their windows are dropped and ``internal``
+        events wait in :meth:`take_errors`; their streams restart (:meth:`reset_failed`)."""
+        self._classification_failed(pending, exc)
 
     def _classification_failed(self, pending: list[_Pending], exc: Exception) -> None:
         self._errors.extend(self._internal([p.stream for p in pending], "classification", exc))

@@ -111,9 +111,14 @@ def _child_main(spec: dict[str, Any], conn: Connection) -> None:
 class ModelProcess:
     """A :class:`~harstream.runtime.Classifier` served from a child process (same arguments).
 
-    ``predict_proba`` may be called from any one thread at a time (a lock
-    keeps calls in order). :meth:`close` ends the child; so does the
-    parent's exit (the child sees its pipe close).
+    Two ways to call it: :meth:`predict_proba` waits for the answer (any one
+    thread at a time; a lock keeps calls in order); or, from one thread,
+    :meth:`submit` a batch, go on with other work (:meth:`fileno` can be
+    polled with the thread's sockets), and :meth:`collect` once
+    :meth:`answered`. A child that failed is replaced: at the next
+    :meth:`predict_proba`, or by :meth:`revive` without waiting for it to
+    load. :meth:`close` ends the child; so does the parent's exit (the child
+    sees its pipe close).
     """
 
     def __init__(
@@ -130,24 +135,33 @@ class ModelProcess:
         self.start_timeout_s = start_timeout_s
         self.call_timeout_s = call_timeout_s
         self._shape = (WINDOW, len(CHANNELS))
-        self._shm = SharedMemory(create=True, size=max_batch * WINDOW * len(CHANNELS) * 4)
+        self._shm: SharedMemory | None = SharedMemory(create=True, size=max_batch * WINDOW * len(CHANNELS) * 4)
         self._windows: npt.NDArray[np.float32] = np.ndarray(
             (max_batch, *self._shape), dtype=np.float32, buffer=self._shm.buf
         )
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
+        self.state = "dead"
+        """``loading`` (a child starting), ``idle``, ``busy`` (a call in flight) or ``dead`` (no child)."""
+        self._since = 0.0
+        """Monotonic time the child started loading, or the call in flight was submitted."""
+        self._submitted = 0
         self.restarts = 0
         """Children started after the first (each after a failure)."""
+        self.info: ModelInfo
+        """What the child reported once it had loaded the model."""
         try:
-            self.info = self._start()
+            self._spawn()
+            self._await_ready()
         except BaseException:
             self.close()
             raise
 
     # -- the child's life -----------------------------------------------------------------
 
-    def _start(self) -> ModelInfo:
+    def _spawn(self) -> None:
+        assert self._shm is not None
         ours, theirs = socket.socketpair()
         spec = {"model": self.model, "max_batch": self.max_batch, "runtime": self.runtime,
                 "threads": self.threads, "shm_name": self._shm.name, "window": self._shape[0],
@@ -157,26 +171,56 @@ class ModelProcess:
                                        pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
         finally:
             theirs.close()
-        parent = Connection(ours.detach())
-        self._process, self._conn = process, parent
-        if not parent.poll(self.start_timeout_s):
+        self._process, self._conn = process, Connection(ours.detach())
+        self.state, self._since = "loading", time.monotonic()
+
+    def _await_ready(self) -> None:
+        """Wait for a loading child's first message (raises :class:`ArtifactError` if it fails)."""
+        assert self._conn is not None
+        if not self._conn.poll(self.start_timeout_s):
             self._stop_child()
             raise ArtifactError(f"the model process did not load the model within {self.start_timeout_s:g} s")
+        self._take_ready()
+
+    def _take_ready(self) -> None:
+        assert self._conn is not None
         try:
-            kind, value = parent.recv()
-        except EOFError:
+            kind, value = self._conn.recv()
+        except (EOFError, OSError):
             code = self._stop_child()
             raise ArtifactError(f"the model process exited while loading the model (exit code {code})") from None
         if kind != "ready":
             self._stop_child()
             raise ArtifactError(f"cannot load the model {self.model or 'shipped with harstream'}: {value}")
-        return ModelInfo(Path(value["path"]), value["meta_json"], value["labels"],
-                         {int(k): v for k, v in value["routes"].items()})
+        self.info = ModelInfo(Path(value["path"]), value["meta_json"], value["labels"],
+                              {int(k): v for k, v in value["routes"].items()})
+        self.state = "idle"
+
+    def revive(self) -> None:
+        """Without waiting: start a child if there is none, and take a loading child's answer when it
+        has come (a child that fails to load, or takes over ``start_timeout_s``, is replaced again)."""
+        if self._shm is None:
+            return
+        if self.state == "dead":
+            self.restarts += 1
+            log.warning("starting model process #%d", self.restarts + 1)
+            self._spawn()
+        elif self.state == "loading":
+            assert self._conn is not None
+            if self._conn.poll(0):
+                try:
+                    self._take_ready()
+                except ArtifactError as exc:
+                    log.error("%s", exc)
+            elif time.monotonic() - self._since > self.start_timeout_s:
+                log.error("the model process did not load the model within %g s: replaced", self.start_timeout_s)
+                self._stop_child()
 
     def _stop_child(self) -> int | None:
         """End the child (politely, then by force); its exit code."""
         conn, process = self._conn, self._process
         self._conn = self._process = None
+        self.state = "dead"
         if conn is not None:
             conn.close()
         if process is None:
@@ -195,7 +239,7 @@ class ModelProcess:
                 del self._windows
                 self._shm.close()
                 self._shm.unlink()
-                self._shm = None  # type: ignore[assignment]
+                self._shm = None
 
     def __enter__(self) -> ModelProcess:
         return self
@@ -218,37 +262,73 @@ class ModelProcess:
 
     @property
     def pid(self) -> int | None:
-        """The child's process id (None between a failure and the next call)."""
+        """The child's process id (None between a failure and the next start)."""
         return None if self._process is None else int(self._process.pid)
+
+    def fileno(self) -> int | None:
+        """The pipe to the child (readable when an answer or the loading child's report is in)."""
+        return None if self._conn is None else self._conn.fileno()
 
     def predict_proba(self, windows: npt.ArrayLike) -> npt.NDArray[np.float32]:
         """Class probabilities of each window (n, 128, 9) -> (n, classes), computed in the child."""
-        x = np.asarray(windows, dtype=np.float32)
-        if x.ndim != 3 or x.shape[1:] != self._shape:
-            raise ValueError(f"windows: expected shape (n, {self._shape[0]}, {self._shape[1]}), got {x.shape}")
+        x = self._checked(windows)
         with self._lock:
             if self._shm is None:
                 raise ModelProcessError("the model process is closed")
-            if self._conn is None:  # the last child failed: start another
+            if self.state == "dead":  # the last child failed: start another
                 self.restarts += 1
                 log.warning("starting model process #%d", self.restarts + 1)
+                self._spawn()
+            if self.state == "loading":
                 try:
-                    self.info = self._start()
+                    self._await_ready()
                 except ArtifactError as exc:
                     raise ModelProcessError(str(exc)) from None
-            parts = [self._call(x[begin : begin + self.max_batch]) for begin in range(0, len(x), self.max_batch)]
+            parts = []
+            for begin in range(0, len(x), self.max_batch):
+                self.submit(x[begin : begin + self.max_batch])
+                parts.append(self.collect())
         if not parts:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
-    def _call(self, part: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        conn = self._conn
-        assert conn is not None
-        self._windows[: len(part)] = part
-        started = time.monotonic()
+    def _checked(self, windows: npt.ArrayLike) -> npt.NDArray[np.float32]:
+        x = np.asarray(windows, dtype=np.float32)
+        if x.ndim != 3 or x.shape[1:] != self._shape:
+            raise ValueError(f"windows: expected shape (n, {self._shape[0]}, {self._shape[1]}), got {x.shape}")
+        return x
+
+    def submit(self, windows: npt.ArrayLike) -> None:
+        """Start classifying at most ``max_batch`` windows in the child (it must be ``idle``)."""
+        x = self._checked(windows)
+        if self.state != "idle" or self._conn is None:
+            raise ModelProcessError(f"the model process is {self.state}, not idle: nothing submitted")
+        if not 0 < len(x) <= self.max_batch:
+            raise ValueError(f"windows: expected 1-{self.max_batch} of them, got {len(x)}")
+        self._windows[: len(x)] = x
         try:
-            conn.send(len(part))
-            if not conn.poll(self.call_timeout_s):  # waits without the GIL
+            self._conn.send(len(x))
+        except OSError:
+            code = self._stop_child()
+            raise ModelProcessError(f"the model process exited (exit code {code}); the next call starts "
+                                    "another") from None
+        self.state, self._since, self._submitted = "busy", time.monotonic(), len(x)
+
+    def answered(self) -> bool:
+        """The call in flight has its answer (or ran out of time: :meth:`collect` then says so)."""
+        if self.state != "busy" or self._conn is None:
+            return False
+        return self._conn.poll(0) or time.monotonic() - self._since > self.call_timeout_s
+
+    def collect(self) -> npt.NDArray[np.float32]:
+        """The probabilities of the call in flight (n, classes), waiting up to ``call_timeout_s`` for them."""
+        conn = self._conn
+        if self.state != "busy" or conn is None:
+            raise ModelProcessError(f"the model process is {self.state}: no call in flight")
+        try:
+            left = self.call_timeout_s - (time.monotonic() - self._since)
+            if not conn.poll(max(0.0, left)):  # waits without the GIL
+                self._stop_child()
                 raise ModelProcessError(
                     f"the model process gave no answer within {self.call_timeout_s:g} s: replaced")
             reply = conn.recv()
@@ -256,14 +336,12 @@ class ModelProcess:
             code = self._stop_child()
             raise ModelProcessError(f"the model process exited (exit code {code}) during a model call; "
                                     "the next call starts another") from None
-        except ModelProcessError:
-            self._stop_child()
-            raise
+        self.state = "idle"
         if reply[0] != "ok":
             raise ModelProcessError(f"the model call failed in the model process: {reply[1]}")
         _, shape, data = reply
         probs: npt.NDArray[np.float32] = np.frombuffer(data, dtype=np.float32).reshape(shape)
-        log.debug("model call: %d windows in %.2f ms", len(part), (time.monotonic() - started) * 1000)
+        log.debug("model call: %d windows in %.2f ms", self._submitted, (time.monotonic() - self._since) * 1000)
         return probs
 
 

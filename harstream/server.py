@@ -38,12 +38,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import zmq
 
-from .engine import Arrival, Engine
+from .engine import Arrival, Engine, _Pending, stack_windows
 from .errors import ProtocolError, ServeError
 from .protocol import (
     DEFAULT_INGEST,
@@ -53,12 +53,16 @@ from .protocol import (
     STREAM_ID,
     Chunk,
     ErrorEvent,
+    Prediction,
     decode_chunk,
     encode_error,
     encode_prediction,
     encode_stats,
 )
 from .security import sender_key
+
+if TYPE_CHECKING:
+    from .model_process import ModelProcess
 
 log = logging.getLogger("harstream.server")
 
@@ -390,25 +394,134 @@ class _Inference:
     def _classify(self) -> None:
         engine = self.engine
         predictions = engine.classify_pending(engine.take_pending(self.loop.config.max_batch))
-        for event in engine.take_errors():
-            self.pub.send_multipart(encode_error(event.stream, event.code, event.detail))
-        pub = self.pub
-        for prediction in predictions:
+        _publish_classified(self.loop, self.pub, predictions)
+
+    def accepts_reports(self) -> bool:
+        """Frames handed over by :meth:`send` now will be published (another thread, this one alive)."""
+        return threading.current_thread() is not self.thread and self.thread.is_alive()
+
+    @property
+    def alive(self) -> bool:
+        """The thread still runs."""
+        return self.thread.is_alive()
+
+
+def _publish_classified(loop: _Loop, pub: zmq.Socket[bytes], predictions: list[Prediction]) -> None:
+    """Publish the engine's waiting ``$error``s, then ``predictions`` (one that cannot be encoded is
+    an ``internal`` error for its stream, never a crash)."""
+    for event in loop.engine.take_errors():
+        pub.send_multipart(encode_error(event.stream, event.code, event.detail))
+    for prediction in predictions:
+        try:
+            frames = encode_prediction(prediction)
+        except ProtocolError as exc:  # a value the protocol cannot carry: report, never crash
+            loop.failed("encoding a prediction", exc)
+            frames = encode_error(
+                prediction.stream, "internal",
+                f"the prediction for seq_end {prediction.seq_end} could not be encoded: {exc.detail}",
+            )
+        pub.send_multipart(frames)
+
+
+class _ModelProcessStage:
+    """Classification on the serving thread, the model computing in its own process
+    (``serve --model-process``, :class:`~harstream.model_process.ModelProcess`).
+
+    The duties of :class:`_Inference` (publish handed-over frames in order,
+    classify ready windows in batches, publish the predictions), driven by the
+    loop's turns instead of a thread: :meth:`pump` takes an answer that has
+    come in and submits the next batch, and the loop polls the model's pipe
+    beside its PULL socket. The model computes while the loop receives and
+    filters, and no second thread shares the serving process's GIL.
+    """
+
+    def __init__(self, loop: _Loop, model: ModelProcess) -> None:
+        self.loop = loop
+        self.engine = loop.engine
+        self.pub = loop.pub
+        self.model = model
+        self.in_flight: list[_Pending] = []
+        """The windows of the model call in flight."""
+        self.deadline = math.inf
+        """After this (monotonic) time, waiting windows are dropped and counted."""
+        self.dropped_windows = 0
+        self.alive = False
+        """No thread to stop."""
+
+    def start(self) -> None:
+        """Nothing to start: the loop drives this stage."""
+
+    def send(self, item: list[bytes] | _StatsRequest) -> None:
+        """Publish ``item`` (frames, or a ``$stats`` report) now: this is the serving thread."""
+        if isinstance(item, _StatsRequest):
+            report = self.loop.stats.report(time.monotonic(), item.queued_samples)
+            self.pub.send_multipart(encode_stats(report))
+        else:
+            self.pub.send_multipart(item)
+
+    def accepts_reports(self) -> bool:
+        return True
+
+    def wake(self) -> None:
+        """New windows are ready: submit them if the model is free."""
+        self.pump()
+
+    def fileno(self) -> int | None:
+        """The model's pipe, readable when its answer (or a new child's report) is in."""
+        return self.model.fileno()
+
+    def pump(self) -> None:
+        """Take the model's answer if it has come, and submit the next batch if the model is free."""
+        engine, model = self.engine, self.model
+        if self.in_flight and model.answered():
+            pending, self.in_flight = self.in_flight, []
             try:
-                frames = encode_prediction(prediction)
-            except ProtocolError as exc:  # a value the protocol cannot carry: report, never crash
-                self.loop.failed("encoding a prediction", exc)
-                frames = encode_error(
-                    prediction.stream, "internal",
-                    f"the prediction for seq_end {prediction.seq_end} could not be encoded: {exc.detail}",
-                )
-            pub.send_multipart(frames)
+                probs = model.collect()
+            except Exception as exc:
+                engine.classification_failed(pending, exc)
+                predictions = []
+            else:
+                predictions = engine.predictions_of(pending, probs)
+            _publish_classified(self.loop, self.pub, predictions)
+        if not self.in_flight and model.state != "idle":
+            model.revive()  # a child that failed is replaced; windows wait meanwhile
+        if not self.in_flight and engine.n_pending and model.state == "idle":
+            if time.monotonic() >= self.deadline:
+                self.dropped_windows += len(engine.take_pending())
+                return
+            pending = engine.take_pending(self.loop.config.max_batch)
+            try:
+                model.submit(stack_windows(pending))
+            except Exception as exc:
+                engine.classification_failed(pending, exc)
+                _publish_classified(self.loop, self.pub, [])
+            else:
+                self.in_flight = pending
+
+    def finish(self, deadline: float) -> bool:
+        """Classify and publish what is left until ``deadline``; drop (and count) the rest."""
+        self.deadline = deadline
+        while (self.in_flight or self.engine.n_pending) and time.monotonic() < deadline:
+            self.pump()
+            fd = self.fileno()
+            if fd is not None and (self.in_flight or self.model.state == "loading"):
+                zmq.select([fd], [], [], max(0.0, min(0.1, deadline - time.monotonic())))
+            elif not self.in_flight and self.model.state == "dead":
+                time.sleep(0.01)
+        self.dropped_windows += len(self.in_flight) + len(self.engine.take_pending())
+        self.in_flight = []
+        return True
+
+    def hand_over_pub(self) -> bool:
+        """The PUB socket never left the serving thread."""
+        return True
 
 
 class _Loop:
     """The serving loop's state: the sockets, the engine, the ingest queue, the inference thread."""
 
-    def __init__(self, engine: Engine, config: ServerConfig, sockets: Sockets) -> None:
+    def __init__(self, engine: Engine, config: ServerConfig, sockets: Sockets,
+                 model: ModelProcess | None = None) -> None:
         self.engine = engine
         self.config = config
         self.pull = sockets.pull
@@ -420,7 +533,11 @@ class _Loop:
         self.shed_streams: set[str] = set()
         """Streams that lost a chunk to shedding: their next chunk restarts them."""
         self.stats = _Stats(engine, config)
-        self.inference = _Inference(self)
+        self.inference: _Inference | _ModelProcessStage = (
+            _Inference(self) if model is None else _ModelProcessStage(self, model))
+        self.stage = self.inference if isinstance(self.inference, _ModelProcessStage) else None
+        """The model-process stage the turns drive (None: the inference thread classifies)."""
+        self._poller: tuple[int | None, zmq.Poller] | None = None
         self.logged_failures = 0
         self._failure_lock = threading.Lock()
 
@@ -514,7 +631,7 @@ class _Loop:
             log.error("%s failed: %s: %s", what, type(exc).__name__, exc, exc_info=exc)
         elif count == 21:
             log.error("further failures are counted in $stats internal_errors, not logged")
-        if threading.current_thread() is not self.inference.thread and self.inference.thread.is_alive():
+        if self.inference.accepts_reports():
             self.inference.send(encode_error(
                 None, "internal", f"{what} failed inside the engine ({type(exc).__name__}); serving goes on"
             ))
@@ -530,10 +647,35 @@ class _Loop:
             wait_ms = 1.0
         else:
             wait_ms = min(100.0, max(0.0, (next_stats - now) * 1000))
-        if self.pull.poll(math.ceil(wait_ms)):
+        if self.stage is None:
+            if self.pull.poll(math.ceil(wait_ms)):
+                self.receive(self.config.max_drain)
+            if self.can_filter:
+                self.filter()
+            return
+        if self.stage.in_flight or self.stage.model.state == "loading":
+            wait_ms = min(wait_ms, 100.0)  # the pipe wakes the poll; 100 ms bounds a lost wake-up
+        elif self.stage.model.state == "dead":
+            wait_ms = min(wait_ms, 10.0)
+        if dict(self._poll(math.ceil(wait_ms))).get(self.pull):
             self.receive(self.config.max_drain)
+        self.stage.pump()
         if self.can_filter:
-            self.filter()
+            self.filter()  # wakes the stage: new windows go to the model at once
+        else:
+            self.stage.pump()
+
+    def _poll(self, timeout_ms: int) -> list[tuple[Any, int]]:
+        """Poll the PULL socket and the model's pipe (rebuilt when the model's child changed)."""
+        assert self.stage is not None
+        fd = self.stage.fileno()
+        if self._poller is None or self._poller[0] != fd:
+            poller = zmq.Poller()
+            poller.register(self.pull, zmq.POLLIN)
+            if fd is not None:
+                poller.register(fd, zmq.POLLIN)
+            self._poller = (fd, poller)
+        return self._poller[1].poll(timeout_ms)
 
     def flush(self, summary: ServeSummary) -> None:
         """After a stop: classify and publish what is held, within ``flush_s``; count the rest."""
@@ -583,15 +725,18 @@ def serve(
     on_ready: Callable[[], None] | None = None,
     context: zmq.Context[zmq.Socket[bytes]] | None = None,
     sockets: Sockets | None = None,
+    model: ModelProcess | None = None,
 ) -> ServeSummary:
     """Run the engine on ZeroMQ sockets until ``stop`` is set; returns what happened.
 
     ``sockets`` are bound ones from :func:`bind` (bound here when None); they
-    are closed on return.
+    are closed on return. With ``model`` (the engine's model in a process of
+    its own) the serving thread submits batches to it and goes on while it
+    computes; without, an inference thread calls ``engine.predict_proba``.
     """
     stop = stop or threading.Event()
     sockets = sockets or bind(config, context)
-    loop = _Loop(engine, config, sockets)
+    loop = _Loop(engine, config, sockets, model)
     summary = ServeSummary()
     previous_switch = sys.getswitchinterval()
     sys.setswitchinterval(config.switch_interval_ms / 1000)  # restored on return
@@ -613,7 +758,7 @@ def serve(
                 loop.failed("a serving turn", exc)
         loop.flush(summary)
     finally:
-        if loop.inference.thread.is_alive():
+        if loop.inference.alive:
             loop.inference.finish(time.monotonic())
         # A socket belongs to one thread: a still-busy inference thread closes the PUB socket itself.
         sockets.close(pub=loop.inference.hand_over_pub())

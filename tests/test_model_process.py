@@ -109,3 +109,58 @@ def test_serve_with_a_model_process_survives_its_death(
     stderr = " ".join((proc.stderr.read().decode() if proc.stderr else "").split())  # type: ignore[attr-defined]
     assert re.search(r"in model process \d+", stderr), stderr[-800:]
     assert "starting model process #2" in stderr, stderr[-800:]
+
+
+def test_serving_with_the_model_process_publishes_every_window_once_as_offline(
+    model: ModelProcess, free_endpoint: Callable[[], str]
+) -> None:
+    import threading
+
+    from harstream import ACTIVITIES
+    from harstream.client import Subscriber
+    from harstream.engine import Engine
+    from harstream.server import ServerConfig, bind, serve
+
+    rng = np.random.default_rng(7)
+    streams = {f"s{i}": (rng.normal(size=(384, 6)) * 0.2).astype(np.float32) for i in range(40)}
+    offline = Engine(Classifier.load().predict_proba, ACTIVITIES)
+    for begin in range(0, 384, 32):
+        offline.ingest([encode_chunk_obj(sid, begin, x[begin : begin + 32]) for sid, x in streams.items()])
+    expected = {(p.stream, p.seq_end): p.probs for p in offline.classify()}
+    assert len(expected) == 40 * 5
+
+    engine = Engine(model.predict_proba, model.labels)
+    config = ServerConfig(ingest=free_endpoint(), publish=free_endpoint(), stats_interval_s=0.2, flush_s=5.0)
+    sockets, stop = bind(config), threading.Event()
+    thread = threading.Thread(target=serve, args=(engine, config, stop),
+                              kwargs={"sockets": sockets, "model": model})
+    thread.start()
+    seen: dict[tuple[str, int], tuple[float, ...]] = {}
+    try:
+        with Subscriber(config.publish) as sub, zmq.Context.instance().socket(zmq.PUSH) as push:
+            deadline = time.monotonic() + 30
+            while sub.receive(timeout_s=0.2) is None:  # the first $stats: subscribed
+                assert time.monotonic() < deadline
+            push.connect(config.ingest)
+            for begin in range(0, 384, 32):
+                for sid, x in streams.items():
+                    push.send_multipart(encode_chunk(sid, begin, x[begin : begin + 32]))
+            deadline = time.monotonic() + 60
+            while len(seen) < len(expected) and time.monotonic() < deadline:
+                event = sub.receive(timeout_s=0.5)
+                if isinstance(event, Prediction):
+                    key = (event.stream, event.seq_end)
+                    assert key not in seen, f"{key} published twice"
+                    seen[key] = event.probs
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert set(seen) == set(expected)
+    for key, probs in expected.items():
+        np.testing.assert_allclose(seen[key], probs, atol=1e-4)
+
+
+def encode_chunk_obj(sid: str, seq: int, x: np.ndarray) -> object:
+    from harstream.protocol import decode_chunk
+
+    return decode_chunk(encode_chunk(sid, seq, x))
