@@ -179,7 +179,8 @@ SHIPPED_TURN_DEGREES = 10.0
 """``train``'s default tilt augmentation: the shipped model's (docs/model.md)."""
 SHIPPED_POCKET_TURNS = "screen"
 """``train``'s default pocket augmentation: the shipped model's (docs/model.md)."""
-POCKET_TURNS = ("none", "screen", "roll", "roll-upend", "roll-still", "roll-still-upend", "other-leg")
+POCKET_TURNS = ("none", "screen", "roll", "roll-upend", "roll-still", "roll-still-upend", "other-leg",
+                "other-leg-upend")
 """The choices of ``--pocket-turns``: :data:`training.augment.POCKET_TURNS` (not imported here, so that
 the CLI starts without numpy; a test checks the two agree)."""
 

@@ -192,6 +192,19 @@ def test_pocket_roll_turns_about_the_long_axis_and_upends_walking_only() -> None
     still_only = pocket_turns(x, which, moving, "roll-still", seed=0)
     signs = np.sign(still_only[walking][:, 0, 6:9] * x[walking][:, 0, 6:9]).astype(int)  # screen flips only
     assert {tuple(row) for row in signs} == {(1, 1, 1), (-1, 1, -1)}
+    legs = x.copy()
+    legs[..., 6:9] += np.array([-0.3, -0.36, 0.88], np.float32)  # a sitting pocket phone's gravity
+    for mode in ("other-leg", "other-leg-upend"):
+        other = pocket_turns(legs, which, moving, mode, seed=0)  # type: ignore[arg-type]
+        g, g0 = ((w[..., 6:9] - w[..., 0:3]).mean(axis=1) for w in (other, legs))
+        still = which & ~moving
+        np.testing.assert_allclose(np.abs(g[still]), np.abs(g0[still]), atol=1e-4)  # mirrored or flipped
+        np.testing.assert_allclose(g[still, 1], g0[still, 1], atol=1e-5)  # never upside down
+        mirrored = (np.isclose(g[still, 0], -g0[still, 0], atol=1e-4)
+                    & np.isclose(g[still, 2], g0[still, 2], atol=1e-4))
+        assert 0.15 < mirrored.mean() < 0.4  # the other leg alone: half mirrored x half not flipped
+        upended = np.isclose(g[walking, 1], -g0[walking, 1], atol=1e-4).mean()
+        assert (0.3 < upended < 0.7) if mode == "other-leg-upend" else upended == 0.0
     rolled = pocket_turns(x, which, moving, "roll", seed=0)
     assert np.isclose(rolled[..., 7], x[..., 7], atol=1e-5).all()  # "roll" never upends
     assert pocket_turns(x, which, moving, "none", seed=0) is x

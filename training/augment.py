@@ -85,13 +85,20 @@ def pocket_flips(
     return out
 
 
-PocketTurns = Literal["none", "screen", "roll", "roll-upend", "roll-still", "roll-still-upend"]
-POCKET_TURNS: tuple[PocketTurns, ...] = ("none", "screen", "roll", "roll-upend", "roll-still", "roll-still-upend")
+PocketTurns = Literal[
+    "none", "screen", "roll", "roll-upend", "roll-still", "roll-still-upend", "other-leg", "other-leg-upend",
+]
+POCKET_TURNS: tuple[PocketTurns, ...] = (
+    "none", "screen", "roll", "roll-upend", "roll-still", "roll-still-upend", "other-leg", "other-leg-upend",
+)
 """How pocket windows are turned: not at all; the screen-side half-turn about y at random (the
 recipe shipped before 2026-12-02); a uniform roll about y (which includes that half-turn); that
 roll and, for walking windows, upside down half the time; still windows rolled and walking windows
 given the screen-side half-turn at random; or still windows rolled and walking windows turned by
-one of the four half-turns (screen in or out, upright or upside down)."""
+one of the four half-turns (screen in or out, upright or upside down); or ``other-leg``: half the still
+windows turned about y by twice their own roll the other way (the same pocket on the other leg:
+gravity's x flips, its angle from z is kept), and every pocket window screen-flipped at random;
+``other-leg-upend`` also turns half the walking windows upside down."""
 
 
 def _turn_about_y(angle: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
@@ -131,6 +138,16 @@ def pocket_turns(
     if mode == "screen":
         return pocket_flips(x, which, seed)
     rng = np.random.default_rng(seed)
+    if mode in ("other-leg", "other-leg-upend"):
+        gravity = (x[..., 6:9] - x[..., 0:3]).mean(axis=1)  # (n, 3): total minus body acceleration
+        roll = np.arctan2(gravity[:, 0], gravity[:, 2])  # the window's roll about y, from +z
+        mirror = which & ~moving & (rng.random(len(x)) < 0.5)
+        flip = which & (rng.random(len(x)) < 0.5)
+        rotation = _turn_about_y(np.where(mirror, -2.0 * roll, 0.0) + np.where(flip, np.pi, 0.0))
+        if mode == "other-leg-upend":
+            upend = which & moving & (rng.random(len(x)) < 0.5)
+            rotation[upend] = rotation[upend] @ np.diag([-1.0, -1.0, 1.0]).astype(np.float32)
+        return rotate(x, rotation)
     angle = np.where(which, rng.uniform(-np.pi, np.pi, len(x)), 0.0)
     if mode in ("roll-still", "roll-still-upend"):  # walking windows: the screen-side half-turn (0 or pi)
         angle = np.where(moving, np.pi * (rng.random(len(x)) < 0.5), angle)
