@@ -601,17 +601,18 @@ class _Loop:
             budget -= n
             self.queued_samples -= n
             batch.append(arrival)
-        if batch:
+        for begin in range(0, len(batch), SLICE_CHUNKS):  # in order: a stream's chunks stay in order
+            part = batch[begin : begin + SLICE_CHUNKS]
             try:
-                events = self.engine.ingest(batch)
+                events = self.engine.ingest(part)
             except Exception as exc:  # the engine contains its own failures; this is a last resort
                 self.failed("filtering a batch", exc)
                 events = [ErrorEvent(sid, "internal", "filtering failed inside the engine; the "
-                                     "chunk was dropped") for sid in dict.fromkeys(a.chunk.stream for a in batch)]
+                                     "chunk was dropped") for sid in dict.fromkeys(a.chunk.stream for a in part)]
             for event in events:
                 self.publish_error(event)
-        if self.engine.n_pending:
-            self.inference.wake()
+            if self.engine.n_pending:
+                self.inference.wake()  # the model starts on these while the rest is filtered
 
     def report(self) -> None:
         """Forget idle streams and have ``$stats`` published."""
@@ -705,6 +706,9 @@ class _Loop:
             log.error("the inference thread is still busy after the flush deadline")
 
 
+SLICE_CHUNKS = 256
+"""A turn's chunks are filtered in slices of this many, the model handed new windows (and, with
+``--model-process``, its answer taken) after each: a model never idles through a whole turn."""
 MIN_CHUNK_COST = 64
 """Samples a chunk counts as, however short: filtering one costs about as much as 64 samples."""
 
