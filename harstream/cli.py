@@ -177,7 +177,7 @@ def _cmd_data_stats(args: argparse.Namespace) -> int:
 
 SHIPPED_TURN_DEGREES = 10.0
 """``train``'s default tilt augmentation: the shipped model's (docs/model.md)."""
-SHIPPED_POCKET_TURNS = "screen"
+SHIPPED_POCKET_TURNS = "other-leg"
 """``train``'s default pocket augmentation: the shipped model's (docs/model.md)."""
 POCKET_TURNS = ("none", "screen", "roll", "roll-upend", "roll-still", "roll-still-upend", "other-leg",
                 "other-leg-upend")
