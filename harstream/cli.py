@@ -724,9 +724,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-threads", type=_int_in(1, 64), default=1,
                    help="threads of one model call; the ingest thread needs a core of its own "
                    "(default: 1)")
-    p.add_argument("--model-process", action=argparse.BooleanOptionalAction, default=False,
-                   help="run the model in a process of its own, so that model calls stop sharing the "
-                   "ingest thread's GIL (default: off)")
+    p.add_argument("--model-process", action=argparse.BooleanOptionalAction, default=True,
+                   help="run the model in a process of its own: the serving thread hands it batches and "
+                   "goes on receiving and filtering while it computes (default: on; --no-model-process "
+                   "classifies on an inference thread in this process, sharing its GIL)")
     p.add_argument("--stay", type=_float_in(0.0, 1.0, open_ends=True), default=0.9,
                    help="smoother: probability the activity is unchanged between windows, "
                    "strictly between 0 and 1 (default: 0.9)")

@@ -489,7 +489,7 @@ class _ModelProcessStage:
             if time.monotonic() >= self.deadline:
                 self.dropped_windows += len(engine.take_pending())
                 return
-            pending = engine.take_pending(self.loop.config.max_batch)
+            pending = engine.take_pending(min(self.loop.config.max_batch, model.max_batch))
             try:
                 model.submit(stack_windows(pending))
             except Exception as exc:

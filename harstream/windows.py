@@ -53,7 +53,14 @@ class RingBuffer:
     ``first_index`` is the stream index of the first sample pushed (a stream
     restarted after a gap keeps its grid). :meth:`push` returns the windows
     the chunk completed.
+
+    Samples are copied into one preallocated buffer (``window - 1`` held
+    back plus :data:`SLACK` rows of room), and a push that completes no
+    window does nothing else: this runs for every chunk of every stream.
     """
+
+    SLACK = 64
+    """Rows of room beyond the ``window - 1`` held back; a larger chunk grows the buffer once."""
 
     def __init__(
         self, window: int = WINDOW, hop: int = HOP, channels: int = 9, first_index: int = 0
@@ -64,8 +71,15 @@ class RingBuffer:
         self.hop = hop
         self.channels = channels
         self.first_index = first_index
-        self._tail = np.zeros((0, channels), dtype=np.float32)
+        self._buffer = np.zeros((window - 1 + self.SLACK, channels), dtype=np.float32)
+        self._fill = 0
+        """Rows of ``_buffer`` in use: the stream's latest samples, oldest first."""
         self._next = first_index
+        k = max(0, -(-first_index // hop))  # the first grid end >= first_index + window - 1
+        self._next_end = window - 1 + k * hop
+        self._empty = Windows(np.zeros(0, dtype=np.int64), np.zeros((0, window, channels), dtype=np.float32))
+        for array in self._empty:
+            array.flags.writeable = False
 
     @property
     def next_index(self) -> int:
@@ -77,17 +91,23 @@ class RingBuffer:
         x = np.asarray(chunk, dtype=np.float32)
         if x.ndim != 2 or x.shape[1] != self.channels:
             raise ValueError(f"chunk: expected shape (n, {self.channels}), got {x.shape}")
-        start, stop = self._next, self._next + len(x)
-        ends = window_ends(self.first_index, stop, self.window, self.hop)
-        ends = ends[ends >= start]
-        ext = np.concatenate([self._tail, x]) if len(self._tail) else x
-        base = start - len(self._tail)
-        if len(ends):
-            offsets = ends - base - self.window + 1
-            index = offsets[:, None] + np.arange(self.window)[None, :]
-            windows = ext[index]
-        else:
-            windows = np.zeros((0, self.window, self.channels), dtype=np.float32)
-        self._tail = ext[-(self.window - 1) :].copy()
-        self._next = stop
-        return Windows(ends, windows)
+        n, keep = len(x), self.window - 1
+        if self._fill + n > len(self._buffer):
+            if self._fill > keep:  # only the last window - 1 samples can still be in a window
+                self._buffer[:keep] = self._buffer[self._fill - keep : self._fill]
+                self._fill = keep
+            if self._fill + n > len(self._buffer):
+                grown = np.zeros((self._fill + n, self.channels), dtype=np.float32)
+                grown[: self._fill] = self._buffer[: self._fill]
+                self._buffer = grown
+        self._buffer[self._fill : self._fill + n] = x
+        self._fill += n
+        self._next += n
+        stop = self._next
+        if self._next_end >= stop:
+            return self._empty
+        ends = np.arange(self._next_end, stop, self.hop, dtype=np.int64)
+        self._next_end = int(ends[-1]) + self.hop
+        base = stop - self._fill  # stream index of _buffer[0]
+        index = (ends - base - self.window + 1)[:, None] + np.arange(self.window)[None, :]
+        return Windows(ends, self._buffer[index])

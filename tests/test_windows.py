@@ -52,3 +52,23 @@ def test_restarted_stream_keeps_the_grid() -> None:
 def test_bad_chunk_shape_is_named() -> None:
     with pytest.raises(ValueError, match=r"chunk: expected shape \(n, 9\)"):
         RingBuffer().push(np.zeros((4, 6)))
+
+
+@settings(max_examples=80, deadline=None)
+@given(first=st.integers(0, 500), n=st.integers(1, 900), cuts=st.lists(st.integers(1, 899), max_size=40))
+def test_a_restarted_stream_in_any_chunks_cuts_its_grid_windows_and_they_stay_put(
+    first: int, n: int, cuts: list[int]
+) -> None:
+    x = (first + np.arange(n, dtype=np.float32))[:, None]  # each sample holds its stream index
+    ring = RingBuffer(channels=1, first_index=first)
+    seen: list[tuple[int, np.ndarray, np.ndarray]] = []
+    start = 0
+    for stop in [*sorted({c for c in cuts if c < n}), n]:  # chunks small and large (beyond the slack)
+        ready = ring.push(x[start:stop])
+        seen += [(int(e), w, w.copy()) for e, w in zip(ready.seq_ends, ready.windows, strict=True)]
+        start = stop
+    assert [e for e, _, _ in seen] == window_ends(first, first + n).tolist()
+    for end, window, copy in seen:
+        np.testing.assert_array_equal(window[:, 0], np.arange(end - 127, end + 1))
+        np.testing.assert_array_equal(window, copy)  # later pushes never change a returned window
+    assert ring.next_index == first + n
