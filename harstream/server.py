@@ -1,6 +1,6 @@
 """``harstream serve``: the engine behind ZeroMQ sockets.
 
-One thread owns both sockets (the pyzmq idiom). Each turn of the loop:
+The serving thread owns the PULL socket and the streams' state. Each turn of the loop:
 
 1. **receive**: take at most ``max_drain`` messages off the PULL socket,
    stamp each with its receipt time (monotonic and unix), decode and
@@ -8,11 +8,15 @@ One thread owns both sockets (the pyzmq idiom). Each turn of the loop:
    would push the queue past ``max_queued_samples`` is *shed*: dropped
    unprocessed, reported as ``overloaded`` on ``$error`` and counted;
 2. **filter**: run at most ``turn_samples`` queued samples through
-   :class:`~harstream.engine.Engine` (oldest first);
-3. **classify**: when enough windows wait (``max_batch``), when the oldest
-   has waited ``max_wait_ms``, or when no more input is waiting, classify
-   them all in one model call and publish the predictions (topic = stream
-   id);
+   :class:`~harstream.engine.Engine` (oldest first), in slices of
+   :data:`SLICE_CHUNKS` chunks, handing the windows cut to the model stage
+   after each;
+3. **classify**: with a model process (``model=``, ``serve --model-process``,
+   the default) the serving thread itself submits the ready windows as one
+   batch whenever the model is free, and publishes the predictions when the
+   answer comes (the model's pipe is polled beside the PULL socket); without
+   one, an inference thread that owns the PUB socket does the same with
+   ``engine.predict_proba``;
 4. **report**: ``$stats`` every ``stats_interval_s``.
 
 Every step is bounded, so ``$stats`` goes out on time under any load, and
