@@ -742,7 +742,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="samples received but not yet filtered; beyond it chunks are shed "
                         "with $error overloaded (default: 1048576, about 24 MB)")
     limits.add_argument("--max-pending-windows", type=_int_in(1, 1_000_000), default=1024,
-                        help="windows cut and waiting for the inference thread; beyond it, "
+                        help="windows cut and waiting for the model; beyond it, "
                         "filtering pauses and samples wait in the ingest queue (default: 1024)")
     limits.add_argument("--turn-samples", type=_int_in(3000, 10_000_000), default=131_072,
                         help="most samples filtered per loop turn, which keeps $stats on time "
@@ -754,8 +754,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="ZeroMQ send high-water mark, messages per subscriber; a subscriber "
                         "further behind loses messages (default: 10000)")
     limits.add_argument("--switch-interval", type=_float_in(0.1, 1000.0), default=20.0, metavar="MS",
-                        help="the interpreter's thread switch interval while serving, ms: the ingest and "
-                        "inference threads share one GIL (default: 20; Python's own is 5)")
+                        help="the interpreter's thread switch interval while serving, ms: with "
+                        "--no-model-process the ingest and inference threads share one GIL (default: 20; "
+                        "Python's own is 5)")
     limits.add_argument("--flush", type=_float_in(0.0, 60.0), default=2.0,
                         help="on SIGINT/SIGTERM: seconds spent classifying and publishing what "
                         "is still held before exiting (default: 2)")

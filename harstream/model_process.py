@@ -1,21 +1,22 @@
 """The model in a process of its own: model calls stop sharing the serving process's GIL.
 
-``serve`` runs two threads in one interpreter: ingest (decode, filter, cut
-windows) and inference (classify, smooth, publish). TensorFlow releases the
-GIL while it computes, but a Keras call also runs Python before and after,
-and each time the inference thread wants the GIL back it waits for the
-ingest thread's turn to end (``--switch-interval``). Under thousands of
-streams those waits, several per model call, are most of a window's latency
-(docs/benchmarks.md). :class:`ModelProcess` runs the
+With the model in ``serve``'s own interpreter, an inference thread runs it
+beside the ingest thread. TensorFlow releases the GIL while it computes, but
+a Keras call also runs Python before and after, and each time the inference
+thread wants the GIL back it waits for the ingest thread's turn to end
+(``--switch-interval``); under thousands of streams those waits were most
+of a window's latency (docs/benchmarks.md). :class:`ModelProcess` runs the
 :class:`~harstream.runtime.Classifier` in a child process instead: windows
-go to it through shared memory, probabilities come back through a pipe, and
-the serving process waits on the pipe without holding the GIL.
+go to it through shared memory and probabilities come back through a pipe.
+``serve`` (the default, ``--model-process``) submits a batch and goes on
+with its turn, polling the pipe beside its socket; :meth:`ModelProcess.predict_proba`
+is the same call made to wait.
 
 The answers are the classifier's own (the same backends, routes and
 verification, run in the child). A model call that fails, or a child that
 dies or stops answering, raises :class:`ModelProcessError`: the engine then
 drops that batch's windows and reports ``internal`` (as for any failed
-model call), and the next call starts a fresh child.
+model call), and a fresh child is started.
 
 >>> with ModelProcess(runtime="keras") as model:  # doctest: +SKIP
 ...     model.predict_proba(windows).shape

@@ -88,7 +88,7 @@ class ServerConfig:
     max_batch: int = 256
     """Classify as soon as this many windows are waiting."""
     max_pending_windows: int = 1024
-    """Windows cut and waiting for the inference thread; beyond it, filtering pauses (samples
+    """Windows cut and waiting for the model; beyond it, filtering pauses (samples
     wait in the ingest queue, which sheds when full)."""
     max_drain: int = 2048
     """Most messages taken off the ingest socket in one turn of the loop."""
