@@ -655,14 +655,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="augmentation: replay each training window at a random speed exp(Normal(0, SIGMA)), "
                    "for faster or slower cadences (default: 0, off)")
     p.add_argument("--pocket-turns", choices=POCKET_TURNS, default=SHIPPED_POCKET_TURNS,
-                   help="augmentation: how pocket (MotionSense) training windows are turned in the pocket: "
-                   "screen = half of them about the phone's long axis, as if the screen faced the other way; "
-                   "roll = each by a random angle about that axis (front or side pocket, either leg); "
-                   "roll-upend = roll, and half the walking windows upside down; roll-still = still windows "
-                   "rolled, walking ones by one of the four half-turns (screen in or out, upright or upside "
-                   "down) (default: "
-                   f"{SHIPPED_POCKET_TURNS}, the shipped recipe; with --base, anything but none flips your "
-                   "windows' screen side)")
+                   help="augmentation: how pocket (MotionSense) training windows are turned in the pocket. "
+                   "screen: half of them about the phone's long axis, as if the screen faced the other way; "
+                   "other-leg: that, and half the still ones as if in the other leg's pocket (gravity's x "
+                   "mirrored); roll: each by a random angle about the long axis; roll-still: still ones "
+                   "rolled, walking ones as by screen; *-upend: also half the walking ones upside down "
+                   f"(default: {SHIPPED_POCKET_TURNS}, the shipped recipe; docs/model.md has what each "
+                   "measured; with --base, anything but none flips your windows' screen side)")
     p.add_argument("--refit", action="store_true",
                    help="fit on training AND validation subjects for all --epochs, no early stopping "
                    "(take the epoch count from scripts/cross_validate.py)")
