@@ -389,11 +389,7 @@ class _Inference:
                 self.loop.failed("the inference thread", exc)
 
     def _publish(self, item: list[bytes] | _StatsRequest) -> None:
-        if isinstance(item, _StatsRequest):
-            report = self.loop.stats.report(time.monotonic(), item.queued_samples)
-            self.pub.send_multipart(encode_stats(report))
-        else:
-            self.pub.send_multipart(item)
+        _publish_item(self.loop, self.pub, item)
 
     def _classify(self) -> None:
         engine = self.engine
@@ -408,6 +404,14 @@ class _Inference:
     def alive(self) -> bool:
         """The thread still runs."""
         return self.thread.is_alive()
+
+
+def _publish_item(loop: _Loop, pub: zmq.Socket[bytes], item: list[bytes] | _StatsRequest) -> None:
+    """Publish handed-over frames, or the ``$stats`` report a request asks for."""
+    if isinstance(item, _StatsRequest):
+        pub.send_multipart(encode_stats(loop.stats.report(time.monotonic(), item.queued_samples)))
+    else:
+        pub.send_multipart(item)
 
 
 def _publish_classified(loop: _Loop, pub: zmq.Socket[bytes], predictions: list[Prediction]) -> None:
@@ -457,11 +461,7 @@ class _ModelProcessStage:
 
     def send(self, item: list[bytes] | _StatsRequest) -> None:
         """Publish ``item`` (frames, or a ``$stats`` report) now: this is the serving thread."""
-        if isinstance(item, _StatsRequest):
-            report = self.loop.stats.report(time.monotonic(), item.queued_samples)
-            self.pub.send_multipart(encode_stats(report))
-        else:
-            self.pub.send_multipart(item)
+        _publish_item(self.loop, self.pub, item)
 
     def accepts_reports(self) -> bool:
         return True
@@ -690,6 +690,9 @@ class _Loop:
             try:
                 if self.can_filter:
                     self.filter()
+                elif self.stage is not None:  # the model holds the windows: take its answer
+                    self.stage.pump()
+                    time.sleep(0.0005)
                 else:
                     time.sleep(0.001)
             except Exception as exc:

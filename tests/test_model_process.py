@@ -164,3 +164,35 @@ def encode_chunk_obj(sid: str, seq: int, x: np.ndarray) -> object:
     from harstream.protocol import decode_chunk
 
     return decode_chunk(encode_chunk(sid, seq, x))
+
+
+def test_a_stop_with_the_model_process_busy_flushes_everything_held(
+    model: ModelProcess, free_endpoint: Callable[[], str]
+) -> None:
+    import threading
+
+    from harstream.engine import Engine
+    from harstream.server import ServerConfig, bind, serve
+
+    engine = Engine(model.predict_proba, model.labels)
+    config = ServerConfig(ingest=free_endpoint(), publish=free_endpoint(), max_batch=2, turn_samples=128,
+                          max_pending_windows=2, flush_s=20.0)  # 1 chunk a turn, 2 windows waiting at most
+    sockets, stop, result = bind(config), threading.Event(), []
+    thread = threading.Thread(target=lambda: result.append(serve(engine, config, stop, sockets=sockets,
+                                                                 model=model)))
+    thread.start()
+    try:
+        with zmq.Context.instance().socket(zmq.PUSH) as push:
+            push.connect(config.ingest)
+            for i in range(60):
+                push.send_multipart(encode_chunk(f"s{i}", 0, windows(1, seed=i)[0, :, 3:9].copy()))
+            deadline = time.monotonic() + 30
+            while engine.counters.chunks < 3:  # serving, with most chunks still queued
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    (summary,) = result
+    assert (summary.dropped_chunks, summary.dropped_windows, summary.unread_messages) == (0, 0, 0)
+    assert summary.windows == 60 and summary.flushed_windows > 0
