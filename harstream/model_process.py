@@ -50,6 +50,8 @@ log = logging.getLogger("harstream.model_process")
 
 START_TIMEOUT_S = 300.0
 """Longest wait for a child to load and warm up its model."""
+MAX_RESTART_DELAY_S = 30.0
+"""Longest wait between children that fail to load (the wait doubles from 1 s)."""
 CALL_TIMEOUT_S = 60.0
 """Longest wait for one model call; a child that takes longer is killed and replaced."""
 
@@ -150,6 +152,10 @@ class ModelProcess:
         self._submitted = 0
         self.restarts = 0
         """Children started after the first (each after a failure)."""
+        self._failed_starts = 0
+        self._next_start = 0.0
+        """With ``revive``: no child is started before this (monotonic) time (1, 2, 4 ... s after
+        children that failed to load, at most :data:`MAX_RESTART_DELAY_S`)."""
         self.info: ModelInfo
         """What the child reported once it had loaded the model."""
         try:
@@ -202,7 +208,10 @@ class ModelProcess:
         has come (a child that fails to load, or takes over ``start_timeout_s``, is replaced again)."""
         if self._shm is None:
             return
+        now = time.monotonic()
         if self.state == "dead":
+            if now < self._next_start:  # a child that keeps failing is not restarted in a tight loop
+                return
             self.restarts += 1
             log.warning("starting model process #%d", self.restarts + 1)
             self._spawn()
@@ -211,31 +220,41 @@ class ModelProcess:
             if self._conn.poll(0):
                 try:
                     self._take_ready()
+                    self._failed_starts = 0
+                    return
                 except ArtifactError as exc:
                     log.error("%s", exc)
-            elif time.monotonic() - self._since > self.start_timeout_s:
+            elif now - self._since > self.start_timeout_s:
                 log.error("the model process did not load the model within %g s: replaced", self.start_timeout_s)
                 self._stop_child()
+            else:
+                return
+            self._failed_starts += 1
+            self._next_start = time.monotonic() + min(MAX_RESTART_DELAY_S, 2.0 ** (self._failed_starts - 1))
 
-    def _stop_child(self) -> int | None:
-        """End the child (politely, then by force); its exit code."""
+    def _stop_child(self, polite: bool = False) -> int | None:
+        """End the child, its exit code: a failed one at once (nothing waits on it), with ``polite``
+        (closing) after up to 2 s to finish on its own."""
         conn, process = self._conn, self._process
         self._conn = self._process = None
         self.state = "dead"
         if conn is not None:
-            conn.close()
+            conn.close()  # a child still reading sees its pipe close and ends
         if process is None:
             return None
-        try:
-            return process.wait(timeout=2.0)
-        except subprocess.TimeoutExpired:
+        if polite:
+            try:
+                return process.wait(timeout=2.0)
+            except subprocess.TimeoutExpired:
+                pass
+        if process.poll() is None:
             process.kill()
-            return process.wait()
+        return process.wait()
 
     def close(self) -> None:
         """End the child and free the shared memory (idempotent)."""
         with self._lock:
-            self._stop_child()
+            self._stop_child(polite=True)
             if self._shm is not None:
                 del self._windows
                 self._shm.close()
@@ -356,4 +375,6 @@ if __name__ == "__main__":
     _main(sys.argv[1:])
 
 
-__all__ = ["CALL_TIMEOUT_S", "START_TIMEOUT_S", "ModelInfo", "ModelProcess", "ModelProcessError"]
+__all__ = [
+    "CALL_TIMEOUT_S", "MAX_RESTART_DELAY_S", "START_TIMEOUT_S", "ModelInfo", "ModelProcess", "ModelProcessError",
+]

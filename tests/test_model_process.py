@@ -196,3 +196,29 @@ def test_a_stop_with_the_model_process_busy_flushes_everything_held(
     (summary,) = result
     assert (summary.dropped_chunks, summary.dropped_windows, summary.unread_messages) == (0, 0, 0)
     assert summary.windows == 60 and summary.flushed_windows > 0
+
+
+def test_a_child_that_keeps_failing_to_load_is_restarted_after_a_growing_wait(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.keras"
+    bad.write_bytes(b"not a model")
+    with ModelProcess(threads=1) as process:
+        process.model = str(bad)  # every later child fails to load
+        os.kill(process.pid or 0, signal.SIGKILL)
+        with pytest.raises(ModelProcessError):
+            process.submit(windows(1))
+            process.collect()
+        assert process.state == "dead"
+        process.revive()  # starts a child, which fails to load
+        assert process.restarts == 1
+        deadline = time.monotonic() + 60
+        while process.state == "loading":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+            process.revive()
+        for _ in range(20):  # within the first wait (1 s): no new child
+            process.revive()
+            time.sleep(0.01)
+        assert process.state == "dead" and process.restarts == 1
+        time.sleep(1.0)
+        process.revive()
+        assert process.restarts == 2
