@@ -1,7 +1,7 @@
 """Interleaved A/B of ``harstream serve`` options under the same live load, in one run.
 
-    .venv/bin/python scripts/ab_serve.py --streams 4000 --repeats 2 --variant "" \\
-        --variant "--no-model-process" [--duration 20] [--data DIR] [--out ab.json]
+    .venv/bin/python scripts/ab_serve.py --streams 4000 --repeats 2 --variant= \\
+        --variant=--no-model-process [--duration 20] [--data DIR] [--out ab.json]
 
 Each repeat runs every variant in turn (a fresh ``serve`` each, the load
 test of ``harstream bench --streams``: staggered real-time HAPT streams from
@@ -25,7 +25,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--streams", default="4000", help="comma-separated stream counts (default: 4000)")
     parser.add_argument("--variant", action="append", required=True,
-                        help='serve arguments of one variant, quoted ("" for the defaults); repeat')
+                        help="serve arguments of one variant, as --variant='--max-batch 512' (--variant= for the "
+                        "defaults); repeat")
     parser.add_argument("--repeats", type=int, default=2, help="rounds over all variants (default: 2)")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds measured per level (default: 20)")
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds before measuring (default: 10)")
