@@ -92,7 +92,9 @@ class _Stream:
 
 
 @dataclass
-class _Pending:
+class PendingWindow:
+    """A window cut and waiting for the model (:meth:`Engine.take_pending`), with where it came from."""
+
     stream: str
     state: _Stream
     """The stream as it was when the window was cut (a restart makes a new one)."""
@@ -104,7 +106,7 @@ class _Pending:
     """Producer-clock unix time of the window's last sample (from the chunk's t0), if known."""
 
 
-def stack_windows(pending: Sequence[_Pending]) -> npt.NDArray[np.float32]:
+def stack_windows(pending: Sequence[PendingWindow]) -> npt.NDArray[np.float32]:
     """The windows of ``pending`` as one model input (n, 128, 9)."""
     return np.stack([p.window for p in pending])
 
@@ -166,7 +168,7 @@ class Engine:
         self._streams: dict[str, _Stream] = {}
         self._free_rows: list[int] = []
         self._state = chain.initial_state(np.zeros((0, 6)))
-        self._pending: deque[_Pending] = deque()
+        self._pending: deque[PendingWindow] = deque()
         self._errors: list[ErrorEvent] = []
         self._failed: deque[tuple[str, _Stream]] = deque()
 
@@ -407,7 +409,7 @@ class Engine:
                 for seq_end, window in zip(ready.seq_ends.tolist(), ready.windows, strict=True):
                     t_sample = None if c.t0 is None else c.t0 + (seq_end - c.seq) / SAMPLE_RATE_HZ
                     self._pending.append(
-                        _Pending(c.stream, stream, seq_end, window, a.t_recv, a.t_wall, t_sample)
+                        PendingWindow(c.stream, stream, seq_end, window, a.t_recv, a.t_wall, t_sample)
                     )
             except Exception as exc:
                 self._fail([c.stream], "windowing", exc, errors)
@@ -432,7 +434,7 @@ class Engine:
 
     # -- classify --------------------------------------------------------------------------
 
-    def take_pending(self, limit: int | None = None) -> list[_Pending]:
+    def take_pending(self, limit: int | None = None) -> list[PendingWindow]:
         """Remove and return the queued windows (the oldest ``limit``, or all)."""
         queue = self._pending  # a deque: appended by ingest, taken here, safe across threads
         count = min(len(queue), len(queue) if limit is None else max(1, limit))
@@ -450,7 +452,7 @@ class Engine:
         self.reset_failed()
         return predictions
 
-    def classify_pending(self, pending: list[_Pending]) -> list[Prediction]:
+    def classify_pending(self, pending: list[PendingWindow]) -> list[Prediction]:
         """Classify windows taken with :meth:`take_pending`; safe on another thread.
 
         It reads the stream table but never changes it: streams whose windows
@@ -465,7 +467,7 @@ class Engine:
             return []
         return self.predictions_of(pending, probs)
 
-    def predictions_of(self, pending: list[_Pending], probs: npt.ArrayLike) -> list[Prediction]:
+    def predictions_of(self, pending: list[PendingWindow], probs: npt.ArrayLike) -> list[Prediction]:
         """The predictions of ``pending`` from the model's ``probs`` for :func:`stack_windows` of them
         (computed anywhere: another thread, another process); smoothed, counted. A wrong shape fails
         them all, a row that is no probability its stream alone."""
@@ -519,12 +521,12 @@ class Engine:
         self.counters.windows += len(predictions)
         return predictions
 
-    def classification_failed(self, pending: list[_Pending], exc: Exception) -> None:
+    def classification_failed(self, pending: list[PendingWindow], exc: Exception) -> None:
         """The model call for ``pending`` failed (``exc``): their windows are dropped and ``internal``
         events wait in :meth:`take_errors`; their streams restart (:meth:`reset_failed`)."""
         self._classification_failed(pending, exc)
 
-    def _classification_failed(self, pending: list[_Pending], exc: Exception) -> None:
+    def _classification_failed(self, pending: list[PendingWindow], exc: Exception) -> None:
         self._errors.extend(self._internal([p.stream for p in pending], "classification", exc))
         self._failed.extend((p.stream, p.state) for p in pending)
 

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 import zmq
 
-from .engine import Arrival, Engine, _Pending, stack_windows
+from .engine import Arrival, Engine, PendingWindow, stack_windows
 from .errors import ProtocolError, ServeError
 from .protocol import (
     DEFAULT_INGEST,
@@ -448,7 +448,7 @@ class _ModelProcessStage:
         self.engine = loop.engine
         self.pub = loop.pub
         self.model = model
-        self.in_flight: list[_Pending] = []
+        self.in_flight: list[PendingWindow] = []
         """The windows of the model call in flight."""
         self.deadline = math.inf
         """After this (monotonic) time, waiting windows are dropped and counted."""
