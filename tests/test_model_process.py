@@ -166,36 +166,57 @@ def encode_chunk_obj(sid: str, seq: int, x: np.ndarray) -> object:
     return decode_chunk(encode_chunk(sid, seq, x))
 
 
+class _GatedModel:
+    """The model process, with its answers held back until ``gate`` is set (a model busy at the stop)."""
+
+    def __init__(self, model: ModelProcess, gate: object) -> None:
+        self._model, self._gate = model, gate
+
+    def answered(self) -> bool:
+        return bool(self._gate.is_set()) and self._model.answered()  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._model, name)
+
+
 def test_a_stop_with_the_model_process_busy_flushes_everything_held(
     model: ModelProcess, free_endpoint: Callable[[], str]
 ) -> None:
     import threading
 
+    from harstream.client import Subscriber
     from harstream.engine import Engine
+    from harstream.protocol import StatsEvent
     from harstream.server import ServerConfig, bind, serve
 
     engine = Engine(model.predict_proba, model.labels)
     config = ServerConfig(ingest=free_endpoint(), publish=free_endpoint(), max_batch=2, turn_samples=128,
-                          max_pending_windows=2, flush_s=20.0)  # 1 chunk a turn, 2 windows waiting at most
+                          max_pending_windows=2, flush_s=30.0,  # 1 chunk a turn, 2 windows waiting at most
+                          stats_interval_s=0.05)
+    gate = threading.Event()
     sockets, stop, result = bind(config), threading.Event(), []
-    thread = threading.Thread(target=lambda: result.append(serve(engine, config, stop, sockets=sockets,
-                                                                 model=model)))
+    thread = threading.Thread(target=lambda: result.append(serve(
+        engine, config, stop, sockets=sockets, model=_GatedModel(model, gate))))  # type: ignore[arg-type]
     thread.start()
     try:
-        with zmq.Context.instance().socket(zmq.PUSH) as push:
+        with Subscriber(config.publish) as sub, zmq.Context.instance().socket(zmq.PUSH) as push:
             push.connect(config.ingest)
             for i in range(60):
                 push.send_multipart(encode_chunk(f"s{i}", 0, windows(1, seed=i)[0, :, 3:9].copy()))
-            deadline = time.monotonic() + 30
-            while engine.counters.chunks < 3:  # serving, with most chunks still queued
-                assert time.monotonic() < deadline
-                time.sleep(0.01)
+            deadline = time.monotonic() + 60
+            while True:  # every chunk read: 1 filtered, its window at the (held) model, 59 queued
+                event = sub.receive(timeout_s=0.5)
+                assert time.monotonic() < deadline, "the engine did not read the 60 chunks"
+                if isinstance(event, StatsEvent) and event.fields["queued_samples"] >= 50 * 128:
+                    break
     finally:
-        stop.set()
+        stop.set()  # the model is still busy: the flush must take its answers to publish the rest
+        time.sleep(0.2)
+        gate.set()
         thread.join(timeout=60)
     (summary,) = result
     assert (summary.dropped_chunks, summary.dropped_windows, summary.unread_messages) == (0, 0, 0)
-    assert summary.windows == 60 and summary.flushed_windows > 0
+    assert summary.windows == 60 and summary.flushed_windows >= 50
 
 
 def test_a_child_that_keeps_failing_to_load_is_restarted_after_a_growing_wait(tmp_path: Path) -> None:
