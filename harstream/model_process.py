@@ -181,6 +181,12 @@ class ModelProcess:
         self._process, self._conn = process, Connection(ours.detach())
         self.state, self._since = "loading", time.monotonic()
 
+    def _respawn(self) -> None:
+        """Start a child in place of one that failed."""
+        self.restarts += 1
+        log.warning("starting model process #%d", self.restarts + 1)
+        self._spawn()
+
     def _await_ready(self) -> None:
         """Wait for a loading child's first message (raises :class:`ArtifactError` if it fails)."""
         assert self._conn is not None
@@ -212,9 +218,7 @@ class ModelProcess:
         if self.state == "dead":
             if now < self._next_start:  # a child that keeps failing is not restarted in a tight loop
                 return
-            self.restarts += 1
-            log.warning("starting model process #%d", self.restarts + 1)
-            self._spawn()
+            self._respawn()
         elif self.state == "loading":
             assert self._conn is not None
             if self._conn.poll(0):
@@ -296,9 +300,7 @@ class ModelProcess:
             if self._shm is None:
                 raise ModelProcessError("the model process is closed")
             if self.state == "dead":  # the last child failed: start another
-                self.restarts += 1
-                log.warning("starting model process #%d", self.restarts + 1)
-                self._spawn()
+                self._respawn()
             if self.state == "loading":
                 try:
                     self._await_ready()
@@ -306,7 +308,7 @@ class ModelProcess:
                     raise ModelProcessError(str(exc)) from None
             parts = []
             for begin in range(0, len(x), self.max_batch):
-                self.submit(x[begin : begin + self.max_batch])
+                self._submit(x[begin : begin + self.max_batch])
                 parts.append(self.collect())
         if not parts:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
@@ -320,7 +322,9 @@ class ModelProcess:
 
     def submit(self, windows: npt.ArrayLike) -> None:
         """Start classifying at most ``max_batch`` windows in the child (it must be ``idle``)."""
-        x = self._checked(windows)
+        self._submit(self._checked(windows))
+
+    def _submit(self, x: npt.NDArray[np.float32]) -> None:
         if self.state != "idle" or self._conn is None:
             raise ModelProcessError(f"the model process is {self.state}, not idle: nothing submitted")
         if not 0 < len(x) <= self.max_batch:

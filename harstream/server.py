@@ -666,9 +666,7 @@ class _Loop:
             self.receive(self.config.max_drain)
         self.stage.pump()
         if self.can_filter:
-            self.filter()  # wakes the stage: new windows go to the model at once
-        else:
-            self.stage.pump()
+            self.filter()  # wakes the stage after each slice: new windows go to the model at once
 
     def _poll(self, timeout_ms: int) -> list[tuple[Any, int]]:
         """Poll the PULL socket and the model's pipe (rebuilt when the model's child changed)."""

@@ -143,16 +143,13 @@ def pocket_turns(
         roll = np.arctan2(gravity[:, 0], gravity[:, 2])  # the window's roll about y, from +z
         mirror = which & ~moving & (rng.random(len(x)) < 0.5)
         flip = which & (rng.random(len(x)) < 0.5)
-        rotation = _turn_about_y(np.where(mirror, -2.0 * roll, 0.0) + np.where(flip, np.pi, 0.0))
-        if mode == "other-leg-upend":
-            upend = which & moving & (rng.random(len(x)) < 0.5)
-            rotation[upend] = rotation[upend] @ np.diag([-1.0, -1.0, 1.0]).astype(np.float32)
-        return rotate(x, rotation)
-    angle = np.where(which, rng.uniform(-np.pi, np.pi, len(x)), 0.0)
-    if mode in ("roll-still", "roll-still-upend"):  # walking windows: the screen-side half-turn (0 or pi)
-        angle = np.where(moving, np.pi * (rng.random(len(x)) < 0.5), angle)
+        angle = np.where(mirror, -2.0 * roll, 0.0) + np.where(flip, np.pi, 0.0)
+    else:
+        angle = np.where(which, rng.uniform(-np.pi, np.pi, len(x)), 0.0)
+        if mode in ("roll-still", "roll-still-upend"):  # walking windows: the screen-side half-turn (0 or pi)
+            angle = np.where(moving, np.pi * (rng.random(len(x)) < 0.5), angle)
     rotation = _turn_about_y(angle)
-    if mode in ("roll-upend", "roll-still-upend"):
+    if mode.endswith("-upend"):
         upend = which & moving & (rng.random(len(x)) < 0.5)
         rotation[upend] = rotation[upend] @ np.diag([-1.0, -1.0, 1.0]).astype(np.float32)  # half-turn about z
     return rotate(x, rotation)
