@@ -184,6 +184,8 @@ def test_pocket_roll_turns_about_the_long_axis_and_upends_walking_only() -> None
         x[which & ~moving, 0, 8], x[which & ~moving, 0, 6])
     quadrants = np.histogram(np.mod(angle, 2 * np.pi), bins=4, range=(0, 2 * np.pi))[0]
     assert quadrants.min() > 0.15 * quadrants.sum()  # the roll covers the whole turn about y
+    for mode in ("roll", "roll-still", "roll-still-upend", "other-leg", "other-leg-upend"):
+        np.testing.assert_array_equal(pocket_turns(x, which, moving, mode, seed=0)[~which], x[~which])  # type: ignore[arg-type]
     mixed = pocket_turns(x, which, moving, "roll-still-upend", seed=0)
     walking = which & moving
     signs = np.sign(mixed[walking][:, 0, 6:9] * x[walking][:, 0, 6:9]).astype(int)  # half-turns only

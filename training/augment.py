@@ -147,7 +147,7 @@ def pocket_turns(
     else:
         angle = np.where(which, rng.uniform(-np.pi, np.pi, len(x)), 0.0)
         if mode in ("roll-still", "roll-still-upend"):  # walking windows: the screen-side half-turn (0 or pi)
-            angle = np.where(moving, np.pi * (rng.random(len(x)) < 0.5), angle)
+            angle = np.where(which & moving, np.pi * (rng.random(len(x)) < 0.5), angle)
     rotation = _turn_about_y(angle)
     if mode.endswith("-upend"):
         upend = which & moving & (rng.random(len(x)) < 0.5)
