@@ -370,6 +370,7 @@ def _serve_loaded(args: argparse.Namespace, config: ServerConfig, sockets: Socke
     import signal
     import threading
 
+    from .gc_pauses import freeze_startup
     from .model_process import ModelProcess
     from .server import serve
 
@@ -392,6 +393,7 @@ def _serve_loaded(args: argparse.Namespace, config: ServerConfig, sockets: Socke
             highlight=False, markup=False,
         )
 
+    freeze_startup()  # full collections then skip the imports and the model: short pauses
     summary = serve(engine, config, stop=stop, on_ready=ready, sockets=sockets,
                     model=classifier if isinstance(classifier, ModelProcess) else None)
     _err.print(f"engine {engine.id} stopped: {summary.describe()}", highlight=False, markup=False)

@@ -387,7 +387,7 @@ def _generate(ingest: str, data_dir: str, subjects: tuple[int, ...], offsets: li
 
 
 _STATS_KEYS = ("windows", "windows_per_s", "streams", "latency_ms", "rejected", "shed",
-               "internal_errors", "queued_samples", "chunks", "engine")
+               "internal_errors", "queued_samples", "chunks", "engine", "gc_pauses")
 _SEQ_END = b'"seq_end":'
 
 
@@ -651,8 +651,19 @@ def _measure(result: LevelResult, config: LoadConfig, offsets: npt.NDArray[np.in
         "rejected": (stats[-1]["rejected"] - stats[0]["rejected"]) if len(stats) > 1 else None,
         "internal_errors": (stats[-1]["internal_errors"] - stats[0]["internal_errors"])
         if len(stats) > 1 else None,
+        **_gc_summary(measured),
     }
     result.errors = errors
+
+
+def _gc_summary(measured: list[dict[str, Any]]) -> dict[str, float | int | None]:
+    """The serving process's garbage-collector pauses over the measured ``$stats`` reports."""
+    pauses = [s["gc_pauses"] for s in measured if isinstance(s.get("gc_pauses"), dict)]
+    if not pauses:  # an engine from before gc_pauses
+        return {"gc_collections": None, "gc_pause_max_ms": None, "gc_pause_total_ms": None}
+    return {"gc_collections": sum(int(p.get("count", 0)) for p in pauses),
+            "gc_pause_max_ms": max(float(p.get("max_ms", 0.0)) for p in pauses),
+            "gc_pause_total_ms": round(sum(float(p.get("total_ms", 0.0)) for p in pauses), 3)}
 
 
 def run_load(levels: Sequence[int], config: LoadConfig,

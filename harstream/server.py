@@ -49,6 +49,7 @@ import zmq
 
 from .engine import Arrival, Engine, PendingWindow, stack_windows
 from .errors import ProtocolError, ServeError
+from .gc_pauses import PauseMeter
 from .protocol import (
     DEFAULT_INGEST,
     DEFAULT_PUBLISH,
@@ -167,10 +168,12 @@ class _Stats:
     """windows_per_s is averaged over this long: streams emit a window every 1.28 s."""
 
     def __init__(self, engine: Engine, config: ServerConfig | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, pauses: PauseMeter | None = None) -> None:
         self.engine = engine
         self.config = config or ServerConfig()
         self.clock = clock
+        self.pauses = pauses or PauseMeter()
+        """The serving process's garbage-collector pauses (``serve`` installs it while serving)."""
         self.started = clock()
         self.history: deque[tuple[float, int]] = deque([(self.started, 0)])
 
@@ -195,6 +198,7 @@ class _Stats:
             "internal_errors": counters.internal_errors,
             "chunks": counters.chunks,
             "queued_samples": queued_samples,
+            "gc_pauses": self.pauses.take(),
             "uptime_s": round(max(now - self.started, 0.0), 3),
             "t": self.engine.wall_clock(),
             "labels": list(self.engine.labels),
@@ -749,6 +753,7 @@ def serve(
     summary = ServeSummary()
     previous_switch = sys.getswitchinterval()
     sys.setswitchinterval(config.switch_interval_ms / 1000)  # restored on return
+    loop.stats.pauses.install()
     try:
         loop.inference.start()
         if on_ready is not None:
@@ -772,6 +777,7 @@ def serve(
         # A socket belongs to one thread: a still-busy inference thread closes the PUB socket itself.
         sockets.close(pub=loop.inference.hand_over_pub())
         sys.setswitchinterval(previous_switch)
+        loop.stats.pauses.uninstall()
     counters = engine.counters
     summary.windows, summary.rejected = counters.windows, counters.rejected
     summary.shed, summary.internal_errors = counters.shed, counters.internal_errors

@@ -106,6 +106,9 @@ def test_load_level(report: dict[str, Any]) -> None:
     _finite_non_negative(engine["cpu_pct"], "engine cpu")
     _finite_non_negative(engine["rss_mb"], "engine rss")
     assert engine["rss_mb"] > 10
+    assert isinstance(engine["gc_collections"], int) and engine["gc_collections"] >= 0
+    _finite_non_negative(engine["gc_pause_max_ms"], "gc pause max")
+    assert engine["gc_pause_total_ms"] >= engine["gc_pause_max_ms"]
     for key in ("generator_cpu_pct", "subscriber_cpu_pct", "machine_cpu_pct"):
         _finite_non_negative(level["clients"][key], key)
     assert level["clients"]["foreign_predictions"] == 0
