@@ -38,6 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import ACTIVITIES, WINDOW, chain
+from .loadtest import SEND_TICK_S
 from .runtime import Backend, Classifier, bucket, standardise
 
 if TYPE_CHECKING:
@@ -546,6 +547,7 @@ def run_full(
     warmup_s: float = 10.0,
     aligned: bool = False,
     serve_args: Sequence[str] = (),
+    send_tick_s: float = SEND_TICK_S,
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Everything ``harstream bench`` measures, in one run; the JSON report.
@@ -553,8 +555,8 @@ def run_full(
     ``model_threads`` is the TensorFlow intra-op thread count (``serve``'s
     default is 1; 0 keeps TensorFlow's own); ONNX Runtime always runs on one
     thread, as served. ``quick`` shrinks every measurement (a smoke test).
-    ``streams``, ``duration_s``, ``warmup_s``, ``aligned`` and ``serve_args``
-    configure the load test (:class:`~harstream.loadtest.LoadConfig`).
+    ``streams``, ``duration_s``, ``warmup_s``, ``aligned``, ``serve_args`` and
+    ``send_tick_s`` configure the load test (:class:`~harstream.loadtest.LoadConfig`).
     """
     from .runtime import set_model_threads
 
@@ -628,7 +630,7 @@ def run_full(
             raise DatasetError("--streams needs the HAPT dataset: pass --data or set $HARSTREAM_DATA")
         say(f"load test: {', '.join(map(str, streams))} streams")
         config = LoadConfig(data_dir, duration_s=duration_s, warmup_s=warmup_s, aligned=aligned,
-                            serve_args=tuple(serve_args))
+                            serve_args=tuple(serve_args), send_tick_s=send_tick_s)
         report["load"] = run_load(streams, config, log=say)
     report["targets"] = targets(report)
     return report

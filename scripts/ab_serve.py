@@ -31,6 +31,8 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=20.0, help="seconds measured per level (default: 20)")
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds before measuring (default: 10)")
     parser.add_argument("--data", type=Path, default=None, help="HAPT folder (default: as harstream finds it)")
+    parser.add_argument("--send-tick", type=float, default=1.0,
+                        help="the generator's shortest sleep between sends, ms (default: 1; 0: wake per chunk)")
     parser.add_argument("--out", type=Path, default=None, help="also write every row to this JSON file")
     args = parser.parse_args()
     levels = [int(v) for v in args.streams.split(",")]
@@ -40,7 +42,8 @@ def main() -> None:
         for variant in args.variant:
             serve_args = tuple(variant.split())
             config = LoadConfig(data_dir=data, duration_s=args.duration, warmup_s=args.warmup,
-                                serve_args=serve_args, seed=repeat)
+                                serve_args=serve_args, seed=repeat,
+                                send_tick_s=args.send_tick / 1000)
             report = run_load(levels, config, log=lambda text: print(time.strftime("%H:%M:%S"), text, flush=True))
             for level in report["levels"]:
                 row = {"variant": variant or "(defaults)", "repeat": repeat, "streams": level["streams"],
@@ -48,6 +51,8 @@ def main() -> None:
                        "lost": level.get("windows", {}).get("lost"),
                        "engine_cpu_pct": level.get("engine", {}).get("cpu_pct"),
                        "machine_cpu_pct": level.get("clients", {}).get("machine_cpu_pct"),
+                       "generator_cpu_pct": level.get("clients", {}).get("generator_cpu_pct"),
+                       "gc_pause_max_ms": level.get("engine", {}).get("gc_pause_max_ms"),
                        "problem": level.get("problem")}
                 rows.append(row)
                 print(json.dumps(row), flush=True)

@@ -86,6 +86,7 @@ def test_flops_peak_and_state(report: dict[str, Any]) -> None:
 def test_load_level(report: dict[str, Any]) -> None:
     load = report["load"]
     assert load["engine_exit_code"] == 0
+    assert load["config"]["send_tick_ms"] == 1.0  # the generator's default tick
     assert load["engine_ready"] and " ready: " in load["engine_ready"]
     (level,) = load["levels"]
     assert level["problem"] is None
