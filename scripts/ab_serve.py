@@ -1,12 +1,13 @@
 """Interleaved A/B of ``harstream serve`` options under the same live load, in one run.
 
     .venv/bin/python scripts/ab_serve.py --streams 4000 --repeats 2 --variant= \\
-        --variant=--no-model-process [--duration 20] [--data DIR] [--out ab.json]
+        --variant=--no-model-process [--send-tick 0,1] [--duration 20] [--data DIR] [--out ab.json]
 
 Each repeat runs every variant in turn (a fresh ``serve`` each, the load
 test of ``harstream bench --streams``: staggered real-time HAPT streams from
 a separate process), so a shared machine's slow minutes fall on all variants
-alike. Prints one JSON line per variant, repeat and stream count; compare
+alike; each ``--send-tick`` value (the load generator's tick) multiplies
+the variants. Prints one JSON line per variant, repeat and stream count; compare
 variants within one run, by their medians. A benchmark, not a test.
 """
 
@@ -31,22 +32,24 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=20.0, help="seconds measured per level (default: 20)")
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds before measuring (default: 10)")
     parser.add_argument("--data", type=Path, default=None, help="HAPT folder (default: as harstream finds it)")
-    parser.add_argument("--send-tick", type=float, default=1.0,
-                        help="the generator's shortest sleep between sends, ms (default: 1; 0: wake per chunk)")
+    parser.add_argument("--send-tick", default="1",
+                        help="the generator's shortest sleeps between sends, ms, comma-separated: each is a "
+                        "variant too (default: 1; 0: wake per chunk)")
     parser.add_argument("--out", type=Path, default=None, help="also write every row to this JSON file")
     args = parser.parse_args()
     levels = [int(v) for v in args.streams.split(",")]
     data = resolve_data_dir(args.data)
     rows = []
+    ticks = [float(v) for v in args.send_tick.split(",")]
     for repeat in range(args.repeats):
-        for variant in args.variant:
+        for tick, variant in [(t, v) for t in ticks for v in args.variant]:
             serve_args = tuple(variant.split())
             config = LoadConfig(data_dir=data, duration_s=args.duration, warmup_s=args.warmup,
-                                serve_args=serve_args, seed=repeat,
-                                send_tick_s=args.send_tick / 1000)
+                                serve_args=serve_args, seed=repeat, send_tick_s=tick / 1000)
             report = run_load(levels, config, log=lambda text: print(time.strftime("%H:%M:%S"), text, flush=True))
             for level in report["levels"]:
-                row = {"variant": variant or "(defaults)", "repeat": repeat, "streams": level["streams"],
+                row = {"variant": variant or "(defaults)", "send_tick_ms": tick, "repeat": repeat,
+                       "streams": level["streams"],
                        "windows_per_s": level.get("windows_per_s"), "latency_ms": level.get("latency_ms"),
                        "lost": level.get("windows", {}).get("lost"),
                        "engine_cpu_pct": level.get("engine", {}).get("cpu_pct"),
