@@ -345,10 +345,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             return stop_auth
 
     sockets = bind(config, secure=secure)  # before the model loads: a busy port fails at once
+    loaded: list[Classifier | ModelProcess] = []
     try:
         with _err.status("loading and warming up the model..."):
-            classifier = _load_classifier(args.model, args.max_batch, args.runtime, args.model_threads,
-                                          args.model_process)
+            loaded.append(_load_classifier(args.model, args.max_batch, args.runtime, args.model_threads,
+                                           args.model_process))
+            for _ in range(args.model_processes - 1 if args.model_process else 0):  # more beside the first
+                loaded.append(ModelProcess(args.model, max_batch=args.max_batch, runtime=args.runtime,
+                                           threads=args.model_threads))
+        classifier = loaded[0]
         engine = Engine(
             classifier.predict_proba, classifier.labels,
             ForwardFilter(len(classifier.labels), stay=args.stay),
@@ -356,16 +361,25 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         )
     except BaseException:
         sockets.close()
+        _close_model_processes(loaded)
         raise
     try:
-        return _serve_loaded(args, config, sockets, classifier, engine)
+        return _serve_loaded(args, config, sockets, classifier, engine,
+                             [m for m in loaded[1:] if isinstance(m, ModelProcess)])
     finally:
-        if isinstance(classifier, ModelProcess):
-            classifier.close()
+        _close_model_processes(loaded)
+
+
+def _close_model_processes(models: list[Classifier | ModelProcess]) -> None:
+    from .model_process import ModelProcess
+
+    for model in models:
+        if isinstance(model, ModelProcess):
+            model.close()
 
 
 def _serve_loaded(args: argparse.Namespace, config: ServerConfig, sockets: Sockets,
-                  classifier: Classifier | ModelProcess, engine: Engine) -> int:
+                  classifier: Classifier | ModelProcess, engine: Engine, helpers: list[ModelProcess]) -> int:
     """Serve with a loaded model until Ctrl-C or SIGTERM."""
     import signal
     import threading
@@ -381,7 +395,8 @@ def _serve_loaded(args: argparse.Namespace, config: ServerConfig, sockets: Socke
     def ready() -> None:
         if isinstance(classifier, ModelProcess):
             path, meta = classifier.info.path, json.loads(classifier.info.meta_json)
-            where = f", in model process {classifier.pid}"
+            pids = ", ".join(str(model.pid) for model in [classifier, *helpers])
+            where = f", in model process{'es' if helpers else ''} {pids}"
         else:
             path, meta, where = classifier.artifact.path, vars(classifier.artifact.meta), ""
         routes = sorted(set(classifier.routes.values()))
@@ -395,7 +410,7 @@ def _serve_loaded(args: argparse.Namespace, config: ServerConfig, sockets: Socke
 
     freeze_startup()  # full collections then skip the imports and the model: short pauses
     summary = serve(engine, config, stop=stop, on_ready=ready, sockets=sockets,
-                    model=classifier if isinstance(classifier, ModelProcess) else None)
+                    model=[classifier, *helpers] if isinstance(classifier, ModelProcess) else None)
     _err.print(f"engine {engine.id} stopped: {summary.describe()}", highlight=False, markup=False)
     return 0
 
@@ -729,6 +744,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run the model in a process of its own: the serving thread hands it batches and "
                    "goes on receiving and filtering while it computes (default: on; --no-model-process "
                    "classifies on an inference thread in this process, sharing its GIL)")
+    p.add_argument("--model-processes", type=_int_in(1, 16), default=1, metavar="N",
+                   help="with --model-process: this many model processes, each taking the next batch "
+                   "when free; answers are published in the order the batches were submitted "
+                   "(default: 1; each holds its own copy of the model, about 800 MB)")
     p.add_argument("--stay", type=_float_in(0.0, 1.0, open_ends=True), default=0.9,
                    help="smoother: probability the activity is unchanged between windows, "
                    "strictly between 0 and 1 (default: 0.9)")

@@ -40,9 +40,9 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import numpy as np
 import zmq
@@ -436,24 +436,29 @@ def _publish_classified(loop: _Loop, pub: zmq.Socket[bytes], predictions: list[P
 
 
 class _ModelProcessStage:
-    """Classification on the serving thread, the model computing in its own process
+    """Classification on the serving thread, the model computing in processes of its own
     (``serve --model-process``, :class:`~harstream.model_process.ModelProcess`).
 
     The duties of :class:`_Inference` (publish handed-over frames in order,
     classify ready windows in batches, publish the predictions), driven by the
-    loop's turns instead of a thread: :meth:`pump` takes an answer that has
-    come in and submits the next batch, and the loop polls the model's pipe
-    beside its PULL socket. The model computes while the loop receives and
-    filters, and no second thread shares the serving process's GIL.
+    loop's turns instead of a thread: :meth:`pump` takes the answers that have
+    come in and submits the next batches, and the loop polls the models' pipes
+    beside its PULL socket. The models compute while the loop receives and
+    filters, and no second thread shares the serving process's GIL. With
+    several model processes (``--model-processes``), each free one takes the
+    next batch, and answers are published in the order the batches were
+    submitted: a stream's windows stay in order, and so does its smoothing.
     """
 
-    def __init__(self, loop: _Loop, model: ModelProcess) -> None:
+    def __init__(self, loop: _Loop, models: Sequence[ModelProcess]) -> None:
+        if not models:
+            raise ValueError("models: expected at least one model process, got none")
         self.loop = loop
         self.engine = loop.engine
         self.pub = loop.pub
-        self.model = model
-        self.in_flight: list[PendingWindow] = []
-        """The windows of the model call in flight."""
+        self.models = list(models)
+        self.in_flight: deque[tuple[ModelProcess, list[PendingWindow]]] = deque()
+        """The model calls in flight, oldest first: each model process and its batch's windows."""
         self.deadline = math.inf
         """After this (monotonic) time, waiting windows are dropped and counted."""
         self.dropped_windows = 0
@@ -471,18 +476,28 @@ class _ModelProcessStage:
         return True
 
     def wake(self) -> None:
-        """New windows are ready: submit them if the model is free."""
+        """New windows are ready: submit them if a model is free."""
         self.pump()
 
-    def fileno(self) -> int | None:
-        """The model's pipe, readable when its answer (or a new child's report) is in."""
-        return self.model.fileno()
+    def filenos(self) -> list[int]:
+        """The models' pipes, each readable when its answer (or a new child's report) is in."""
+        return [fd for fd in (model.fileno() for model in self.models) if fd is not None]
+
+    @property
+    def waiting_on_child(self) -> bool:
+        """A call is in flight or a child is loading: its pipe will wake the loop's poll."""
+        return bool(self.in_flight) or any(model.state == "loading" for model in self.models)
+
+    @property
+    def any_dead(self) -> bool:
+        """A model process has no child (it starts one when its restart is due)."""
+        return any(model.state == "dead" for model in self.models)
 
     def pump(self) -> None:
-        """Take the model's answer if it has come, and submit the next batch if the model is free."""
-        engine, model = self.engine, self.model
-        if self.in_flight and model.answered():
-            pending, self.in_flight = self.in_flight, []
+        """Take the answers that have come, in submission order; submit batches to the free models."""
+        engine = self.engine
+        while self.in_flight and self.in_flight[0][0].answered():
+            model, pending = self.in_flight.popleft()
             try:
                 probs = model.collect()
             except Exception as exc:
@@ -491,9 +506,14 @@ class _ModelProcessStage:
             else:
                 predictions = engine.predictions_of(pending, probs)
             _publish_classified(self.loop, self.pub, predictions)
-        if not self.in_flight and model.state != "idle":
-            model.revive()  # a child that failed is replaced; windows wait meanwhile
-        if not self.in_flight and engine.n_pending and model.state == "idle":
+        busy = {id(model) for model, _ in self.in_flight}
+        for model in self.models:
+            if id(model) in busy:
+                continue
+            if model.state != "idle":
+                model.revive()  # a child that failed is replaced; windows wait meanwhile
+            if model.state != "idle" or not engine.n_pending:
+                continue
             if time.monotonic() >= self.deadline:
                 self.dropped_windows += len(engine.take_pending())
                 return
@@ -504,20 +524,21 @@ class _ModelProcessStage:
                 engine.classification_failed(pending, exc)
                 _publish_classified(self.loop, self.pub, [])
             else:
-                self.in_flight = pending
+                self.in_flight.append((model, pending))
 
     def finish(self, deadline: float) -> bool:
         """Classify and publish what is left until ``deadline``; drop (and count) the rest."""
         self.deadline = deadline
         while (self.in_flight or self.engine.n_pending) and time.monotonic() < deadline:
             self.pump()
-            fd = self.fileno()
-            if fd is not None and (self.in_flight or self.model.state == "loading"):
-                zmq.select([fd], [], [], max(0.0, min(0.1, deadline - time.monotonic())))
-            elif not self.in_flight and self.model.state == "dead":
+            fds = self.filenos()
+            if fds and self.waiting_on_child:
+                zmq.select(fds, [], [], max(0.0, min(0.1, deadline - time.monotonic())))
+            elif self.any_dead:
                 time.sleep(0.01)
-        self.dropped_windows += len(self.in_flight) + len(self.engine.take_pending())
-        self.in_flight = []
+        self.dropped_windows += sum(len(pending) for _, pending in self.in_flight)
+        self.dropped_windows += len(self.engine.take_pending())
+        self.in_flight.clear()
         return True
 
     def hand_over_pub(self) -> bool:
@@ -529,7 +550,7 @@ class _Loop:
     """The serving loop's state: the sockets, the engine, the ingest queue, the inference thread."""
 
     def __init__(self, engine: Engine, config: ServerConfig, sockets: Sockets,
-                 model: ModelProcess | None = None) -> None:
+                 models: Sequence[ModelProcess] = ()) -> None:
         self.engine = engine
         self.config = config
         self.pull = sockets.pull
@@ -542,10 +563,10 @@ class _Loop:
         """Streams that lost a chunk to shedding: their next chunk restarts them."""
         self.stats = _Stats(engine, config)
         self.inference: _Inference | _ModelProcessStage = (
-            _Inference(self) if model is None else _ModelProcessStage(self, model))
+            _ModelProcessStage(self, models) if models else _Inference(self))
         self.stage = self.inference if isinstance(self.inference, _ModelProcessStage) else None
         """The model-process stage the turns drive (None: the inference thread classifies)."""
-        self._poller: tuple[int | None, zmq.Poller] | None = None
+        self._poller: tuple[list[int], zmq.Poller] | None = None
         self.logged_failures = 0
         self._failure_lock = threading.Lock()
 
@@ -662,10 +683,10 @@ class _Loop:
             if self.can_filter:
                 self.filter()
             return
-        if self.stage.in_flight or self.stage.model.state == "loading":
-            wait_ms = min(wait_ms, 100.0)  # the pipe wakes the poll; 100 ms bounds a lost wake-up
-        elif self.stage.model.state == "dead":
-            wait_ms = min(wait_ms, 10.0)
+        if self.stage.any_dead:
+            wait_ms = min(wait_ms, 10.0)  # its restart is due at a time, not on a pipe
+        elif self.stage.waiting_on_child:
+            wait_ms = min(wait_ms, 100.0)  # a pipe wakes the poll; 100 ms bounds a lost wake-up
         if dict(self._poll(math.ceil(wait_ms))).get(self.pull):
             self.receive(self.config.max_drain)
         self.stage.pump()
@@ -673,15 +694,15 @@ class _Loop:
             self.filter()  # wakes the stage after each slice: new windows go to the model at once
 
     def _poll(self, timeout_ms: int) -> list[tuple[Any, int]]:
-        """Poll the PULL socket and the model's pipe (rebuilt when the model's child changed)."""
+        """Poll the PULL socket and the models' pipes (rebuilt when a model's child changed)."""
         assert self.stage is not None
-        fd = self.stage.fileno()
-        if self._poller is None or self._poller[0] != fd:
+        fds = self.stage.filenos()
+        if self._poller is None or self._poller[0] != fds:
             poller = zmq.Poller()
             poller.register(self.pull, zmq.POLLIN)
-            if fd is not None:
+            for fd in fds:
                 poller.register(fd, zmq.POLLIN)
-            self._poller = (fd, poller)
+            self._poller = (fds, poller)
         return self._poller[1].poll(timeout_ms)
 
     def flush(self, summary: ServeSummary) -> None:
@@ -738,18 +759,22 @@ def serve(
     on_ready: Callable[[], None] | None = None,
     context: zmq.Context[zmq.Socket[bytes]] | None = None,
     sockets: Sockets | None = None,
-    model: ModelProcess | None = None,
+    model: ModelProcess | Sequence[ModelProcess] | None = None,
 ) -> ServeSummary:
     """Run the engine on ZeroMQ sockets until ``stop`` is set; returns what happened.
 
     ``sockets`` are bound ones from :func:`bind` (bound here when None); they
     are closed on return. With ``model`` (the engine's model in a process of
-    its own) the serving thread submits batches to it and goes on while it
-    computes; without, an inference thread calls ``engine.predict_proba``.
+    its own, or several) the serving thread submits batches to it and goes on
+    while it computes; without, an inference thread calls ``engine.predict_proba``.
     """
     stop = stop or threading.Event()
     sockets = sockets or bind(config, context)
-    loop = _Loop(engine, config, sockets, model)
+    if model is None:
+        models: list[ModelProcess] = []
+    else:
+        models = list(model) if isinstance(model, (list, tuple)) else [cast("ModelProcess", model)]
+    loop = _Loop(engine, config, sockets, models)
     summary = ServeSummary()
     previous_switch = sys.getswitchinterval()
     sys.setswitchinterval(config.switch_interval_ms / 1000)  # restored on return

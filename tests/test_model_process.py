@@ -111,8 +111,49 @@ def test_serve_with_a_model_process_survives_its_death(
     assert "starting model process #2" in stderr, stderr[-800:]
 
 
-def test_serving_with_the_model_process_publishes_every_window_once_as_offline(
-    model: ModelProcess, free_endpoint: Callable[[], str]
+def test_serve_runs_as_many_model_processes_as_asked(
+    free_endpoint: Callable[[], str], serve_process: Callable[..., object]
+) -> None:
+    from harstream.client import Subscriber
+
+    ingest, publish = free_endpoint(), free_endpoint()
+    with serve_process(ingest, publish, "--model-processes", "2") as (proc, _), Subscriber(publish) as sub:  # type: ignore[attr-defined]
+        children = subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "harstream.model_process"],
+                                  capture_output=True, text=True).stdout.split()
+        assert len(children) == 2, children
+        with zmq.Context.instance().socket(zmq.PUSH) as push:
+            push.connect(ingest)
+            for i in range(8):
+                push.send_multipart(encode_chunk(f"s{i}", 0, windows(1, seed=i)[0, :, 3:9].copy()))
+            seen: set[str] = set()
+            deadline = time.monotonic() + 60
+            while len(seen) < 8:
+                assert time.monotonic() < deadline, f"predictions for {sorted(seen)} only"
+                event = sub.receive(timeout_s=0.5)
+                if isinstance(event, Prediction):
+                    seen.add(event.stream)
+    proc.wait(timeout=60)  # type: ignore[attr-defined]
+    stderr = " ".join((proc.stderr.read().decode() if proc.stderr else "").split())  # type: ignore[attr-defined]
+    assert re.search(r"in model processes \d+, \d+", stderr), stderr[-800:]
+
+
+class _CountingModel:
+    """A model process that counts the batches submitted to it."""
+
+    def __init__(self, model: ModelProcess) -> None:
+        self._model, self.batches = model, 0
+
+    def submit(self, windows: np.ndarray) -> None:
+        self._model.submit(windows)
+        self.batches += 1
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._model, name)
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_serving_with_model_processes_publishes_every_window_once_in_order_as_offline(
+    model: ModelProcess, free_endpoint: Callable[[], str], processes: int
 ) -> None:
     import threading
 
@@ -126,16 +167,23 @@ def test_serving_with_the_model_process_publishes_every_window_once_as_offline(
     offline = Engine(Classifier.load().predict_proba, ACTIVITIES)
     for begin in range(0, 384, 32):
         offline.ingest([encode_chunk_obj(sid, begin, x[begin : begin + 32]) for sid, x in streams.items()])
-    expected = {(p.stream, p.seq_end): p.probs for p in offline.classify()}
+    offline_predictions = offline.classify()
+    expected = {(p.stream, p.seq_end): p.probs for p in offline_predictions}
+    expected_smoothed = {(p.stream, p.seq_end): p.smoothed_probs for p in offline_predictions}
     assert len(expected) == 40 * 5
 
     engine = Engine(model.predict_proba, model.labels)
-    config = ServerConfig(ingest=free_endpoint(), publish=free_endpoint(), stats_interval_s=0.2, flush_s=5.0)
+    config = ServerConfig(ingest=free_endpoint(), publish=free_endpoint(), stats_interval_s=0.2, flush_s=5.0,
+                          max_batch=16 if processes > 1 else 256)  # small batches: every process gets some
+    extra = [ModelProcess(runtime="auto", threads=1) for _ in range(processes - 1)]
+    counted = [_CountingModel(m) for m in [model, *extra]]
     sockets, stop = bind(config), threading.Event()
     thread = threading.Thread(target=serve, args=(engine, config, stop),
-                              kwargs={"sockets": sockets, "model": model})
+                              kwargs={"sockets": sockets, "model": counted})
     thread.start()
     seen: dict[tuple[str, int], tuple[float, ...]] = {}
+    smoothed: dict[tuple[str, int], tuple[float, ...]] = {}
+    last_seq_end: dict[str, int] = {}
     try:
         with Subscriber(config.publish) as sub, zmq.Context.instance().socket(zmq.PUSH) as push:
             deadline = time.monotonic() + 30
@@ -151,13 +199,19 @@ def test_serving_with_the_model_process_publishes_every_window_once_as_offline(
                 if isinstance(event, Prediction):
                     key = (event.stream, event.seq_end)
                     assert key not in seen, f"{key} published twice"
-                    seen[key] = event.probs
+                    assert event.seq_end > last_seq_end.get(event.stream, -1), f"{key} out of order"
+                    last_seq_end[event.stream] = event.seq_end
+                    seen[key], smoothed[key] = event.probs, event.smoothed_probs
     finally:
         stop.set()
         thread.join(timeout=30)
+        for m in extra:
+            m.close()
     assert set(seen) == set(expected)
     for key, probs in expected.items():
         np.testing.assert_allclose(seen[key], probs, atol=1e-4)
+        np.testing.assert_allclose(smoothed[key], expected_smoothed[key], atol=1e-4)  # smoothed in order
+    assert all(m.batches > 0 for m in counted), [m.batches for m in counted]
 
 
 def encode_chunk_obj(sid: str, seq: int, x: np.ndarray) -> object:
