@@ -179,6 +179,8 @@ SHIPPED_TURN_DEGREES = 10.0
 """``train``'s default tilt augmentation: the shipped model's (docs/model.md)."""
 SHIPPED_POCKET_TURNS = "other-leg"
 """``train``'s default pocket augmentation: the shipped model's (docs/model.md)."""
+SHIPPED_WARP_TIME = 0.1
+"""``train``'s default cadence augmentation from scratch: the shipped model's (docs/model.md)."""
 POCKET_TURNS = ("none", "screen", "roll", "roll-upend", "roll-still", "roll-still-upend", "other-leg",
                 "other-leg-upend")
 """The choices of ``--pocket-turns``: :data:`training.augment.POCKET_TURNS` (not imported here, so that
@@ -652,7 +654,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "alone; notebook: the notebook's model, for comparison)")
     p.add_argument("--epochs", type=int, default=None,
                    help="epochs of the cosine learning-rate schedule; early stopping may end sooner "
-                   "(default: the architecture's, 12 for harnet-fusion, the shipped recipe; with --base 12)")
+                   "(default: the architecture's, 16 for harnet-fusion, the shipped recipe; with --base 12)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--patience", type=int, default=None,
                    help="early-stopping patience in epochs (default: 10; with --base 4)")
@@ -668,9 +670,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="augmentation: scale each training window's motion (not gravity) by "
                    "exp(Normal(0, SIGMA)), for people who move with more or less vigour (default: 0.25, the "
                    "shipped recipe; 0: off)")
-    p.add_argument("--warp-time", type=float, default=0.0, metavar="SIGMA",
+    p.add_argument("--warp-time", type=float, default=SHIPPED_WARP_TIME, metavar="SIGMA",
                    help="augmentation: replay each training window at a random speed exp(Normal(0, SIGMA)), "
-                   "for faster or slower cadences (default: 0, off)")
+                   f"for faster or slower cadences (default: {SHIPPED_WARP_TIME:g}, the shipped recipe; 0: off; "
+                   "not used with --base)")
     p.add_argument("--pocket-turns", choices=POCKET_TURNS, default=SHIPPED_POCKET_TURNS,
                    help="augmentation: how pocket (MotionSense) training windows are turned in the pocket. "
                    "screen: half of them about the phone's long axis, as if the screen faced the other way; "

@@ -157,10 +157,10 @@ LEARNING_RATES: dict[str, float] = {
     "notebook": 5.5e-4,
 }
 EPOCHS: dict[str, int] = {
-    "harnet": 25, "harnet-gravity": 25, "harnet-fusion": 12, "harnet-fusion-frame": 12, "notebook": 30,
+    "harnet": 25, "harnet-gravity": 25, "harnet-fusion": 16, "harnet-fusion-frame": 12, "notebook": 30,
 }
-"""Default length of each architecture's cosine schedule (harnet-fusion: 12, the two-placement validation
-choice, docs/model.md; 8 was cross-validated for the waist-only model)."""
+"""Default length of each architecture's cosine schedule (harnet-fusion: 16, the two-placement validation
+choice of the fourth round, docs/model.md; 8 was cross-validated for the waist-only model)."""
 BATCH_SIZES: dict[str, int] = {
     "harnet": 64, "harnet-gravity": 64, "harnet-fusion": 64, "harnet-fusion-frame": 64, "notebook": 512,
 }
