@@ -119,6 +119,7 @@ STATS_FIELDS: Final[dict[str, str]] = {
     "uptime_s": "number >= 0: seconds since the engine started",
     "t": "number: unix time of this report",
 }
+"""Fields every ``$stats`` message carries (more may be added within v1)."""
 STATS_EXTRA_FIELDS: Final[dict[str, str]] = {
     "engine": "string: id of this engine run, new at every start (a change means a restart)",
     "started": "number: unix time this engine run started",
@@ -129,10 +130,11 @@ STATS_EXTRA_FIELDS: Final[dict[str, str]] = {
     "queued_samples": "int >= 0: samples received but not yet filtered",
     "age_ms": 'object {"p50", "p99", "max"}: age of each window\'s last sample at publication '
     "(engine clock minus the producer's t0 clock), or nulls when no chunk carried t0",
+    "gc_pauses": 'object {"count", "max_ms", "total_ms"}: the serving process\'s garbage-collector runs '
+    "since the previous $stats (each stalls the serving loop)",
     "limits": "object: the engine's resource limits (see harstream serve --help)",
 }
 """Further fields the engine's ``$stats`` carries (decoders must not require them)."""
-"""Fields every ``$stats`` message carries (more may be added within v1)."""
 
 _ROW_BYTES = 4 * len(COLUMNS)
 _WIRE_DTYPE = np.dtype("<f4")
