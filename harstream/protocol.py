@@ -368,6 +368,14 @@ def _encoded_probs(values: Any, key: str) -> str:
         values = values.tolist()
     if type(values) not in (tuple, list) or not 0 < len(values) <= 1024:
         raise _expected("field", repr(key), "a non-empty list of numbers in [0, 1]", values)
+    try:  # the engine's case, Python floats, checked and written in C: float.__repr__ refuses all else
+        text = ",".join(map(float.__repr__, values))
+    except TypeError:  # ints, numpy scalars: one at a time below
+        pass
+    else:
+        if min(values) >= 0.0 and max(values) <= 1.0 and "n" not in text:  # "nan" (and "inf") fail
+            return "[" + text + "]"
+        raise _expected("field", repr(key), "a non-empty list of numbers in [0, 1]", list(values))
     plain = [_plain(x) for x in values]
     if not all(type(x) in (float, int) and 0.0 <= x <= 1.0 for x in plain):  # NaN fails the comparison
         raise _expected("field", repr(key), "a non-empty list of numbers in [0, 1]", list(values))

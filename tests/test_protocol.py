@@ -451,6 +451,10 @@ def test_field_missing_and_other_codes_in_engine_messages() -> None:
 
 def test_encode_prediction_refuses_invalid() -> None:
     assert_rejects(prediction(probs=(0.5, math.nan)), "field", "nan", encode_prediction)
+    for probs in [(math.nan, 0.5), (0.5, 1.5), (-0.1, 0.5), (0.1, math.inf), (True, 0.5)]:
+        assert_rejects(prediction(probs=probs), "field", "'probs'", encode_prediction)
+    body = json.loads(encode_prediction(prediction(probs=(1, np.float32(0.5), 0.25)))[1])
+    assert body["probs"] == [1, 0.5, 0.25]  # ints and numpy scalars still written, one at a time
     assert_rejects(prediction(stream="a/b"), "stream_id", "'a/b'", encode_prediction)
     assert_rejects(prediction(t_emit=math.inf), "field", "inf", encode_prediction)
 
