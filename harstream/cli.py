@@ -328,6 +328,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from .server import ServerConfig, bind
     from .smoothing import ForwardFilter
 
+    if args.model_processes > 1 and not args.model_process:
+        raise HarstreamError(f"--model-processes {args.model_processes}: expected --model-process (the "
+                             "default); --no-model-process classifies on one thread in this process")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     config = ServerConfig(
         ingest=args.ingest, publish=args.publish, max_batch=args.max_batch,

@@ -297,3 +297,10 @@ def test_a_child_that_keeps_failing_to_load_is_restarted_after_a_growing_wait(tm
         time.sleep(1.0)
         process.revive()
         assert process.restarts == 2
+
+
+def test_several_model_processes_need_the_model_process(capsys: pytest.CaptureFixture[str]) -> None:
+    from harstream.cli import main
+
+    assert main(["serve", "--no-model-process", "--model-processes", "2"]) == 2
+    assert "--model-processes 2: expected --model-process" in " ".join(capsys.readouterr().err.split())
