@@ -324,7 +324,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     import logging
 
     from .engine import Engine
-    from .model_process import ModelProcess
     from .server import ServerConfig, bind
     from .smoothing import ForwardFilter
 
@@ -353,11 +352,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     loaded: list[Classifier | ModelProcess] = []
     try:
         with _err.status("loading and warming up the model..."):
-            loaded.append(_load_classifier(args.model, args.max_batch, args.runtime, args.model_threads,
-                                           args.model_process))
-            for _ in range(args.model_processes - 1 if args.model_process else 0):  # more beside the first
-                loaded.append(ModelProcess(args.model, max_batch=args.max_batch, runtime=args.runtime,
-                                           threads=args.model_threads))
+            for _ in range(args.model_processes if args.model_process else 1):
+                loaded.append(_load_classifier(args.model, args.max_batch, args.runtime, args.model_threads,
+                                               args.model_process))
         classifier = loaded[0]
         engine = Engine(
             classifier.predict_proba, classifier.labels,
@@ -369,8 +366,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         _close_model_processes(loaded)
         raise
     try:
-        return _serve_loaded(args, config, sockets, classifier, engine,
-                             [m for m in loaded[1:] if isinstance(m, ModelProcess)])
+        return _serve_loaded(args, config, sockets, loaded, engine)
     finally:
         _close_model_processes(loaded)
 
@@ -384,8 +380,8 @@ def _close_model_processes(models: list[Classifier | ModelProcess]) -> None:
 
 
 def _serve_loaded(args: argparse.Namespace, config: ServerConfig, sockets: Sockets,
-                  classifier: Classifier | ModelProcess, engine: Engine, helpers: list[ModelProcess]) -> int:
-    """Serve with a loaded model until Ctrl-C or SIGTERM."""
+                  loaded: list[Classifier | ModelProcess], engine: Engine) -> int:
+    """Serve with a loaded model (one classifier, or the model processes) until Ctrl-C or SIGTERM."""
     import signal
     import threading
 
@@ -397,11 +393,14 @@ def _serve_loaded(args: argparse.Namespace, config: ServerConfig, sockets: Socke
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
 
+    classifier = loaded[0]
+    models = [model for model in loaded if isinstance(model, ModelProcess)]
+
     def ready() -> None:
         if isinstance(classifier, ModelProcess):
             path, meta = classifier.info.path, json.loads(classifier.info.meta_json)
-            pids = ", ".join(str(model.pid) for model in [classifier, *helpers])
-            where = f", in model process{'es' if helpers else ''} {pids}"
+            pids = ", ".join(str(model.pid) for model in models)
+            where = f", in model process{'es' if len(models) > 1 else ''} {pids}"
         else:
             path, meta, where = classifier.artifact.path, vars(classifier.artifact.meta), ""
         routes = sorted(set(classifier.routes.values()))
@@ -414,8 +413,7 @@ def _serve_loaded(args: argparse.Namespace, config: ServerConfig, sockets: Socke
         )
 
     freeze_startup()  # full collections then skip the imports and the model: short pauses
-    summary = serve(engine, config, stop=stop, on_ready=ready, sockets=sockets,
-                    model=[classifier, *helpers] if isinstance(classifier, ModelProcess) else None)
+    summary = serve(engine, config, stop=stop, on_ready=ready, sockets=sockets, model=models or None)
     _err.print(f"engine {engine.id} stopped: {summary.describe()}", highlight=False, markup=False)
     return 0
 

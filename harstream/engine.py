@@ -463,7 +463,7 @@ class Engine:
         try:
             probs = self.predict_proba(stack_windows(pending))
         except Exception as exc:
-            self._classification_failed(pending, exc)
+            self.classification_failed(pending, exc)
             return []
         return self.predictions_of(pending, probs)
 
@@ -479,13 +479,13 @@ class Engine:
                 raise ValueError(f"expected probabilities of shape {(len(pending), len(self.labels))}, "
                                  f"got {probs.shape}")
         except Exception as exc:
-            self._classification_failed(pending, exc)
+            self.classification_failed(pending, exc)
             return []
         in_range = cast("npt.NDArray[np.bool_]", ((probs >= 0.0) & (probs <= 1.0)).all(axis=1))
         valid = [bool(ok) for ok in in_range]  # NaN fails the comparisons: one row, one stream
         bad = [p for p, ok in zip(pending, valid, strict=True) if not ok]
         if bad:
-            self._classification_failed(bad, ValueError("probabilities outside [0, 1] or NaN"))
+            self.classification_failed(bad, ValueError("probabilities outside [0, 1] or NaN"))
         failed = {id(p.state) for p in bad}
         live = [i for i, item in enumerate(pending)
                 if not item.state.forgotten and id(item.state) not in failed]
@@ -524,9 +524,6 @@ class Engine:
     def classification_failed(self, pending: list[PendingWindow], exc: Exception) -> None:
         """The model call for ``pending`` failed (``exc``): their windows are dropped and ``internal``
         events wait in :meth:`take_errors`; their streams restart (:meth:`reset_failed`)."""
-        self._classification_failed(pending, exc)
-
-    def _classification_failed(self, pending: list[PendingWindow], exc: Exception) -> None:
         self._errors.extend(self._internal([p.stream for p in pending], "classification", exc))
         self._failed.extend((p.stream, p.state) for p in pending)
 
