@@ -343,8 +343,10 @@ def test_a_subscriber_that_never_reads_does_not_hold_up_the_engine(
                 for i in range(streams):
                     begin, end = bounds[r], bounds[r + 1]
                     sock.send_multipart(encode_chunk(f"s{i}", begin, x[i][begin:end]))
-                n = len(out.of(Prediction))
-                out.wait_for(lambda ev, n=n: len([e for e in ev if isinstance(e, Prediction)]) > n)
+                # every window this round completes, before the next round is sent (counted, not
+                # "more than before": the round's labels may all arrive before this line runs)
+                n = streams * len(window_ends(0, bounds[r + 1]))
+                out.wait_for(lambda ev, n=n: len([e for e in ev if isinstance(e, Prediction)]) >= n)
             expected = {(f"s{i}", int(e)) for i in range(streams) for e in window_ends(0, len(x[0]))}
             out.wait_for(lambda ev: {(p.stream, p.seq_end) for p in ev if isinstance(p, Prediction)}
                          == expected)

@@ -65,7 +65,8 @@ def test_the_pause_meter_times_real_collections_only_while_installed() -> None:
 def test_freeze_startup_takes_the_live_objects_out_of_later_collections() -> None:
     try:
         frozen = freeze_startup()
-        assert frozen == gc.get_freeze_count() > 1000  # pytest and numpy alone hold more
+        # reference counting may free frozen objects since (other threads too), never add any
+        assert frozen >= gc.get_freeze_count() > 1000  # pytest and numpy alone hold more
         assert len(gc.get_objects()) < frozen  # a collection now walks only what came after
     finally:
         gc.unfreeze()
