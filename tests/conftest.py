@@ -21,11 +21,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from hypothesis import settings
 
 if TYPE_CHECKING:
     from harstream.protocol import StatsEvent
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# No per-example deadline: CI shares two cores, and a 200 ms stall is not a bug.
+settings.register_profile("harstream", deadline=None)
+settings.load_profile("harstream")
 
 
 @pytest.fixture(scope="session")

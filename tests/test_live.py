@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,9 @@ def test_live_predictions_equal_offline(engine: tuple[str, str, subprocess.Popen
             if start % 2500 == 0:
                 for frames in garbage:
                     bad.send_multipart(frames)
+        deadline = time.monotonic() + 900  # $stats never falls silent: a missing window must fail
         for event in sub.events(timeout_s=15.0):
+            assert time.monotonic() < deadline, f"{len(expected - set(received))} windows never came"
             if isinstance(event, Prediction):
                 key = (event.stream, event.seq_end)
                 duplicates += key in received

@@ -128,7 +128,9 @@ def test_record_end_to_end_in_front_of_a_live_engine(
                 push.send_multipart(encode_chunk("plain", k, plain[k:k + 25], t0=t0 + k / 50.0))
             for k in range(0, len(phone), 50):
                 push.send_multipart(encode_chunk("phone", k, phone[k:k + 50], rate=100, times=times[k:k + 50]))
+            deadline = time.monotonic() + 300  # $stats never falls silent: a missing window must fail
             for event in sub.events(timeout_s=15.0):
+                assert time.monotonic() < deadline, f"{len(expected - set(received))} windows never came"
                 if isinstance(event, Prediction):
                     received[(event.stream, event.seq_end)] = event
                     phone_windows = sum(s == "phone" for s, _ in received)

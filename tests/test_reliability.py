@@ -162,7 +162,7 @@ def test_the_last_possible_window_is_published(
         first = MAX_SEQ - 255  # 256 samples ending exactly at 2^53-1
         x = signal_of(256)
         sock.send_multipart(encode_chunk("edge", first, x))
-        out.wait_for(lambda ev: any(isinstance(e, Prediction) for e in ev))
+        out.wait_for(lambda ev: len([e for e in ev if isinstance(e, Prediction)]) >= 3)
         ends = [p.seq_end for p in out.of(Prediction)]
         assert ends and max(ends) <= MAX_SEQ
         assert ends == window_ends(first, MAX_SEQ + 1).tolist()
@@ -269,7 +269,10 @@ def test_overload_is_shed_explicitly_and_counted(
         return fake_proba(windows)
 
     engine = Engine(blocked_model, ACTIVITIES)
-    with running(free_endpoint, engine, max_queued_samples=3000, turn_samples=3000) as (config, _):
+    # max_pending_windows=1: with windows waiting for the busy model, nothing more is filtered and
+    # the burst piles up in the queue (without it, a slow machine may filter the burst as it comes)
+    with running(free_endpoint, engine, max_queued_samples=3000, turn_samples=3000,
+                 max_pending_windows=1) as (config, _):
         out = Collector(config.publish)
         out.wait_subscribed()
         sock = push(config.ingest)
@@ -279,8 +282,11 @@ def test_overload_is_shed_explicitly_and_counted(
             sock.send_multipart(encode_chunk(f"b{i}", 0, signal_of(1000)))
         time.sleep(0.3)
         gate.set()
+        # a $stats report is filled in when it is published: the errors it counts may follow it
         out.wait_for(lambda ev: isinstance(ev[-1], StatsEvent) and ev[-1].fields["shed"] > 0
-                     and ev[-1].fields["chunks"] + ev[-1].fields["shed"] == 21)
+                     and ev[-1].fields["chunks"] + ev[-1].fields["shed"] == 21
+                     and sum(isinstance(e, ErrorEvent) and e.code == "overloaded" for e in ev)
+                     == ev[-1].fields["shed"])
         shed = [e for e in out.of(ErrorEvent) if e.code == "overloaded"]
         stats = out.of(StatsEvent)[-1].fields
         assert len(shed) == stats["shed"] == engine.counters.shed
@@ -488,7 +494,7 @@ def test_a_stop_flushes_what_is_held_or_counts_it(
             time.sleep(0.01)
         for i in range(1, 51):
             sock.send_multipart(encode_chunk(f"s{i}", 0, signal_of(128, i)))
-        time.sleep(0.5)  # read by the engine: 2 filtered, 48 queued behind the busy model
+        time.sleep(1.0)  # read by the engine, as a rule: 2 filtered, 48 queued behind the busy model
         gates[0].set()
         while calls[0] < 2:
             time.sleep(0.01)
@@ -496,14 +502,16 @@ def test_a_stop_flushes_what_is_held_or_counts_it(
         gates[1].set()
         thread.join(timeout=30)
         (summary,) = result
-        assert summary.unread_messages == 0
-        published = 51 - summary.dropped_chunks - summary.dropped_windows
+        # every chunk is published or counted (one still in the socket on a slow machine: unread)
+        lost = summary.dropped_chunks + summary.dropped_windows + summary.unread_messages
+        published = 51 - lost
         assert summary.windows == published
         if flush_s:
             assert (summary.dropped_chunks, summary.dropped_windows) == (0, 0)
-            assert "nothing dropped" in summary.describe() and summary.flushed_windows > 0
+            assert summary.flushed_windows > 0
+            assert ("nothing dropped" in summary.describe()) == (summary.unread_messages == 0)
         else:
-            assert summary.dropped_chunks >= 40 and "DROPPED" in summary.describe()
+            assert lost >= 40 and "DROPPED" in summary.describe()
         out.wait_for(lambda ev: len([e for e in ev if isinstance(e, Prediction)]) == published)
         out.wait_for(lambda ev: isinstance(ev[-1], StatsEvent) and ev[-1].fields["windows"] == published)
         out.close()
@@ -617,19 +625,25 @@ def test_windows_of_a_forgotten_stream_are_never_published() -> None:
 def test_a_stream_that_lost_a_chunk_to_shedding_restarts_at_its_next_chunk(
     free_endpoint: Callable[[], str], push: Callable[[str], zmq.Socket[bytes]]
 ) -> None:
-    gate = threading.Event()
+    gate, busy = threading.Event(), threading.Event()
 
     def blocked(windows: np.ndarray) -> np.ndarray:
-        gate.wait(5)  # $error goes out from the inference thread: it is published once this returns
+        busy.set()
+        gate.wait(30)  # $error goes out from the inference thread: it is published once this returns
         return fake_proba(windows)
 
     with running(free_endpoint, Engine(blocked, ACTIVITIES), max_queued_samples=3000,
-                 max_pending_windows=1) as (config, _):
+                 max_pending_windows=1) as (config, engine):
         out = Collector(config.publish)
         out.wait_subscribed()
         sock = push(config.ingest)
-        sock.send_multipart(encode_chunk("a", 0, signal_of(128)))  # the model is now busy
-        sock.send_multipart(encode_chunk("b", 0, signal_of(128)))  # waits: the pending limit is 1
+        sock.send_multipart(encode_chunk("a", 0, signal_of(128)))
+        assert busy.wait(30)  # the model is now busy with a's window
+        sock.send_multipart(encode_chunk("b", 0, signal_of(128)))
+        deadline = time.monotonic() + 30
+        while engine.counters.chunks < 2:  # b filtered: its window waits, the pending limit is 1
+            assert time.monotonic() < deadline, "b was not filtered"
+            time.sleep(0.01)
         sock.send_multipart(encode_chunk("fill", 0, signal_of(2900)))
         sock.send_multipart(encode_chunk("a", 0, signal_of(128), restart=True))  # shed
         out.wait_for(lambda ev: any(isinstance(e, ErrorEvent) and e.code == "overloaded" for e in ev), 120)

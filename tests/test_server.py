@@ -55,7 +55,7 @@ def test_the_pause_meter_times_real_collections_only_while_installed() -> None:
         meter.install()  # twice is once
         assert gc.callbacks.count(meter._callback) == 1
         gc.collect()
-        assert meter.take()["count"] == 1
+        assert meter.take()["count"] >= 1  # an automatic collection may come too
     finally:
         meter.uninstall()
     gc.collect()
