@@ -670,6 +670,12 @@ def plot_load(report: dict[str, Any], path: Path, target_ms: float = 100.0) -> N
     plt.close(fig)
 
 
+def _p99_met(level: dict[str, Any]) -> bool:
+    """A load level kept p99 <= 100 ms and lost no window."""
+    p99 = level["latency_ms"].get("p99")
+    return p99 is not None and p99 <= 100.0 and level["windows"]["lost"] == 0
+
+
 def targets(report: dict[str, Any]) -> dict[str, Any]:
     """The project's performance targets, each with the measured value and whether it is met."""
     out: dict[str, Any] = {}
@@ -686,15 +692,25 @@ def targets(report: dict[str, Any]) -> dict[str, Any]:
         out["state_per_stream_bytes"] = {"target": 16 * KIB, "value": state["steady"], "met": state["met"]}
     levels = [lv for lv in (report.get("load") or {}).get("levels", []) if not lv.get("problem")]
     if levels:
-        ok = [lv["streams"] for lv in levels
-              if lv["latency_ms"].get("p99") is not None and lv["latency_ms"]["p99"] <= 100.0]
+        by_count: dict[int, list[dict[str, Any]]] = {}
+        for lv in levels:
+            by_count.setdefault(lv["streams"], []).append(lv)
+        # a count measured more than once is met only if every one of its runs met it
+        ok = [count for count, runs in by_count.items() if all(_p99_met(lv) for lv in runs)]
         out["largest_streams_p99_le_100ms"] = max(ok) if ok else None
-        at_4000 = next((lv for lv in levels if lv["streams"] == 4000), None)
-        if at_4000 is not None:
-            p99 = at_4000["latency_ms"].get("p99")
-            out["streams_4000"] = {"target": "p99 <= 100 ms, no window lost", "p99_ms": p99,
-                                   "lost": at_4000["windows"]["lost"],
-                                   "met": p99 is not None and p99 <= 100.0 and at_4000["windows"]["lost"] == 0}
+        if 4000 in by_count:
+            runs = by_count[4000]
+            p99s = [lv["latency_ms"].get("p99") for lv in runs]
+            measured = [p for p in p99s if p is not None]
+            out["streams_4000"] = {
+                "target": "p99 <= 100 ms, no window lost",
+                "p99_ms": float(np.median(measured)) if measured else None,  # the median run
+                "runs_p99_ms": p99s,
+                "lost": sum(lv["windows"]["lost"] for lv in runs),
+                "runs_met": sum(_p99_met(lv) for lv in runs),
+                "runs": len(runs),
+                "met": all(_p99_met(lv) for lv in runs),
+            }
         one = next((lv for lv in levels if lv["streams"] == 1), None)
         if one is not None:
             p50 = one["latency_ms"].get("p50")

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from harstream.bench import model_flops, window_features_flops
+from harstream.bench import model_flops, targets, window_features_flops
 from harstream.loadtest import expected_windows, seq_offsets
 
 pytestmark = pytest.mark.slow
@@ -137,3 +137,17 @@ def test_flops_rules_on_a_small_model() -> None:
     assert by_type["Dense"] == 2 * 5 * 2 + 2
     assert counted["total"] == sum(by_type.values())
     assert window_features_flops() > 2 * 2 * 128 * 11 * 65
+
+
+def test_a_count_measured_twice_is_met_only_if_every_run_met_it() -> None:
+    def level(streams: int, p99: float, lost: int = 0) -> dict[str, object]:
+        return {"streams": streams, "latency_ms": {"p50": 1.0, "p99": p99}, "windows": {"lost": lost}}
+
+    report = {"load": {"levels": [level(1, 3.0), level(3000, 40.0), level(4000, 135.0), level(4000, 20.0),
+                                  level(4000, 30.0), level(5000, 50.0, lost=7)]}}
+    out = targets(report)
+    assert out["largest_streams_p99_le_100ms"] == 3000  # 4,000 failed once; 5,000 lost windows
+    assert out["streams_4000"] == {"target": "p99 <= 100 ms, no window lost", "p99_ms": 30.0,
+                                   "runs_p99_ms": [135.0, 20.0, 30.0], "lost": 0, "runs_met": 2,
+                                   "runs": 3, "met": False}
+    assert out["one_stream_p50"]["met"]
