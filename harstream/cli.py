@@ -336,7 +336,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         max_pending_windows=args.max_pending_windows, idle_timeout_s=args.idle_timeout,
         max_streams=args.max_streams, max_queued_samples=args.max_queued_samples,
         turn_samples=args.turn_samples, ingest_hwm=args.ingest_hwm, publish_hwm=args.publish_hwm,
-        flush_s=args.flush, switch_interval_ms=args.switch_interval,
+        flush_s=args.flush, switch_interval_ms=args.switch_interval, gather_ms=args.gather,
     )
     from .security import secure_server, server_security_from_args
 
@@ -777,6 +777,11 @@ def build_parser() -> argparse.ArgumentParser:
     limits.add_argument("--publish-hwm", type=_int_in(1, 10_000_000), default=10_000,
                         help="ZeroMQ send high-water mark, messages per subscriber; a subscriber "
                         "further behind loses messages (default: 10000)")
+    limits.add_argument("--gather", type=_float_in(0.0, 100.0), default=5.0, metavar="MS",
+                        help="shortest time between two reads of the ingest socket while nothing "
+                        "waits to be filtered: arrivals gather, and a turn filters more chunks at "
+                        "once for less CPU, each waiting at most this much longer; a lone stream "
+                        "waits nothing (default: 5; 0: read each arrival at once)")
     limits.add_argument("--switch-interval", type=_float_in(0.1, 1000.0), default=20.0, metavar="MS",
                         help="the interpreter's thread switch interval while serving, ms: with "
                         "--no-model-process the ingest and inference threads share one GIL (default: 20; "

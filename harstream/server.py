@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import math
+import select
 import sys
 import threading
 import time
@@ -113,6 +114,12 @@ class ServerConfig:
     """Streams silent this long are forgotten."""
     flush_s: float = 2.0
     """On stop: longest spent classifying and publishing what is still held."""
+    gather_ms: float = 5.0
+    """Shortest time between two reads of the ingest socket while nothing waits to be
+    filtered: arrivals gather in the socket, and a turn filters more chunks in one
+    vectorised call (0: read as soon as anything arrives). A lone stream's chunk finds the
+    socket last read long ago and waits nothing. Measured at 4,000 streams: engine CPU
+    90-95 % against 124-131 % at 0, p99 about the same (docs/benchmarks.md)."""
     switch_interval_ms: float = 20.0
     """The interpreter's thread switch interval while serving (``sys.setswitchinterval``; Python's
     default is 5 ms). The ingest and inference threads share one GIL: fewer hand-overs cost less.
@@ -567,6 +574,8 @@ class _Loop:
         self.stage = self.inference if isinstance(self.inference, _ModelProcessStage) else None
         """The model-process stage the turns drive (None: the inference thread classifies)."""
         self._poller: tuple[list[int], zmq.Poller] | None = None
+        self.last_read = 0.0
+        """When the ingest socket was last read (monotonic; ``gather_ms`` counts from it)."""
         self.logged_failures = 0
         self._failure_lock = threading.Lock()
 
@@ -671,6 +680,10 @@ class _Loop:
     def turn(self, next_stats: float) -> None:
         """One bounded turn: receive, filter (the inference thread classifies meanwhile)."""
         now = time.monotonic()
+        hold_s = self.last_read + self.config.gather_ms / 1000 - now
+        if hold_s > 0 and not self.can_filter:
+            self._gather(hold_s)
+            return
         if self.can_filter:
             wait_ms = 0.0
         elif self.queue:  # the inference thread is behind: let it catch up a little
@@ -679,6 +692,7 @@ class _Loop:
             wait_ms = min(100.0, max(0.0, (next_stats - now) * 1000))
         if self.stage is None:
             if self.pull.poll(math.ceil(wait_ms)):
+                self.last_read = time.monotonic()
                 self.receive(self.config.max_drain)
             if self.can_filter:
                 self.filter()
@@ -688,10 +702,23 @@ class _Loop:
         elif self.stage.waiting_on_child:
             wait_ms = min(wait_ms, 100.0)  # a pipe wakes the poll; 100 ms bounds a lost wake-up
         if dict(self._poll(math.ceil(wait_ms))).get(self.pull):
+            self.last_read = time.monotonic()
             self.receive(self.config.max_drain)
         self.stage.pump()
         if self.can_filter:
             self.filter()  # wakes the stage after each slice: new windows go to the model at once
+
+    def _gather(self, hold_s: float) -> None:
+        """Let arrivals gather in the socket for ``hold_s``; the models' answers are taken meanwhile."""
+        if self.stage is None:
+            time.sleep(hold_s)
+            return
+        fds = self.stage.filenos()
+        if fds and not self.stage.any_dead:
+            select.select(fds, [], [], hold_s)
+        else:
+            time.sleep(hold_s)
+        self.stage.pump()
 
     def _poll(self, timeout_ms: int) -> list[tuple[Any, int]]:
         """Poll the PULL socket and the models' pipes (rebuilt when a model's child changed)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import re
 import signal
 import subprocess
@@ -308,6 +309,29 @@ def test_a_turn_filters_at_most_turn_samples(free_endpoint: Callable[[], str]) -
         loop.filter()
         assert len(loop.queue) == 7 and loop.queued_samples == 7000
         assert loop.engine.counters.chunks == 3
+    finally:
+        sockets.close()
+
+
+def test_with_gather_ms_the_socket_is_read_gather_ms_after_the_last_read(
+    free_endpoint: Callable[[], str], push: Callable[[str], zmq.Socket[bytes]]
+) -> None:
+    config = ServerConfig(ingest=free_endpoint(), publish=free_endpoint(), gather_ms=50.0)
+    sockets = bind(config)
+    try:
+        loop = _Loop(Engine(fake_proba, ACTIVITIES), config, sockets)
+        sock = push(config.ingest)
+        sock.send_multipart(encode_chunk("a", 0, signal_of(64)))
+        sock.send_multipart(encode_chunk("b", 0, signal_of(64)))
+        assert sockets.pull.poll(5000)  # both are in the socket
+        loop.last_read = time.monotonic()
+        loop.turn(math.inf)  # within gather_ms of the last read: nothing is read
+        assert loop.engine.counters.chunks == 0 and not loop.queue
+        assert time.monotonic() >= loop.last_read + 0.05  # the turn waited out the gathering
+        deadline = time.monotonic() + 30
+        while loop.engine.counters.chunks < 2:  # read (in one turn, as a rule) and filtered
+            assert time.monotonic() < deadline
+            loop.turn(math.inf)
     finally:
         sockets.close()
 
