@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import logging
 import math
-import select
 import sys
 import threading
 import time
@@ -116,10 +115,11 @@ class ServerConfig:
     """On stop: longest spent classifying and publishing what is still held."""
     gather_ms: float = 5.0
     """Shortest time between two reads of the ingest socket while nothing waits to be
-    filtered: arrivals gather in the socket, and a turn filters more chunks in one
-    vectorised call (0: read as soon as anything arrives). A lone stream's chunk finds the
-    socket last read long ago and waits nothing. Measured at 4,000 streams: engine CPU
-    90-95 % against 124-131 % at 0, p99 about the same (docs/benchmarks.md)."""
+    filtered (or while filtering waits for the model): arrivals gather in the socket, and a
+    turn filters more chunks in one vectorised call (0: read as soon as anything arrives).
+    A lone stream's chunk finds the socket last read long ago and waits nothing. Measured at
+    4,000 streams, medians of eight same-run pairs: engine CPU 94.7 % against 129.7 % at 0,
+    p99 16.4 against 23.1 ms (docs/benchmarks.md)."""
     switch_interval_ms: float = 20.0
     """The interpreter's thread switch interval while serving (``sys.setswitchinterval``; Python's
     default is 5 ms). The ingest and inference threads share one GIL: fewer hand-overs cost less.
@@ -680,7 +680,7 @@ class _Loop:
     def turn(self, next_stats: float) -> None:
         """One bounded turn: receive, filter (the inference thread classifies meanwhile)."""
         now = time.monotonic()
-        hold_s = self.last_read + self.config.gather_ms / 1000 - now
+        hold_s = min(self.last_read + self.config.gather_ms / 1000, next_stats) - now  # $stats on time
         if hold_s > 0 and not self.can_filter:
             self._gather(hold_s)
             return
@@ -714,11 +714,11 @@ class _Loop:
             time.sleep(hold_s)
             return
         fds = self.stage.filenos()
-        if fds and not self.stage.any_dead:
-            select.select(fds, [], [], hold_s)
+        if fds:
+            zmq.select(fds, [], [], hold_s)  # poll(2): any fd number, unlike select.select
         else:
             time.sleep(hold_s)
-        self.stage.pump()
+        self.stage.pump()  # also starts a dead model's next child when its restart is due
 
     def _poll(self, timeout_ms: int) -> list[tuple[Any, int]]:
         """Poll the PULL socket and the models' pipes (rebuilt when a model's child changed)."""
