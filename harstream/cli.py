@@ -779,7 +779,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "further behind loses messages (default: 10000)")
     limits.add_argument("--gather", type=_float_in(0.0, 100.0), default=5.0, metavar="MS",
                         help="shortest time between two reads of the ingest socket while nothing "
-                        "waits to be filtered: arrivals gather, and a turn filters more chunks at "
+                        "can be filtered now: arrivals gather, and a turn filters more chunks at "
                         "once for less CPU, each waiting at most this much longer; a lone stream "
                         "waits nothing (default: 5; 0: read each arrival at once)")
     limits.add_argument("--switch-interval", type=_float_in(0.1, 1000.0), default=20.0, metavar="MS",

@@ -67,11 +67,16 @@ def test_a_model_that_cannot_load_is_one_artifact_error(tmp_path: Path) -> None:
         ModelProcess(bad)
 
 
-def _wait_subscribed(sub: Any) -> None:
-    """Until the first ``$stats`` arrives: a label published before the subscription is live is lost."""
+def _model_children_subscribed(proc: Any, sub: Any, expected: int) -> list[str]:
+    """The pids of the ``expected`` model processes ``serve`` (``proc``) started, once ``sub`` has
+    its first ``$stats``: a label published before the subscription is live would be lost."""
+    children = subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "harstream.model_process"],
+                              capture_output=True, text=True).stdout.split()
+    assert len(children) == expected, children
     deadline = time.monotonic() + 60
     while not isinstance(sub.receive(timeout_s=0.5), StatsEvent):
         assert time.monotonic() < deadline, "no $stats: not subscribed"
+    return children
 
 
 def test_serve_with_a_model_process_survives_its_death(
@@ -81,10 +86,7 @@ def test_serve_with_a_model_process_survives_its_death(
 
     ingest, publish = free_endpoint(), free_endpoint()
     with serve_process(ingest, publish, "--model-process") as (proc, _), Subscriber(publish) as sub:  # type: ignore[attr-defined]
-        children = subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "harstream.model_process"],
-                                  capture_output=True, text=True).stdout.split()
-        assert len(children) == 1, children
-        _wait_subscribed(sub)
+        children = _model_children_subscribed(proc, sub, 1)
         with zmq.Context.instance().socket(zmq.PUSH) as push:
             push.connect(ingest)
 
@@ -128,10 +130,7 @@ def test_serve_runs_as_many_model_processes_as_asked(
 
     ingest, publish = free_endpoint(), free_endpoint()
     with serve_process(ingest, publish, "--model-processes", "2") as (proc, _), Subscriber(publish) as sub:  # type: ignore[attr-defined]
-        children = subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "harstream.model_process"],
-                                  capture_output=True, text=True).stdout.split()
-        assert len(children) == 2, children
-        _wait_subscribed(sub)
+        _model_children_subscribed(proc, sub, 2)
         with zmq.Context.instance().socket(zmq.PUSH) as push:
             push.connect(ingest)
             for i in range(8):
