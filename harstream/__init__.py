@@ -2,9 +2,9 @@
 
 Six-axis inertial samples (acc in g, gyro in rad/s, 50 Hz) stream in over
 ZeroMQ; every stream runs through one online signal chain
-(:mod:`harstream.chain`), is cut into 128-sample windows with a 64-sample hop
-(:mod:`harstream.windows`), and the windows of all streams are classified in
-batches by a Keras CNN-LSTM (:mod:`harstream.runtime`).
+(:mod:`harstream.signal.chain`), is cut into 128-sample windows with a 64-sample hop
+(:mod:`harstream.signal.windows`), and the windows of all streams are classified in
+batches by a Keras CNN-LSTM (:mod:`harstream.model.classifier`).
 
 >>> from harstream import ACTIVITIES
 >>> ACTIVITIES[0], len(ACTIVITIES)

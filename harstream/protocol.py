@@ -37,8 +37,8 @@ from typing import Any, Final, TypeAlias
 import numpy as np
 import numpy.typing as npt
 
-from . import SAMPLE_RATE_HZ
-from .errors import ProtocolError
+from harstream import SAMPLE_RATE_HZ
+from harstream.errors import ProtocolError
 
 VERSION: Final = 1
 """Protocol version, the ``"v"`` field of every JSON frame."""

@@ -25,12 +25,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from harstream.data.device import Device
 from harstream.errors import HarstreamError
 from harstream.paths import ENV_VAR
 from harstream.protocol import DEFAULT_INGEST, DEFAULT_PUBLISH, MAX_RATE_HZ, MAX_SAMPLES_PER_CHUNK, MIN_RATE_HZ
-from harstream.security import add_client_key_arguments, client_security_from_args
-
-from .device import Device
+from harstream.serve.security import add_client_key_arguments, client_security_from_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -92,8 +91,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Execute ``harstream replay``; 0 on success, 1 when nothing came back, 130 on Ctrl-C."""
     from harstream.paths import resolve_data_dir
-
-    from .sources import detect_layout, load_streams, tagged
+    from replay.sources import detect_layout, load_streams, tagged
 
     if args.plot is not None and not args.score:
         raise HarstreamError(f"--plot {args.plot}: expected --score as well (it plots the score)")
@@ -110,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         streams = tagged(load_streams(data, subjects), args.tag)
     progress = not args.no_progress
     if not args.score:
-        from .player import play
+        from replay.player import play
 
         summary = play(streams, args.endpoint, args.speed, args.chunk, args.copies, progress, err,
                        security=security, device=device)
@@ -122,13 +120,13 @@ def run(args: argparse.Namespace) -> int:
                       f"{summary.messages:,} messages, {summary.seconds:.1f} s")
         return 130 if summary.interrupted else 0
 
-    from .session import score_replay
+    from replay.session import score_replay
 
     scorer = score_replay(streams, args.endpoint, args.connect, args.speed, args.chunk,
                           args.copies, args.timeout, progress, err, security=security, device=device)
     report = scorer.report()
     if args.plot is not None:
-        from .plot import plot_timeline
+        from replay.plot import plot_timeline
 
         err.print(f"wrote the timeline to {plot_timeline(scorer, args.plot)}")
     if args.json:
@@ -211,7 +209,7 @@ def resolve_subjects(choice: set[int] | str | None, layout: str) -> set[int] | N
         return None
     if not isinstance(choice, str):
         return choice
-    from training.dataset import DATASET_SPLITS
+    from harstream.data.splits import DATASET_SPLITS
 
     splits = DATASET_SPLITS["motionsense" if layout == "motionsense" else "hapt"]
     if choice == "default":

@@ -29,11 +29,10 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from harstream import SAMPLE_RATE_HZ
+from harstream.data.device import Device
 from harstream.protocol import DEFAULT_INGEST, MAX_SAMPLES_PER_CHUNK, encode_chunk
-from harstream.security import ClientSecurity, secure_client
-
-from .device import Device
-from .sources import ReplayStream, expand
+from harstream.serve.security import ClientSecurity, secure_client
+from replay.sources import ReplayStream, expand
 
 SNDHWM = 10_000
 """Messages queued for the engine before a send blocks."""

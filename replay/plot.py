@@ -8,8 +8,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from harstream import SAMPLE_RATE_HZ
-
-from .scoring import Scorer
+from replay.scoring import Scorer
 
 MAX_STREAMS = 12
 """Streams drawn at most (the first ones, in replay order)."""

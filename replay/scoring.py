@@ -31,12 +31,11 @@ from typing import Any
 import numpy as np
 
 from harstream import ACTIVITIES
+from harstream.data.scoring import score
 from harstream.protocol import ErrorEvent, Prediction, StatsEvent
-from harstream.windows import window_ends
-from training.metrics import score
-
-from .player import ReplaySummary
-from .sources import ReplayStream
+from harstream.signal.windows import window_ends
+from replay.player import ReplaySummary
+from replay.sources import ReplayStream
 
 Event = Prediction | ErrorEvent | StatsEvent
 

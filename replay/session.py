@@ -14,14 +14,13 @@ from collections.abc import Sequence
 
 from rich.console import Console
 
-from harstream.client import Subscriber
+from harstream.data.device import Device
 from harstream.protocol import DEFAULT_INGEST, DEFAULT_PUBLISH, Prediction, StatsEvent
-from harstream.security import ClientSecurity
-
-from .device import Device
-from .player import ReplaySummary, play
-from .scoring import Scorer
-from .sources import ReplayStream, expand
+from harstream.serve.client import Subscriber
+from harstream.serve.security import ClientSecurity
+from replay.player import ReplaySummary, play
+from replay.scoring import Scorer
+from replay.sources import ReplayStream, expand
 
 READY_S = 1.5
 """Longest wait for the engine's first ``$stats`` before playing anyway."""

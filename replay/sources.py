@@ -27,12 +27,11 @@ import numpy as np
 import numpy.typing as npt
 
 from harstream import HOP, WINDOW
-from harstream.datasets import find_layout, read_any
+from harstream.data.hapt import read_matrix, six_names, window_activity
+from harstream.data.layouts import find_layout, read_any
 from harstream.errors import DatasetError, ProtocolError
-from harstream.hapt import read_matrix, six_names, window_activity
 from harstream.protocol import STREAM_ID
-
-from ._stitch import join_rows, split_runs
+from replay._stitch import join_rows, split_runs
 
 Truth: TypeAlias = Callable[[npt.NDArray[np.int64]], npt.NDArray[np.int64]]
 """Maps window ends (``seq_end``) to activity ids (those of the stream's ``activity_names``), or 0

@@ -18,8 +18,8 @@ import json
 import time
 from pathlib import Path
 
-from harstream.loadtest import LoadConfig, run_load
 from harstream.paths import resolve_data_dir
+from harstream.tools.loadtest import LoadConfig, run_load
 
 
 def main() -> None:

@@ -19,8 +19,8 @@ import subprocess
 import sys
 import time
 
-from harstream.client import Subscriber
 from harstream.protocol import StatsEvent
+from harstream.serve.client import Subscriber
 
 
 def _endpoint() -> str:
@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--data", default=None)
     args = parser.parse_args()
     ingest, publish = _endpoint(), _endpoint()
-    cli = [sys.executable, "-m", "harstream.cli"]
+    cli = [sys.executable, "-m", "harstream"]
     serve = subprocess.Popen([*cli, "serve", "--ingest", ingest, "--publish", publish],
                              stderr=subprocess.DEVNULL)
     replay = None

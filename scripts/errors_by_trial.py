@@ -15,9 +15,9 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
-from harstream.datasets import detect, read_any
-from harstream.runtime import Classifier
-from training.dataset import split_subjects
+from harstream.data.layouts import detect, read_any
+from harstream.data.splits import split_subjects
+from harstream.model.classifier import Classifier
 from training.evaluate import predict_dataset
 
 

@@ -52,11 +52,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harstream.motionsense import read_dataset  # noqa: E402
+from harstream.data.motionsense import read_dataset  # noqa: E402
 from training.own_data import motionsense_plan, write_folder  # noqa: E402
 
 PEOPLE = (1, 7, 13, 19)
-"""MotionSense's validation subjects (training/dataset.py), unseen by the shipped HAPT-only model."""
+"""MotionSense's validation subjects (harstream/data/splits.py), unseen by the shipped HAPT-only model."""
 NEW = "JOGGING"
 
 

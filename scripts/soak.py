@@ -3,7 +3,7 @@
     .venv/bin/python scripts/soak.py [--streams 500] [--duration 600] [--warmup 60]
                                      [--garbage-per-s 3] [--json] [--out soak.json] [--plot soak.png]
 
-Starts `python -m harstream.cli serve` on free loopback ports as a child
+Starts `python -m harstream serve` on free loopback ports as a child
 process (its own session, so a Ctrl-C here reaches it only as the SIGTERM this
 script sends). Once the engine publishes its first `$stats`, a load generator
 in a second process streams N real HAPT recordings (``--data``, else
@@ -231,7 +231,7 @@ def _generator(ingest: str, data: str, n_streams: int, duration: float, garbage_
                seed: int, stop: EventType, results: Any) -> None:
     """Stream ``n_streams`` recordings in real time, plus garbage; put a report on ``results``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent sets ``stop`` on Ctrl-C
-    from harstream.hapt import list_experiments, read_recording
+    from harstream.data.hapt import list_experiments, read_recording
     from harstream.protocol import encode_chunk
 
     parent = os.getppid()
@@ -518,7 +518,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     ingest, publish = _endpoint(), _endpoint()
     log_dir = Path(tempfile.mkdtemp(prefix="harstream-soak-"))
     engine_log = log_dir / "serve.stderr"
-    cmd = [sys.executable, "-m", "harstream.cli", "serve", "--ingest", ingest, "--publish", publish,
+    cmd = [sys.executable, "-m", "harstream", "serve", "--ingest", ingest, "--publish", publish,
            *args.serve_arg]
     env = {**os.environ, "COLUMNS": "1000"}  # one line per message in the log
     with open(engine_log, "wb") as err:

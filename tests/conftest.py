@@ -83,11 +83,11 @@ def free_endpoint() -> Callable[[], str]:
 def _serve_process(ingest: str, publish: str, *args: str) -> Iterator[tuple[subprocess.Popen[bytes], StatsEvent]]:
     """A real ``harstream serve`` on ``ingest``/``publish`` (plus ``args``), yielded with its first
     ``$stats`` once it serves; SIGTERM (and a wait) when the block ends."""
-    from harstream.client import Subscriber
     from harstream.protocol import StatsEvent
+    from harstream.serve.client import Subscriber
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "harstream.cli", "serve", "--ingest", ingest, "--publish", publish, *args],
+        [sys.executable, "-m", "harstream", "serve", "--ingest", ingest, "--publish", publish, *args],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     try:

@@ -1,7 +1,7 @@
-"""harstream.artifact: what loads, and every refusal as one ArtifactError line.
+"""harstream.model.artifact: what loads, and every refusal as one ArtifactError line.
 
 Models here are tiny Keras models built in the test (no training, no data),
-saved with :func:`harstream.artifact.save` so their metadata is stamped.
+saved with :func:`harstream.model.artifact.save` so their metadata is stamped.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ import keras
 import numpy as np
 import pytest
 
-from harstream import artifact
-from harstream.artifact import ModelMeta
 from harstream.errors import ArtifactError
-from harstream.layers import GravityDirection
+from harstream.model import artifact
+from harstream.model.artifact import ModelMeta
+from harstream.model.layers import GravityDirection
 
 MEAN = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.5, 0.1, 0.8]
 STD = [0.2, 0.2, 0.2, 1.0, 1.0, 1.0, 0.4, 0.4, 0.4]

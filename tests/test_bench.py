@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from harstream.bench import model_flops, targets, window_features_flops
-from harstream.loadtest import expected_windows, seq_offsets
+from harstream.tools.bench import model_flops, targets, window_features_flops
+from harstream.tools.loadtest import expected_windows, seq_offsets
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +32,7 @@ def _finite_non_negative(value: Any, where: str) -> None:
 
 @pytest.fixture(scope="module")
 def report(hapt_dir: Path) -> dict[str, Any]:
-    command = [sys.executable, "-m", "harstream.cli", "bench", "--json", "--quick", "--batches", "1,4",
+    command = [sys.executable, "-m", "harstream", "bench", "--json", "--quick", "--batches", "1,4",
                "--streams", "2", "--warmup", "2", "--duration", "3"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=240,
                           env={**os.environ, "HARSTREAM_DATA": str(hapt_dir)})

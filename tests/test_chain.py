@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import signal
 
-from harstream import chain
-from harstream.chain import CHANNELS, initial_state, process, process_recording
+from harstream.signal import chain
+from harstream.signal.chain import CHANNELS, initial_state, process, process_recording
 
 
 def _recording(n: int, seed: int) -> np.ndarray:

@@ -19,22 +19,6 @@ import zmq
 from rich.console import Console
 
 from harstream import ACTIVITIES
-from harstream._dashboard_keys import KeyReader
-from harstream._dashboard_view import (
-    ACTIVITY_COLORS,
-    pick_rows,
-    rows_for_height,
-    short_name,
-    timeline,
-)
-from harstream.dashboard import (
-    DEFAULT_CONNECT,
-    DashboardState,
-    Receiver,
-    add_arguments,
-    render,
-    run_dashboard,
-)
 from harstream.errors import HarstreamError
 from harstream.protocol import (
     DEFAULT_PUBLISH,
@@ -46,6 +30,18 @@ from harstream.protocol import (
     encode_prediction,
     encode_stats,
 )
+from harstream.tools.dashboard.app import DEFAULT_CONNECT, add_arguments, run_dashboard
+from harstream.tools.dashboard.receiver import Receiver
+from harstream.tools.dashboard.state import DashboardState
+from harstream.tools.dashboard.view import (
+    ACTIVITY_COLORS,
+    pick_rows,
+    render,
+    rows_for_height,
+    short_name,
+    timeline,
+)
+from harstream.tools.keypress import KeyReader
 
 EP = "tcp://127.0.0.1:5556"
 STATS = {
@@ -361,7 +357,7 @@ def test_command_line_options() -> None:
 
 
 def test_the_command_line_can_import_the_hooks_cheaply() -> None:
-    code = "import sys, harstream.dashboard; print(sorted({'zmq', 'numpy'} & set(sys.modules)))"
+    code = "import sys, harstream.tools.dashboard.app; print(sorted({'zmq', 'numpy'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
     assert DEFAULT_CONNECT == DEFAULT_PUBLISH

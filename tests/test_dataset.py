@@ -9,15 +9,9 @@ import numpy as np
 import pytest
 
 from harstream import ACTIVITIES
-from harstream.hapt import read_dataset
-from training.dataset import (
-    SPLITS,
-    TEST_SUBJECTS,
-    TRAIN_SUBJECTS,
-    VALIDATION_SUBJECTS,
-    build_windows,
-    recording_windows,
-)
+from harstream.data.hapt import read_dataset
+from harstream.data.labelled_windows import build_windows, recording_windows
+from harstream.data.splits import SPLITS, TEST_SUBJECTS, TRAIN_SUBJECTS, VALIDATION_SUBJECTS
 from training.stats import window_stats
 
 

@@ -11,8 +11,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from harstream.client import Subscriber
 from harstream.protocol import Prediction
+from harstream.serve.client import Subscriber
 
 
 def _descendants(pid: int) -> set[int]:
@@ -46,7 +46,7 @@ def test_ctrl_c_stops_every_child(
 ) -> None:
     ingest, publish = free_endpoint(), free_endpoint()
     demo = subprocess.Popen(
-        [sys.executable, "-m", "harstream.cli", "demo", "--data", str(hapt_dir),
+        [sys.executable, "-m", "harstream", "demo", "--data", str(hapt_dir),
          "--subjects", "2,4", "--ingest", ingest, "--publish", publish, "--logs", str(tmp_path)],
         stdout=subprocess.DEVNULL, stderr=(tmp_path / "demo.err").open("wb"),
         # A shell starting this suite in the background (`pytest &`) hands its children SIGINT
@@ -97,7 +97,7 @@ while True:
 # stop_children with a grace period far longer than the test waits.
 _DEMO_SIDE = r"""
 import pathlib, subprocess, sys, time
-from harstream.demo import stop_children
+from harstream.tools.demo import stop_children
 folder, child_code = pathlib.Path(sys.argv[1]), sys.argv[2]
 children = [subprocess.Popen([sys.executable, "-c", child_code, str(folder)],
                              start_new_session=True) for _ in range(2)]

@@ -1,4 +1,4 @@
-"""harstream.download: fetch from a local HTTP server, verify, check folders."""
+"""harstream.data.download: fetch from a local HTTP server, verify, check folders."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-import harstream.download
-from harstream.download import (
+import harstream.data.download
+from harstream.data.download import (
     DataCheck,
     check,
     download,
@@ -476,7 +476,7 @@ def test_zip_understating_its_size_writes_no_more_than_declared(
 def test_written_bytes_are_counted_even_if_declared_sizes_were_believed(
     tmp_path: Path, www: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(harstream.download, "_declared_size", lambda members: 0)
+    monkeypatch.setattr(harstream.data.download, "_declared_size", lambda members: 0)
     url = serve(www, "bomb.zip", zip_bomb())
     with pytest.raises(DownloadError) as info:
         download(tmp_path / "hapt", url, progress=False, console=quiet(), manifest=MANIFEST,

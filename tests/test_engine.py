@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from harstream import ACTIVITIES
-from harstream.chain import process_recording
-from harstream.engine import Engine
+from harstream.engine.core import Engine
 from harstream.protocol import Chunk
-from harstream.windows import RingBuffer
+from harstream.signal.chain import process_recording
+from harstream.signal.windows import RingBuffer
 
 
 def fake_proba(windows: np.ndarray) -> np.ndarray:

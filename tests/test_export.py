@@ -2,7 +2,7 @@
 
 The files are written by ``harstream export`` (the CLI, ``--json``) from the
 shipped model, then run here with onnxruntime and ``tf.lite.Interpreter``
-directly — not through :mod:`harstream.export` — on every engine-grid window
+directly — not through :mod:`harstream.tools.export` — on every engine-grid window
 of the 9 test subjects' recordings (5,053 windows, labelled or not: what the
 engine would classify), and compared with the served Keras path
 (:meth:`Classifier.predict_proba`, standardisation outside the model).
@@ -22,9 +22,9 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from harstream import cli
-from harstream import export as export_module
+from harstream.cli import main as cli
 from harstream.errors import ExportError
+from harstream.tools import export as export_module
 
 pytestmark = pytest.mark.slow
 
@@ -37,8 +37,8 @@ TEST_SUBJECTS = (2, 4, 9, 10, 12, 13, 18, 20, 24)
 @pytest.fixture(scope="module")
 def windows(hapt_dir: Path) -> Array:
     """Every window the engine emits for the test subjects' recordings (chain output, physical units)."""
-    from harstream.hapt import read_dataset
-    from training.dataset import concat, recording_windows
+    from harstream.data.hapt import read_dataset
+    from harstream.data.labelled_windows import concat, recording_windows
 
     dataset = read_dataset(hapt_dir, set(TEST_SUBJECTS))
     parts = [recording_windows(r, dataset.segments_of(r), align="stream", labelled_only=False)
@@ -49,7 +49,7 @@ def windows(hapt_dir: Path) -> Array:
 
 @pytest.fixture(scope="module")
 def keras_probs(windows: Array) -> Array:
-    from harstream.runtime import Classifier
+    from harstream.model.classifier import Classifier
 
     probs: Array = Classifier.load(runtime="keras").predict_proba(windows)
     return probs
@@ -136,7 +136,7 @@ def test_json_report(exported: Exports, windows: Array) -> None:
     from scipy import signal
 
     from harstream import ACTIVITIES
-    from harstream.chain import CHANNELS
+    from harstream.signal.chain import CHANNELS
 
     for fmt, (path, report) in exported.items():
         assert report["format"] == fmt and report["file"] == str(path)
@@ -167,13 +167,13 @@ def test_json_report(exported: Exports, windows: Array) -> None:
 def test_export_leaves_the_served_layers_untouched(exported: Exports) -> None:
     import keras
 
-    from harstream import layers
+    from harstream.model import layers
 
     assert exported and layers.ops is keras.ops
 
 
 def test_arccos_via_atan2_matches_arccos() -> None:
-    from harstream import layers
+    from harstream.model import layers
 
     x = np.linspace(-1.0, 1.0, 20001, dtype=np.float32)
     with export_module.arccos_via_atan2():

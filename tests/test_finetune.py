@@ -20,11 +20,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from harstream import ACTIVITIES, artifact
-from harstream.client import Subscriber
-from harstream.motionsense import read_dataset as read_motionsense
+from harstream import ACTIVITIES
+from harstream.data.motionsense import read_dataset as read_motionsense
+from harstream.model import artifact
+from harstream.model.classifier import Classifier
 from harstream.protocol import Prediction, StatsEvent
-from harstream.runtime import Classifier
+from harstream.serve.client import Subscriber
 from replay.session import score_replay
 from replay.sources import recording_streams
 from training.evaluate import evaluate
@@ -95,7 +96,7 @@ def test_the_fine_tuned_model_serves_and_replays_with_its_labels(
 ) -> None:
     ingest, publish = free_endpoint(), free_endpoint()
     engine = subprocess.Popen(
-        [sys.executable, "-m", "harstream.cli", "serve", "--model", str(tuned[0]), "--ingest", ingest,
+        [sys.executable, "-m", "harstream", "serve", "--model", str(tuned[0]), "--ingest", ingest,
          "--publish", publish], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     try:

@@ -20,8 +20,8 @@ then checks, with bounded polling and no timing assertion:
   ``internal_errors``) account for every message and every prediction;
 * the canary's predictions equal a clean offline run: every window exactly
   once, probabilities within 1e-4 of the Keras path on
-  :func:`harstream.chain.process_recording`'s windows, and the smoothed
-  labels of :class:`harstream.smoothing.ForwardFilter` as ``serve`` builds it.
+  :func:`harstream.signal.chain.process_recording`'s windows, and the smoothed
+  labels of :class:`harstream.signal.smoothing.ForwardFilter` as ``serve`` builds it.
 
 The generated load is bounded so the engine can never shed a chunk (all
 the valid samples sent fit its ingest queue at once), and the 3000-sample
@@ -49,10 +49,9 @@ import zmq
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from harstream.chain import process_recording
-from harstream.client import Subscriber
+from harstream.data.hapt import read_dataset
 from harstream.errors import ProtocolError
-from harstream.hapt import read_dataset
+from harstream.model.classifier import Classifier
 from harstream.protocol import (
     ERROR_CODES,
     MAX_HEADER_BYTES,
@@ -65,10 +64,11 @@ from harstream.protocol import (
     decode_chunk,
     encode_chunk,
 )
-from harstream.runtime import Classifier
-from harstream.server import MAX_INGEST_FRAME_BYTES, ServerConfig
-from harstream.smoothing import ForwardFilter
-from harstream.windows import window_ends
+from harstream.serve.client import Subscriber
+from harstream.serve.server import MAX_INGEST_FRAME_BYTES, ServerConfig
+from harstream.signal.chain import process_recording
+from harstream.signal.smoothing import ForwardFilter
+from harstream.signal.windows import window_ends
 
 pytestmark = pytest.mark.slow
 
@@ -544,7 +544,7 @@ def harness(free_endpoint: Callable[[], str], hapt_dir: Path,
     log_path = tmp_path_factory.mktemp("fuzz") / "serve.log"
     with log_path.open("wb") as log:  # a file, not a pipe nobody reads: the engine never blocks on it
         proc = subprocess.Popen(
-            [sys.executable, "-m", "harstream.cli", "serve", "--ingest", ingest, "--publish", publish],
+            [sys.executable, "-m", "harstream", "serve", "--ingest", ingest, "--publish", publish],
             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
     collector = Collector(publish)

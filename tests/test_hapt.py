@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harstream.errors import DatasetError
-from harstream.hapt import (
+from harstream.data.hapt import (
     Segment,
     list_experiments,
     raw_dir,
@@ -19,6 +18,7 @@ from harstream.hapt import (
     read_segments,
     window_activity,
 )
+from harstream.errors import DatasetError
 
 ROWS = "0.1 0.2 0.3\n0.4 0.5 0.6\n0.7 0.8 0.9\n1.0 1.1 1.2\n"
 

@@ -9,13 +9,14 @@ import keras
 import numpy as np
 import pytest
 
-from harstream import ACTIVITIES, artifact
-from harstream.artifact import ModelMeta
-from harstream.dashboard import DashboardState
+from harstream import ACTIVITIES
+from harstream.data.hapt import Segment, six_names, window_activity
 from harstream.errors import ArtifactError
-from harstream.hapt import Segment, six_names, window_activity
+from harstream.model import artifact
+from harstream.model.artifact import ModelMeta
+from harstream.model.classifier import Classifier
 from harstream.protocol import Prediction, StatsEvent
-from harstream.runtime import Classifier
+from harstream.tools.dashboard.state import DashboardState
 from replay.scoring import Scorer, expected_windows
 from replay.sources import ReplayStream
 from training.finetune import hold_out

@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from harstream.layers import GravityDirection, GravityFrame, WindowFeatures
+from harstream.model.layers import GravityDirection, GravityFrame, WindowFeatures
 
 
 def _reference(raw: npt.NDArray[np.float64]) -> dict[str, npt.NDArray[np.float64]]:

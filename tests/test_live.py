@@ -19,15 +19,15 @@ import numpy as np
 import pytest
 import zmq
 
-from harstream.client import Subscriber
-from harstream.hapt import read_dataset
+from harstream.data.device import Device
+from harstream.data.hapt import read_dataset
+from harstream.data.labelled_windows import recording_windows
+from harstream.model.classifier import Classifier
 from harstream.protocol import ErrorEvent, Prediction, StatsEvent, encode_chunk
-from harstream.runtime import Classifier
-from harstream.windows import window_ends
-from replay.device import Device
+from harstream.serve.client import Subscriber
+from harstream.signal.windows import window_ends
 from replay.session import score_replay
 from replay.sources import load_streams, tagged
-from training.dataset import recording_windows
 
 EXPERIMENTS = (3, 7, 17, 19)
 

@@ -16,9 +16,9 @@ import pytest
 import zmq
 
 from harstream.errors import ArtifactError
-from harstream.model_process import ModelProcess, ModelProcessError
+from harstream.model.classifier import Classifier
+from harstream.model.process import ModelProcess, ModelProcessError
 from harstream.protocol import ErrorEvent, Prediction, StatsEvent, encode_chunk
-from harstream.runtime import Classifier
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,7 @@ def test_a_model_that_cannot_load_is_one_artifact_error(tmp_path: Path) -> None:
 def _model_children_subscribed(proc: Any, sub: Any, expected: int) -> list[str]:
     """The pids of the ``expected`` model processes ``serve`` (``proc``) started, once ``sub`` has
     its first ``$stats``: a label published before the subscription is live would be lost."""
-    children = subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "harstream.model_process"],
+    children = subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "harstream.model.process"],
                               capture_output=True, text=True).stdout.split()
     assert len(children) == expected, children
     deadline = time.monotonic() + 60
@@ -82,7 +82,7 @@ def _model_children_subscribed(proc: Any, sub: Any, expected: int) -> list[str]:
 def test_serve_with_a_model_process_survives_its_death(
     free_endpoint: Callable[[], str], serve_process: Callable[..., object]
 ) -> None:
-    from harstream.client import Subscriber
+    from harstream.serve.client import Subscriber
 
     ingest, publish = free_endpoint(), free_endpoint()
     with serve_process(ingest, publish, "--model-process") as (proc, _), Subscriber(publish) as sub:  # type: ignore[attr-defined]
@@ -126,7 +126,7 @@ def test_serve_with_a_model_process_survives_its_death(
 def test_serve_runs_as_many_model_processes_as_asked(
     free_endpoint: Callable[[], str], serve_process: Callable[..., object]
 ) -> None:
-    from harstream.client import Subscriber
+    from harstream.serve.client import Subscriber
 
     ingest, publish = free_endpoint(), free_endpoint()
     with serve_process(ingest, publish, "--model-processes", "2") as (proc, _), Subscriber(publish) as sub:  # type: ignore[attr-defined]
@@ -168,9 +168,9 @@ def test_serving_with_model_processes_publishes_every_window_once_in_order_as_of
     import threading
 
     from harstream import ACTIVITIES
-    from harstream.client import Subscriber
-    from harstream.engine import Engine
-    from harstream.server import ServerConfig, bind, serve
+    from harstream.engine.core import Engine
+    from harstream.serve.client import Subscriber
+    from harstream.serve.server import ServerConfig, bind, serve
 
     rng = np.random.default_rng(7)
     streams = {f"s{i}": (rng.normal(size=(384, 6)) * 0.2).astype(np.float32) for i in range(40)}
@@ -248,9 +248,9 @@ def test_a_stop_with_the_model_process_busy_flushes_everything_held(
 ) -> None:
     import threading
 
-    from harstream.client import Subscriber
-    from harstream.engine import Engine
-    from harstream.server import ServerConfig, bind, serve
+    from harstream.engine.core import Engine
+    from harstream.serve.client import Subscriber
+    from harstream.serve.server import ServerConfig, bind, serve
 
     engine = Engine(model.predict_proba, model.labels)
     config = ServerConfig(ingest=free_endpoint(), publish=free_endpoint(), max_batch=2, turn_samples=128,
@@ -310,7 +310,7 @@ def test_a_child_that_keeps_failing_to_load_is_restarted_after_a_growing_wait(tm
 
 
 def test_several_model_processes_need_the_model_process(capsys: pytest.CaptureFixture[str]) -> None:
-    from harstream.cli import main
+    from harstream.cli.main import main
 
     assert main(["serve", "--no-model-process", "--model-processes", "2"]) == 2
     assert "--model-processes 2: expected --model-process" in " ".join(capsys.readouterr().err.split())

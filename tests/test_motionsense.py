@@ -18,20 +18,20 @@ import pytest
 from rich.console import Console
 
 from harstream import ACTIVITIES, HOP, WINDOW
-from harstream import motionsense as ms
-from harstream import motionsense_download as msd
-from harstream.cli import main
-from harstream.datasets import detect, find_layout, read_any, subject_key
-from harstream.errors import ChecksumError, DatasetError, DownloadError
-from harstream.windows import window_ends
-from training.dataset import (
+from harstream.cli.main import main
+from harstream.data import motionsense as ms
+from harstream.data import motionsense_download as msd
+from harstream.data.labelled_windows import build_windows
+from harstream.data.layouts import detect, find_layout, read_any, subject_key
+from harstream.data.splits import (
     MOTIONSENSE_SPLITS,
     MOTIONSENSE_TEST_SUBJECTS,
     MOTIONSENSE_TRAIN_SUBJECTS,
     MOTIONSENSE_VALIDATION_SUBJECTS,
-    build_windows,
     split_subjects,
 )
+from harstream.errors import ChecksumError, DatasetError, DownloadError
+from harstream.signal.windows import window_ends
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 OFFICIAL_HEADER = (
@@ -467,7 +467,7 @@ def test_train_takes_at_most_one_folder_per_dataset(hapt_dir: Path, motionsense_
     assert data_sources(motionsense_dir) == [(motionsense_dir, "motionsense")]
     assert f"expected at most one MotionSense folder, {motionsense_dir} is one too" in error_of(
         data_sources, [motionsense_dir, motionsense_dir / ms.DATA_DIR])
-    from harstream.cli import build_parser
+    from harstream.cli.main import build_parser
 
     args = build_parser().parse_args(["train", "--data", "a", "--data", "b", "--out", "o"])
     assert args.data == [Path("a"), Path("b")]
@@ -475,8 +475,8 @@ def test_train_takes_at_most_one_folder_per_dataset(hapt_dir: Path, motionsense_
 
 @pytest.mark.slow
 def test_tiny_training_on_hapt_and_motionsense(hapt_dir: Path, motionsense_dir: Path, tmp_path: Path) -> None:
-    from harstream.runtime import Classifier
-    from training.dataset import TRAIN_SUBJECTS, VALIDATION_SUBJECTS
+    from harstream.data.splits import TRAIN_SUBJECTS, VALIDATION_SUBJECTS
+    from harstream.model.classifier import Classifier
     from training.train import TrainConfig, train
 
     metrics = train([hapt_dir, motionsense_dir], tmp_path, TrainConfig(epochs=1, max_windows=512, train_hop=64))

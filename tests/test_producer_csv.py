@@ -1,7 +1,7 @@
 """examples/producer.py streaming real sensor logs: parsing, conversion, alignment, frames, errors.
 
 The logs are synthesised from a real HAPT recording (experiment 10, subject
-5, a training subject) rendered as phones log it (replay/device.py: another
+5, a training subject) rendered as phones log it (harstream/data/device.py: another
 rate, jittered instants, m/s²), written in the layouts logger apps use. Every
 frame the producer would send is decoded with harstream.protocol's decoder.
 """
@@ -24,9 +24,8 @@ import numpy.typing as npt
 import pytest
 import zmq
 
-from harstream import resample
-from harstream.client import Subscriber
-from harstream.hapt import Dataset, Recording, read_dataset, window_activity
+from harstream.data.device import Device
+from harstream.data.hapt import Dataset, Recording, read_dataset, window_activity
 from harstream.protocol import (
     STANDARD_GRAVITY,
     Chunk,
@@ -36,8 +35,9 @@ from harstream.protocol import (
     decode_chunk,
     encode_chunk,
 )
-from harstream.windows import window_ends
-from replay.device import Device
+from harstream.serve.client import Subscriber
+from harstream.signal import resample
+from harstream.signal.windows import window_ends
 
 PRODUCER = Path(__file__).resolve().parents[1] / "examples" / "producer.py"
 EPOCH_NS = 1_700_000_000_000_000_000

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harstream import resample
 from harstream.errors import ProtocolError
 from harstream.protocol import (
     ERROR_CODES,
@@ -20,7 +19,8 @@ from harstream.protocol import (
     decode_event,
     decode_prediction,
 )
-from harstream.windows import window_ends
+from harstream.signal import resample
+from harstream.signal.windows import window_ends
 
 DOC = (Path(__file__).resolve().parents[1] / "docs" / "protocol.md").read_text()
 

@@ -8,10 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harstream import ACTIVITIES
-from harstream.engine import Engine
+from harstream.data.device import Device
+from harstream.engine.core import Engine
 from harstream.protocol import Chunk, Prediction, decode_chunk, encode_chunk
-from harstream.windows import window_ends
-from replay.device import Device
+from harstream.signal.windows import window_ends
 
 
 def fake_proba(windows: np.ndarray) -> np.ndarray:

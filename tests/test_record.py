@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 import zmq
 
-from harstream.client import Subscriber
+from harstream.data.device import Device
+from harstream.data.hapt import read_dataset as read_hapt
+from harstream.data.recordings import read_dataset, read_labels, read_samples
 from harstream.errors import DatasetError
-from harstream.hapt import read_dataset as read_hapt
 from harstream.protocol import Prediction, StatsEvent, encode_chunk
-from harstream.record import Recorder
-from harstream.recordings import read_dataset, read_labels, read_samples
-from harstream.windows import window_ends
-from replay.device import Device
+from harstream.serve.client import Subscriber
+from harstream.signal.windows import window_ends
+from harstream.tools.record import Recorder
 
 
 class Clock:
@@ -101,11 +101,11 @@ def test_record_end_to_end_in_front_of_a_live_engine(
     ingest, publish, listen = free_endpoint(), free_endpoint(), free_endpoint()
     out = tmp_path / "mine"
     engine = subprocess.Popen(
-        [sys.executable, "-m", "harstream.cli", "serve", "--ingest", ingest, "--publish", publish],
+        [sys.executable, "-m", "harstream", "serve", "--ingest", ingest, "--publish", publish],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     recorder = subprocess.Popen(
-        [sys.executable, "-m", "harstream.cli", "record", "--out", str(out), "--listen", listen, "--engine",
+        [sys.executable, "-m", "harstream", "record", "--out", str(out), "--listen", listen, "--engine",
          ingest, "--label", "WALKING", "--no-progress", "--json"],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from harstream import ACTIVITIES
-from harstream.datasets import detect, read_any
-from harstream.errors import DatasetError
-from harstream.hapt import read_dataset as read_hapt
-from harstream.recordings import (
+from harstream.data.device import Device
+from harstream.data.hapt import read_dataset as read_hapt
+from harstream.data.labelled_windows import build_windows
+from harstream.data.layouts import detect, read_any
+from harstream.data.recordings import (
     NEW_CLASS_ID,
     Span,
     read_dataset,
@@ -20,9 +21,8 @@ from harstream.recordings import (
     write_labels,
     write_recording,
 )
-from harstream.resample import delay_s
-from replay.device import Device
-from training.dataset import build_windows
+from harstream.errors import DatasetError
+from harstream.signal.resample import delay_s
 
 TRANSITIONS = {7: "STAND_TO_SIT", 8: "SIT_TO_STAND", 9: "SIT_TO_LIE", 10: "LIE_TO_SIT", 11: "STAND_TO_LIE",
                12: "LIE_TO_STAND"}

@@ -1,6 +1,6 @@
 """The engine survives hostile and broken input: limits, failures, clocks, restarts, stops.
 
-Most tests run :func:`harstream.server.serve` in a thread with a stand-in
+Most tests run :func:`harstream.serve.server.serve` in a thread with a stand-in
 model (the serving code is the real one); the SIGTERM test runs the real
 ``harstream serve`` process.
 """
@@ -25,9 +25,8 @@ import pytest
 import zmq
 
 from harstream import ACTIVITIES
-from harstream.cli import build_parser, main
-from harstream.client import Subscriber
-from harstream.engine import Engine
+from harstream.cli.main import build_parser, main
+from harstream.engine.core import Engine
 from harstream.protocol import (
     MAX_SEQ,
     ErrorEvent,
@@ -38,9 +37,10 @@ from harstream.protocol import (
     encode_prediction,
     encode_stats,
 )
-from harstream.server import ServerConfig, _Loop, _Stats, bind, serve
-from harstream.smoothing import ForwardFilter
-from harstream.windows import window_ends
+from harstream.serve.client import Subscriber
+from harstream.serve.server import ServerConfig, _Loop, _Stats, bind, serve
+from harstream.signal.smoothing import ForwardFilter
+from harstream.signal.windows import window_ends
 
 
 def fake_proba(windows: np.ndarray) -> np.ndarray:
@@ -301,7 +301,7 @@ def test_a_turn_filters_at_most_turn_samples(free_endpoint: Callable[[], str]) -
     sockets = bind(config)
     try:
         loop = _Loop(Engine(fake_proba, ACTIVITIES), config, sockets)
-        from harstream.engine import Arrival
+        from harstream.engine.core import Arrival
 
         for i in range(10):
             loop.queue.append(Arrival(encode_chunk_obj(f"s{i}", 0, signal_of(1000)), 0.0, 0.0))
@@ -549,7 +549,7 @@ def test_a_stop_flushes_what_is_held_or_counts_it(
 def test_sigterm_stops_the_real_engine_cleanly_with_a_summary(free_endpoint: Callable[[], str]) -> None:
     ingest, publish = free_endpoint(), free_endpoint()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "harstream.cli", "serve", "--ingest", ingest, "--publish", publish],
+        [sys.executable, "-m", "harstream", "serve", "--ingest", ingest, "--publish", publish],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     try:

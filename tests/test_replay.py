@@ -19,8 +19,9 @@ import numpy.typing as npt
 import pytest
 import zmq
 
+from harstream.data.hapt import Segment, read_dataset, window_activity
+from harstream.data.splits import TEST_SUBJECTS
 from harstream.errors import DatasetError, HarstreamError, ProtocolError
-from harstream.hapt import Segment, read_dataset, window_activity
 from harstream.protocol import (
     ErrorEvent,
     Prediction,
@@ -29,7 +30,7 @@ from harstream.protocol import (
     encode_prediction,
     encode_stats,
 )
-from harstream.windows import window_ends
+from harstream.signal.windows import window_ends
 from replay import command
 from replay.player import play, schedule
 from replay.plot import plot_timeline
@@ -45,7 +46,6 @@ from replay.sources import (
     load_streams,
     uci_har_streams,
 )
-from training.dataset import TEST_SUBJECTS
 
 SHARED_UCI = Path(__file__).resolve().parents[2] / "shared" / "data" / "uci-har"
 Signal = npt.NDArray[np.float32]

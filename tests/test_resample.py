@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from scipy import signal
 
 from harstream.errors import HarstreamError
-from harstream.resample import (
+from harstream.signal.resample import (
     MAX_ABS_VALUE,
     Gap,
     Resampled,

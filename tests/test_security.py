@@ -22,11 +22,10 @@ import numpy as np
 import pytest
 import zmq
 
-from harstream import demo, keys_command
-from harstream.client import Subscriber
 from harstream.errors import HarstreamError, SecurityError
 from harstream.protocol import ErrorEvent, decode_chunk, encode_chunk, encode_error
-from harstream.security import (
+from harstream.serve.client import Subscriber
+from harstream.serve.security import (
     ClientSecurity,
     ServerSecurity,
     add_client_key_arguments,
@@ -45,6 +44,8 @@ from harstream.security import (
     server_key_argv,
     server_security_from_args,
 )
+from harstream.tools import demo
+from harstream.tools import keys as keys_command
 from replay.player import play
 from replay.sources import ReplayStream, RowTruth
 
@@ -155,7 +156,7 @@ def test_allowed_producer_gets_in_and_its_key_is_known(keys: Keys, engine: Engin
 def test_unknown_or_keyless_producer_gets_nothing_in(
     keys: Keys, engine: Engine, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, "harstream.security")
+    caplog.set_level(logging.WARNING, "harstream.serve.security")
     stranger = _push(engine.context, engine.ingest, keys.client("stranger"))
     viewer = _push(engine.context, engine.ingest, keys.client("viewer"))  # a subscriber key only
     plain = _push(engine.context, engine.ingest, None)  # no CURVE at all
@@ -431,7 +432,7 @@ def test_client_options(keys: Keys) -> None:
 
 
 def test_replay_and_dashboard_take_the_client_options(keys: Keys) -> None:
-    from harstream.dashboard import add_arguments as dashboard_arguments
+    from harstream.tools.dashboard.app import add_arguments as dashboard_arguments
     from replay.command import add_arguments as replay_arguments
 
     for add in (replay_arguments, dashboard_arguments):
@@ -503,7 +504,7 @@ def test_keys_verb_help_explains_the_set_up() -> None:
 
 
 def test_importing_security_is_cheap() -> None:
-    code = "import sys, harstream.security; print('zmq' in sys.modules)"
+    code = "import sys, harstream.serve.security; print('zmq' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -516,10 +517,10 @@ def test_a_stream_belongs_to_the_key_that_opened_it(keys: Keys, free_endpoint: C
     import threading
 
     from harstream import ACTIVITIES
-    from harstream.client import Subscriber
-    from harstream.engine import Engine as HarEngine
+    from harstream.engine.core import Engine as HarEngine
     from harstream.protocol import ErrorEvent, Prediction, StatsEvent
-    from harstream.server import ServerConfig, bind, serve
+    from harstream.serve.client import Subscriber
+    from harstream.serve.server import ServerConfig, bind, serve
 
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     config = ServerConfig(ingest=free_endpoint(), publish=free_endpoint(), stats_interval_s=0.2)

@@ -7,9 +7,9 @@ import gc
 import numpy as np
 
 from harstream import ACTIVITIES
-from harstream.engine import Engine
+from harstream.engine.core import Engine
 from harstream.gc_pauses import PauseMeter, freeze_startup
-from harstream.server import _Stats
+from harstream.serve.server import _Stats
 
 
 def test_windows_per_s_is_averaged_over_several_seconds() -> None:

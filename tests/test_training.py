@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harstream import artifact
 from harstream.errors import ArtifactError
-from harstream.runtime import Classifier
+from harstream.model import artifact
+from harstream.model.classifier import Classifier
 from training.train import TrainConfig, train
 
 
@@ -75,7 +75,7 @@ def test_missing_metadata_is_named(tiny_model: Path, tmp_path: Path) -> None:
 
 
 def test_cli_offers_every_architecture() -> None:
-    from harstream.cli import build_parser
+    from harstream.cli.main import build_parser
     from training.architectures import ARCHITECTURES, BATCH_SIZES, EPOCHS, LEARNING_RATES
 
     parser = build_parser()
@@ -87,8 +87,8 @@ def test_cli_offers_every_architecture() -> None:
 
 
 def test_cross_validation_folds_partition_the_non_test_subjects() -> None:
+    from harstream.data.splits import TEST_SUBJECTS
     from training.crossval import NON_TEST_SUBJECTS, subject_folds
-    from training.dataset import TEST_SUBJECTS
 
     folds = subject_folds(NON_TEST_SUBJECTS, 7)
     assert sorted(s for fold in folds for s in fold) == sorted(NON_TEST_SUBJECTS)
@@ -113,7 +113,7 @@ def test_tiny_cross_validation_scores_held_out_subjects(hapt_dir: Path) -> None:
 
 
 def test_tiny_refit_uses_training_and_validation_subjects(hapt_dir: Path, tmp_path: Path) -> None:
-    from training.dataset import TEST_SUBJECTS, TRAIN_SUBJECTS, VALIDATION_SUBJECTS
+    from harstream.data.splits import TEST_SUBJECTS, TRAIN_SUBJECTS, VALIDATION_SUBJECTS
 
     metrics = train(hapt_dir, tmp_path, TrainConfig(epochs=2, max_windows=256, train_hop=64, refit=True))
     assert metrics["epochs_run"] == metrics["best_epoch"] == 2  # no early stopping: the last epoch
@@ -215,7 +215,7 @@ def test_pocket_roll_turns_about_the_long_axis_and_upends_walking_only() -> None
 
 
 def test_cli_pocket_turn_choices_are_the_augmenters() -> None:
-    from harstream.cli import POCKET_TURNS, SHIPPED_POCKET_TURNS
+    from harstream.cli.main import POCKET_TURNS, SHIPPED_POCKET_TURNS
     from training import augment
 
     assert POCKET_TURNS == augment.POCKET_TURNS

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harstream.windows import RingBuffer, window_ends
+from harstream.signal.windows import RingBuffer, window_ends
 
 
 def _push_all(x: np.ndarray, cuts: list[int], first_index: int = 0) -> tuple[list[int], np.ndarray]:

@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 from keras import layers
 
-from harstream.layers import GravityDirection, GravityFrame, WindowFeatures
+from harstream.model.layers import GravityDirection, GravityFrame, WindowFeatures
 
 
 def _conv_lstm(x: keras.KerasTensor) -> keras.KerasTensor:

@@ -24,11 +24,11 @@ import keras
 import numpy as np
 from rich.console import Console
 
-from harstream.hapt import read_dataset
-from harstream.runtime import standardise
-
-from .dataset import TRAIN_SUBJECTS, VALIDATION_SUBJECTS, build_windows
-from .train import TrainConfig, build_and_compile, fit_windows, resolve
+from harstream.data.hapt import read_dataset
+from harstream.data.labelled_windows import build_windows
+from harstream.data.splits import TRAIN_SUBJECTS, VALIDATION_SUBJECTS
+from harstream.model.classifier import standardise
+from training.train import TrainConfig, build_and_compile, fit_windows, resolve
 
 NON_TEST_SUBJECTS: tuple[int, ...] = tuple(sorted(TRAIN_SUBJECTS + VALIDATION_SUBJECTS))
 """The 21 subjects cross-validation may use."""

@@ -4,8 +4,8 @@ Each recording of the split runs through the streaming chain and the ring
 buffer; every window the engine would emit is classified (so the online
 smoother sees the same sequence as live) and the windows lying wholly in a
 labelled activity segment are scored, raw and smoothed. Any layout is
-read (HAPT, MotionSense, a recordings folder; :mod:`harstream.datasets`),
-HAPT and MotionSense by their own splits (:data:`training.dataset.DATASET_SPLITS`),
+read (HAPT, MotionSense, a recordings folder; :mod:`harstream.data.layouts`),
+HAPT and MotionSense by their own splits (:data:`harstream.data.splits.DATASET_SPLITS`),
 a recordings folder whole (its recordings are the user's own: which to
 score is which folder to pass). A window's truth is matched to the model's
 labels by class name, so a fine-tuned model with new classes (JOGGING) is
@@ -31,16 +31,16 @@ from rich.console import Console
 from rich.table import Table
 
 from harstream import WINDOW
-from harstream.datasets import TITLES, detect, read_any
+from harstream.data.hapt import Dataset, window_activity
+from harstream.data.labelled_windows import recording_windows
+from harstream.data.layouts import TITLES, detect, read_any
+from harstream.data.recordings import recording_of
+from harstream.data.scoring import score
+from harstream.data.splits import SPLITS, split_subjects
 from harstream.errors import DatasetError
-from harstream.hapt import Dataset, window_activity
-from harstream.recordings import recording_of
-from harstream.runtime import Classifier
-from harstream.smoothing import ForwardFilter
-
-from . import report
-from .dataset import SPLITS, recording_windows, split_subjects
-from .metrics import score
+from harstream.model.classifier import Classifier
+from harstream.signal.smoothing import ForwardFilter
+from training import report
 
 
 @dataclass(frozen=True)

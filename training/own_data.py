@@ -3,8 +3,8 @@
 The fine-tuning benchmark (``scripts/finetune_bench.py``) and the tests play
 "a user who records a few sessions" with MotionSense's subjects: each chosen
 trial is rendered as a phone of its own would deliver it (its rate, jittered
-timestamps: :class:`replay.device.Device`), with ``t`` in unix seconds, and
-written in the recordings format (:mod:`harstream.recordings`) with one span
+timestamps: :class:`harstream.data.device.Device`), with ``t`` in unix seconds, and
+written in the recordings format (:mod:`harstream.data.recordings`) with one span
 covering it, named by its class (JOGGING for MotionSense's jogging).
 
 :func:`motionsense_plan` splits each subject's trials into the fine-tuning
@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from harstream import SAMPLE_RATE_HZ
-from harstream.hapt import Dataset, Recording
-from harstream.motionsense import CODES, TRIALS
-from harstream.recordings import Span, write_labels, write_recording
-from replay.device import Device
+from harstream.data.device import Device
+from harstream.data.hapt import Dataset, Recording
+from harstream.data.motionsense import CODES, TRIALS
+from harstream.data.recordings import Span, write_labels, write_recording
 
 DEVICES: tuple[Device, ...] = (
     Device(50.0, jitter_ms=8.0, seed=1),

@@ -1,7 +1,7 @@
 """``harstream data stats``: how many windows the dataset builder cuts, and where.
 
 Counts are of the ``"segment"`` windows (each labelled segment cut from its
-first sample, hop 64; :func:`training.dataset.recording_windows`), so
+first sample, hop 64; :func:`harstream.data.labelled_windows.recording_windows`), so
 they are comparable to UCI HAR's published windows. Counting needs only the
 segments, not the signal chain. On MotionSense the jogging windows (no
 class of the six: never trained on or scored) are counted apart.
@@ -16,11 +16,11 @@ from rich.console import Console
 from rich.table import Table
 
 from harstream import ACTIVITIES, HOP, WINDOW
-from harstream.datasets import TITLES, read_any
-from harstream.hapt import window_activity
-from harstream.motionsense import JOGGING
-
-from .dataset import DATASET_SPLITS, _segment_ends
+from harstream.data.hapt import window_activity
+from harstream.data.labelled_windows import _segment_ends
+from harstream.data.layouts import TITLES, read_any
+from harstream.data.motionsense import JOGGING
+from harstream.data.splits import DATASET_SPLITS
 
 
 def window_stats(data_dir: Path) -> dict[str, Any]:

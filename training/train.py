@@ -1,6 +1,6 @@
 """``harstream train``: fit a model honestly and write the artifact and its report.
 
-Windows come from the dataset builder (:mod:`training.dataset`); the
+Windows come from the dataset builder (:mod:`harstream.data.labelled_windows`); the
 standardisation statistics come from the training windows only; early
 stopping and the choice of epoch use the validation subjects only (macro-F1
 on their windows). The test subjects are not read here at all.
@@ -8,7 +8,7 @@ on their windows). The test subjects are not read here at all.
 Several dataset folders may be given (HAPT and MotionSense, one of each at
 most): the training windows are the union of each dataset's training split,
 early stopping watches the union of their validation splits (each dataset's
-splits: :data:`training.dataset.DATASET_SPLITS`). With one HAPT folder the
+splits: :data:`harstream.data.splits.DATASET_SPLITS`). With one HAPT folder the
 windows, and so the training-data checksum, are those of HAPT alone.
 
 Architectures with auxiliary heads are trained on all heads and saved with
@@ -34,22 +34,18 @@ import numpy as np
 import numpy.typing as npt
 from rich.console import Console
 
-from harstream import ACTIVITIES, artifact
-from harstream.artifact import ModelMeta
-from harstream.datasets import SUBJECT_OFFSET, TITLES, dataset_of_key, detect, read_any
+from harstream import ACTIVITIES
+from harstream.data.labelled_windows import WindowSet, build_windows, concat
+from harstream.data.layouts import SUBJECT_OFFSET, TITLES, dataset_of_key, detect, read_any
+from harstream.data.scoring import score
+from harstream.data.splits import DATASET_SPLITS
 from harstream.errors import DatasetError
-from harstream.runtime import standardise
-
-from . import report
-from .architectures import ARCHITECTURES, BATCH_SIZES, EPOCHS, LEARNING_RATES
-from .augment import PocketTurns, pocket_turns, scale_motion, turn_windows, warp_time
-from .dataset import (
-    DATASET_SPLITS,
-    WindowSet,
-    build_windows,
-    concat,
-)
-from .metrics import score
+from harstream.model import artifact
+from harstream.model.artifact import ModelMeta
+from harstream.model.classifier import standardise
+from training import report
+from training.architectures import ARCHITECTURES, BATCH_SIZES, EPOCHS, LEARNING_RATES
+from training.augment import PocketTurns, pocket_turns, scale_motion, turn_windows, warp_time
 
 AUXILIARY_LOSS_WEIGHT = 0.5
 """Loss weight of each auxiliary head of a multi-output architecture (the served head has 1)."""
@@ -287,7 +283,7 @@ def _meta_subjects(subjects: dict[str, dict[str, list[int]]]) -> dict[str, list[
 
 
 def _of_dataset(keys: npt.NDArray[np.int64], layout: str) -> npt.NDArray[np.bool_]:
-    """Which subject keys (:func:`harstream.datasets.subject_key`) belong to ``layout``."""
+    """Which subject keys (:func:`harstream.data.layouts.subject_key`) belong to ``layout``."""
     return np.array([dataset_of_key(int(k))[0] == layout for k in keys], dtype=bool)
 
 

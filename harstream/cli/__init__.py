@@ -1,0 +1,1 @@
+"""The ``harstream`` command line: argument parsing and one module per verb."""

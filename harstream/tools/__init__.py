@@ -1,0 +1,1 @@
+"""The tools: programs built on the lower layers (bench, load test, demo, record, export, keys, dashboard)."""
