@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up a virtual environment (.venv) with harstream and its test tools, then lint,
-# type-check and run the test suite against the data in ../shared/data/hapt
+# type-check, check the import contracts and run the test suite against the data in ../shared/data/hapt
 # (or $HARSTREAM_DATA).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,5 +10,7 @@ python3 -m venv .venv
 export HARSTREAM_DATA="${HARSTREAM_DATA:-$(cd .. && pwd)/shared/data/hapt}"
 .venv/bin/ruff check harstream training replay tests examples scripts
 .venv/bin/mypy
+# the layers and the import rules of pyproject.toml [tool.importlinter] (docs/architecture.md)
+.venv/bin/lint-imports
 # pytest exits 5 when it collects no test: that is a failure here too.
 .venv/bin/python -m pytest -q --doctest-modules harstream training replay tests
