@@ -136,7 +136,7 @@ def arccos_via_atan2() -> Iterator[None]:
     x in [-1, 1], so the file agrees with Keras.
 
     >>> import numpy as np
-    >>> from harstream import layers
+    >>> from harstream.model import layers
     >>> with arccos_via_atan2():
     ...     angles = np.asarray(layers.ops.arccos(np.array([1.0, 0.0, -1.0], "float32")))
     >>> np.allclose(angles, [0.0, np.pi / 2, np.pi])
