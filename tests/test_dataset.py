@@ -12,7 +12,7 @@ from harstream import ACTIVITIES
 from harstream.data.hapt import read_dataset
 from harstream.data.labelled_windows import build_windows, recording_windows
 from harstream.data.splits import SPLITS, TEST_SUBJECTS, TRAIN_SUBJECTS, VALIDATION_SUBJECTS
-from training.stats import window_stats
+from harstream.data.stats import window_stats
 
 
 @pytest.fixture(scope="module")

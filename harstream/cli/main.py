@@ -162,7 +162,7 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_data_stats(args: argparse.Namespace) -> int:
-    from training.stats import print_stats, window_stats
+    from harstream.data.stats import print_stats, window_stats
 
     stats = window_stats(_data_dir(args))
     if args.json:
