@@ -27,8 +27,9 @@ import numpy as np
 import numpy.typing as npt
 
 from harstream import HOP, WINDOW
-from harstream.data.hapt import read_matrix, six_names, window_activity
+from harstream.data.hapt import read_matrix
 from harstream.data.layouts import find_layout, read_any
+from harstream.data.types import six_names, window_activity
 from harstream.errors import DatasetError, ProtocolError
 from harstream.protocol import STREAM_ID
 from replay._stitch import join_rows, split_runs

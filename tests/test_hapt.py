@@ -9,15 +9,14 @@ import numpy as np
 import pytest
 
 from harstream.data.hapt import (
-    Segment,
     list_experiments,
     raw_dir,
     read_dataset,
     read_matrix,
     read_recording,
     read_segments,
-    window_activity,
 )
+from harstream.data.types import Segment, window_activity
 from harstream.errors import DatasetError
 
 ROWS = "0.1 0.2 0.3\n0.4 0.5 0.6\n0.7 0.8 0.9\n1.0 1.1 1.2\n"

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from harstream import ACTIVITIES
-from harstream.data.hapt import Segment, six_names, window_activity
+from harstream.data.types import Segment, six_names, window_activity
 from harstream.errors import ArtifactError
 from harstream.model import artifact
 from harstream.model.artifact import ModelMeta

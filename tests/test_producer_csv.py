@@ -25,7 +25,8 @@ import pytest
 import zmq
 
 from harstream.data.device import Device
-from harstream.data.hapt import Dataset, Recording, read_dataset, window_activity
+from harstream.data.hapt import read_dataset
+from harstream.data.types import Dataset, Recording, window_activity
 from harstream.protocol import (
     STANDARD_GRAVITY,
     Chunk,

@@ -19,8 +19,9 @@ import numpy.typing as npt
 import pytest
 import zmq
 
-from harstream.data.hapt import Segment, read_dataset, window_activity
+from harstream.data.hapt import read_dataset
 from harstream.data.splits import TEST_SUBJECTS
+from harstream.data.types import Segment, window_activity
 from harstream.errors import DatasetError, HarstreamError, ProtocolError
 from harstream.protocol import (
     ErrorEvent,

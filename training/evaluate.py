@@ -31,12 +31,12 @@ from rich.console import Console
 from rich.table import Table
 
 from harstream import WINDOW
-from harstream.data.hapt import Dataset, window_activity
 from harstream.data.labelled_windows import recording_windows
 from harstream.data.layouts import TITLES, detect, read_any
 from harstream.data.recordings import recording_of
 from harstream.data.scoring import score
 from harstream.data.splits import SPLITS, split_subjects
+from harstream.data.types import Dataset, window_activity
 from harstream.errors import DatasetError
 from harstream.model.classifier import Classifier
 from harstream.signal.smoothing import ForwardFilter

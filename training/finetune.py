@@ -54,12 +54,12 @@ import numpy as np
 import numpy.typing as npt
 from rich.console import Console
 
-from harstream.data.hapt import Dataset, Segment
 from harstream.data.labelled_windows import WindowSet, build_windows, concat
 from harstream.data.layouts import TITLES, detect, read_any
 from harstream.data.recordings import recording_of
 from harstream.data.scoring import score
 from harstream.data.splits import DATASET_SPLITS
+from harstream.data.types import Dataset, Segment
 from harstream.errors import DatasetError, HarstreamError
 from harstream.model import artifact
 from harstream.model.artifact import Artifact, ModelMeta
@@ -129,7 +129,7 @@ def load_base(base: Path | str | None) -> Artifact:
 def new_labels(base: Sequence[str], data: Sequence[Dataset]) -> list[str]:
     """The base labels, then every class name labelling a segment of ``data`` they lack, alphabetically.
 
-    >>> from harstream.data.hapt import six_names
+    >>> from harstream.data.types import six_names
     >>> spans = [Segment(1, 1, i, 0, 200) for i in (101, 13, 4, 5)]
     >>> d = Dataset([], spans, activity_names={**six_names(), 101: "SKIPPING", 13: "JOGGING"})
     >>> new_labels(["WALKING", "SITTING"], [d])

@@ -25,9 +25,9 @@ import numpy as np
 
 from harstream import SAMPLE_RATE_HZ
 from harstream.data.device import Device
-from harstream.data.hapt import Dataset, Recording
 from harstream.data.motionsense import CODES, TRIALS
 from harstream.data.recordings import Span, write_labels, write_recording
+from harstream.data.types import Dataset, Recording
 
 DEVICES: tuple[Device, ...] = (
     Device(50.0, jitter_ms=8.0, seed=1),

@@ -16,14 +16,13 @@ naming the file, the line and what was expected.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
-from harstream import ACTIVITIES
+from harstream.data.csv_text import line_of_row
+from harstream.data.types import Dataset, Recording, Segment
 from harstream.errors import DatasetError
 
 RAW_DIR = "RawData"
@@ -31,67 +30,6 @@ LABELS_FILE = "labels.txt"
 _RAW_NAME = re.compile(r"^acc_exp(\d+)_user(\d+)\.txt$")
 N_LABEL_IDS = 12
 """HAPT label ids run 1..12: 1..6 are the activities, 7..12 postural transitions."""
-SIX_IDS: tuple[int, ...] = tuple(range(1, len(ACTIVITIES) + 1))
-"""Activity ids of the six classes (id = index in :data:`harstream.ACTIVITIES` + 1)."""
-
-
-def six_names() -> dict[int, str]:
-    """Activity id -> name of the six classes, the classes every dataset shares.
-
-    >>> six_names()[4]
-    'SITTING'
-    """
-    return {i + 1: name for i, name in enumerate(ACTIVITIES)}
-
-
-@dataclass(frozen=True)
-class Recording:
-    """One experiment: a continuous 50 Hz recording of one user."""
-
-    experiment: int
-    """Experiment number (1..61 in HAPT)."""
-    user: int
-    """Subject id (1..30), the same subjects as UCI HAR."""
-    acc: npt.NDArray[np.float64]
-    """Accelerometer, shape (n, 3), in g, gravity included."""
-    gyro: npt.NDArray[np.float64]
-    """Gyroscope, shape (n, 3), in rad/s."""
-    dataset: str = "hapt"
-    """The dataset it comes from (``"hapt"``, ``"motionsense"``): ``user`` is that dataset's
-    own subject id, so subjects of two datasets are told apart by this too."""
-    name: str | None = None
-    """Its stream id when the dataset names recordings otherwise (``ms_dws_1_sub01``)."""
-
-    @property
-    def stream_id(self) -> str:
-        """The stream id replay gives this recording, e.g. ``exp01_user01``."""
-        if self.name is not None:
-            return self.name
-        return f"exp{self.experiment:02d}_user{self.user:02d}"
-
-    @property
-    def samples(self) -> npt.NDArray[np.float32]:
-        """Acc and gyro side by side, shape (n, 6), float32 as sent on the wire."""
-        return np.hstack([self.acc, self.gyro]).astype(np.float32)
-
-    def __len__(self) -> int:
-        return int(self.acc.shape[0])
-
-
-@dataclass(frozen=True)
-class Segment:
-    """A labelled stretch of one recording (0-based, ``stop`` exclusive)."""
-
-    experiment: int
-    """Experiment the segment belongs to."""
-    user: int
-    """Subject id."""
-    activity: int
-    """HAPT label id, 1..12 (1..6 are the six activities)."""
-    start: int
-    """Index of the first sample."""
-    stop: int
-    """Index one past the last sample."""
 
 
 def raw_dir(data_dir: Path | str) -> Path:
@@ -162,18 +100,6 @@ def _raise_first_bad_line(path: Path, columns: int, dtype: type) -> None:
     raise DatasetError(f"{path}: could not parse as {columns} numeric columns")
 
 
-def _line_of_row(path: Path, row: int) -> int:
-    """1-based file line of data row ``row`` (blank lines hold no row)."""
-    with path.open() as lines:
-        seen = -1
-        for number, line in enumerate(lines, start=1):
-            if line.strip():
-                seen += 1
-                if seen == row:
-                    return number
-    return row + 1
-
-
 def read_recording(data_dir: Path | str, experiment: int, user: int) -> Recording:
     """Read the acc and gyro files of one experiment; their row counts must match."""
     raw = raw_dir(data_dir)
@@ -188,7 +114,7 @@ def read_recording(data_dir: Path | str, experiment: int, user: int) -> Recordin
         bad = np.flatnonzero(~np.isfinite(values).all(axis=1))
         if bad.size:
             raise DatasetError(
-                f"{path}:{_line_of_row(path, int(bad[0]))}: expected finite numbers, got NaN or inf"
+                f"{path}:{line_of_row(path, int(bad[0]), first=1)}: expected finite numbers, got NaN or inf"
             )
     return Recording(experiment, user, acc, gyro)
 
@@ -232,30 +158,6 @@ def read_segments(
     return segments
 
 
-@dataclass(frozen=True)
-class Dataset:
-    """All recordings of a dataset folder (HAPT, or another read into the same kind) and their
-    labelled segments."""
-
-    recordings: list[Recording]
-    """One per experiment, sorted by experiment."""
-    segments: list[Segment]
-    """Every row of ``labels.txt``, validated against the recordings."""
-    name: str = "hapt"
-    """The dataset's layout name (``"hapt"``, ``"motionsense"``, ``"recordings"``)."""
-    activity_names: dict[int, str] = field(default_factory=six_names)
-    """Activity id -> class name of every id that names a class (HAPT: the six; MotionSense adds
-    JOGGING; a recordings folder adds its new classes). Ids not here (HAPT's postural
-    transitions) are never trained on or scored."""
-
-    def segments_of(self, recording: Recording) -> list[Segment]:
-        """The labelled segments of one recording, in file order."""
-        return [
-            s for s in self.segments
-            if s.experiment == recording.experiment and s.user == recording.user
-        ]
-
-
 def read_dataset(data_dir: Path | str, users: set[int] | None = None) -> Dataset:
     """Read every recording (or only those of ``users``) and the labels."""
     recordings = [
@@ -265,30 +167,3 @@ def read_dataset(data_dir: Path | str, users: set[int] | None = None) -> Dataset
     ]
     lengths = {(r.experiment, r.user): len(r) for r in recordings}
     return Dataset(recordings, read_segments(data_dir, lengths, users))
-
-
-def window_activity(
-    segments: list[Segment], seq_ends: npt.ArrayLike, window: int = 128, ids: Iterable[int] = SIX_IDS
-) -> npt.NDArray[np.int64]:
-    """Truth of windows of one recording, by the evaluation protocol.
-
-    A window ending at ``seq_end`` gets the activity id (one of ``ids``, by
-    default the six classes' 1..6) of the labelled segment holding all its
-    ``window`` samples, else 0 (not scored). ``segments`` must all belong to
-    the same recording.
-
-    >>> seg = [Segment(1, 1, 5, start=100, stop=400), Segment(1, 1, 13, start=400, stop=600)]
-    >>> window_activity(seg, [127, 255, 383, 447, 591]).tolist()
-    [0, 5, 5, 0, 0]
-    >>> window_activity(seg, [127, 255, 383, 447, 591], ids=(5, 13)).tolist()
-    [0, 5, 5, 0, 13]
-    """
-    ends = np.asarray(seq_ends, dtype=np.int64)
-    truth = np.zeros(ends.shape, dtype=np.int64)
-    starts = ends - window + 1
-    wanted = set(ids)
-    for seg in segments:
-        if seg.activity in wanted:
-            inside = (starts >= seg.start) & (ends < seg.stop)
-            truth[inside] = seg.activity
-    return truth

@@ -27,8 +27,8 @@ import numpy as np
 import numpy.typing as npt
 
 from harstream import HOP, WINDOW
-from harstream.data.hapt import SIX_IDS, Dataset, Recording, Segment, window_activity
 from harstream.data.layouts import read_any, subject_key
+from harstream.data.types import SIX_IDS, Dataset, Recording, Segment, window_activity
 from harstream.signal.chain import CHANNELS, process_recording
 from harstream.signal.windows import RingBuffer
 
@@ -122,7 +122,7 @@ def recording_windows(
     With ``align="stream"`` and ``labelled_only=False`` every window the
     engine would emit is kept; unlabelled ones get ``y = -1``. ``hop`` < 64
     cuts segment windows more densely (training-time augmentation).
-    ``classes`` maps the activity ids to label (:class:`harstream.data.hapt.Dataset`'s
+    ``classes`` maps the activity ids to label (:class:`harstream.data.types.Dataset`'s
     ``activity_names``) to ``y``; by default the six classes, ``y = id - 1``.
     """
     lookup = class_lookup(classes)

@@ -3,7 +3,7 @@
 Three layouts hold raw recordings: HAPT (:mod:`harstream.data.hapt`, the waist),
 MotionSense (:mod:`harstream.data.motionsense`, the trouser pocket) and a
 recordings folder of your own labelled sessions (:mod:`harstream.data.recordings`,
-``docs/own-data.md``). Each reads into a :class:`harstream.data.hapt.Dataset` of
+``docs/own-data.md``). Each reads into a :class:`harstream.data.types.Dataset` of
 recordings in protocol v1's units and labelled segments, so every consumer
 (``data``, ``replay``, ``evaluate``, ``train``) runs them through the same
 signal chain.
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Literal
 
 from harstream.data import hapt, motionsense, recordings
+from harstream.data.types import Dataset
 from harstream.errors import DatasetError
 
 Layout = Literal["hapt", "motionsense", "recordings"]
@@ -69,7 +70,7 @@ def detect(path: Path | str) -> Layout:
     )
 
 
-def read_any(path: Path | str, subjects: set[int] | None = None) -> hapt.Dataset:
+def read_any(path: Path | str, subjects: set[int] | None = None) -> Dataset:
     """The recordings of any layout (of ``subjects``, the dataset's own ids, when given; a recordings
     folder has one subject, 1: the person who recorded it)."""
     layout = detect(path)

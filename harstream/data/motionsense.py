@@ -9,9 +9,9 @@ row index, ``attitude.*``) are ignored. Readings become what protocol v1
 carries: acc = ``-(gravity + userAcceleration)`` in g (iOS reads +1 g
 *down*, protocol v1 and HAPT +1 g *up*), gyro = ``rotationRate`` in rad/s.
 
-The recordings are :class:`harstream.data.hapt.Recording` (``experiment`` = the
+The recordings are :class:`harstream.data.types.Recording` (``experiment`` = the
 trial number, ``user`` = MotionSense's subject id, ``dataset="motionsense"``)
-with one :class:`harstream.data.hapt.Segment` each, holding a HAPT activity id;
+with one :class:`harstream.data.types.Segment` each, holding a HAPT activity id;
 jogging, which is none of the six classes, gets :data:`JOGGING` (named
 ``JOGGING`` in the dataset's ``activity_names``: trained on and scored only
 for a model that has that class, such as one fine-tuned with
@@ -26,17 +26,15 @@ naming the file, the line and what was expected.
 
 from __future__ import annotations
 
-import gzip
-import io
 import re
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
-from harstream.data.hapt import Dataset, Recording, Segment, six_names
+from harstream.data.csv_text import header_names, line_of_row, open_text, read_columns
+from harstream.data.types import Dataset, Recording, Segment, six_names
 from harstream.errors import DatasetError
 
 NAME = "motionsense"
@@ -167,28 +165,27 @@ def read_csv(path: Path) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float6
     ``.gz`` files are decompressed. Errors name the file, the line and what
     was expected.
     """
-    text = _read_text(path)
-    lines = io.StringIO(text)
-    header = lines.readline().rstrip("\r\n")
-    if not header.strip():
-        raise DatasetError(f"{path}:1: expected a header naming the columns {', '.join(COLUMNS)}, "
-                           f"the file is empty")
-    names = [name.strip().strip('"') for name in header.split(",")]
-    index = {}
-    for column in COLUMNS:
-        if column not in names:
-            raise DatasetError(
-                f"{path}:1: expected a column named {column!r} in the header, got {header!r}"
-            )
-        if names.count(column) > 1:
-            raise DatasetError(f"{path}:1: expected the column {column!r} once, it repeats")
-        index[column] = names.index(column)
-    values = _named_columns(path, text, lines.read(), names, [index[c] for c in COLUMNS],
-                            f"expected rows of {len(names)} numbers after the header, there are none")
+    with open_text(path) as lines:
+        header = lines.readline().rstrip("\r\n")
+        if not header.strip():
+            raise DatasetError(f"{path}:1: expected a header naming the columns {', '.join(COLUMNS)}, "
+                               f"the file is empty")
+        names = header_names(header)
+        index = {}
+        for column in COLUMNS:
+            if column not in names:
+                raise DatasetError(
+                    f"{path}:1: expected a column named {column!r} in the header, got {header!r}"
+                )
+            if names.count(column) > 1:
+                raise DatasetError(f"{path}:1: expected the column {column!r} once, it repeats")
+            index[column] = names.index(column)
+        values = read_columns(path, lines, names, [index[c] for c in COLUMNS],
+                              f"expected rows of {len(names)} numbers after the header, there are none")
     bad = np.flatnonzero(~np.isfinite(values).all(axis=1))
     if bad.size:
         raise DatasetError(
-            f"{path}:{_line_of_row(text, int(bad[0]))}: expected finite numbers, got NaN or inf"
+            f"{path}:{line_of_row(path, int(bad[0]))}: expected finite numbers, got NaN or inf"
         )
     gravity, user, rotation = values[:, 0:3], values[:, 3:6], values[:, 6:9]
     return -(gravity + user), np.ascontiguousarray(rotation)
@@ -242,73 +239,3 @@ def trial_code(name: str) -> str | None:
 
 def _ids(values: list[int]) -> str:
     return ", ".join(map(str, values))
-
-
-def _named_columns(
-    path: Path, text: str, body: str, names: list[str], used: list[int], no_rows: str
-) -> npt.NDArray[np.float64]:
-    """The ``used`` columns of a CSV ``body`` (after its header ``names``) as floats, shape (rows, len(used)).
-
-    Every row must have the header's fields and numbers where they are read; errors name the
-    file and line (``no_rows``: what is said of a body without rows, at line 2).
-    """
-    if not body.strip():
-        raise DatasetError(f"{path}:2: {no_rows}")
-    try:  # every column: numpy checks that each row has as many fields
-        table = np.loadtxt(io.StringIO(body), delimiter=",", dtype=np.float64, ndmin=2, comments=None)
-    except ValueError:
-        problem = _first_bad_line(path, text, names, {names[i]: i for i in used})
-        if problem is not None:
-            raise DatasetError(problem) from None
-        # every row has its fields and numbers where read: a column not read is not numeric
-        values: npt.NDArray[np.float64] = np.loadtxt(io.StringIO(body), delimiter=",", dtype=np.float64,
-                                                     ndmin=2, comments=None, usecols=used)
-        return values
-    if table.shape[1] != len(names):
-        raise DatasetError(f"{path}:2: expected {len(names)} comma-separated fields like the "
-                           f"header, got {table.shape[1]}")
-    return table[:, used]
-
-
-def _read_text(path: Path) -> str:
-    if not path.is_file():
-        raise DatasetError(f"{path}: file not found")
-    try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rt", encoding="utf-8-sig") as stream:
-                return stream.read()
-        return path.read_text(encoding="utf-8-sig")
-    except (OSError, EOFError, zlib.error) as exc:
-        raise DatasetError(f"{path}: expected a readable {'gzip-compressed ' if path.suffix == '.gz' else ''}"
-                           f"CSV file, could not read it ({exc})") from None
-    except UnicodeDecodeError as exc:
-        raise DatasetError(f"{path}: expected UTF-8 text, got bytes that are not ({exc.reason} at "
-                           f"byte {exc.start})") from None
-
-
-def _line_of_row(text: str, row: int) -> int:
-    """1-based file line of data row ``row`` (the header is line 1, blank lines hold no row)."""
-    seen = -1
-    for number, line in enumerate(text.splitlines()[1:], start=2):
-        if line.strip():
-            seen += 1
-            if seen == row:
-                return number
-    return row + 2
-
-
-def _first_bad_line(path: Path, text: str, names: list[str], index: dict[str, int]) -> str | None:
-    """The first row with the wrong field count or a non-number in a column read; None if none."""
-    for number, line in enumerate(text.splitlines()[1:], start=2):
-        if not line.strip():
-            continue
-        fields = line.split(",")
-        if len(fields) != len(names):
-            return (f"{path}:{number}: expected {len(names)} comma-separated fields like the header, "
-                    f"got {len(fields)} ({line.strip()[:80]!r})")
-        for column, at in index.items():
-            try:
-                float(fields[at])
-            except ValueError:
-                return f"{path}:{number}: expected a number in column {column!r}, got {fields[at]!r}"
-    return None

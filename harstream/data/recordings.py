@@ -21,8 +21,8 @@ A folder holds ``labels.csv`` and one ``<name>.csv`` per recording
     recording's ends is cut at them; time outside every span is unlabelled
     (never trained on or scored).
 
-The folder reads into a :class:`harstream.data.hapt.Dataset` (``name="recordings"``,
-one :class:`~harstream.data.hapt.Recording` per part, all of ``user`` 1) whose
+The folder reads into a :class:`harstream.data.types.Dataset` (``name="recordings"``,
+one :class:`~harstream.data.types.Recording` per part, all of ``user`` 1) whose
 ``activity_names`` give the six classes their ids 1..6 and new classes ids
 from :data:`NEW_CLASS_ID` in alphabetical order, so that the signal chain,
 the windows, training and evaluation treat it like HAPT. Every broken file
@@ -49,7 +49,7 @@ import io
 import itertools
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,8 +57,8 @@ import numpy as np
 import numpy.typing as npt
 
 from harstream import ACTIVITIES, SAMPLE_RATE_HZ
-from harstream.data.hapt import Dataset, Recording, Segment, six_names
-from harstream.data.motionsense import _line_of_row, _named_columns, _read_text
+from harstream.data.csv_text import header_names, line_of_row, open_text, read_columns, read_text
+from harstream.data.types import Dataset, Recording, Segment, six_names
 from harstream.errors import DatasetError
 from harstream.protocol import MAX_ABS_SAMPLE, STREAM_ID
 from harstream.signal.chain import INPUT_COLUMNS
@@ -74,7 +74,9 @@ LABEL_COLUMNS: tuple[str, ...] = ("recording", "start_s", "end_s", "activity")
 """The columns of ``labels.csv``, in this order."""
 ACTIVITY_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
 """A class name: a capital letter, then capitals, digits and ``_`` (at most 64 in all)."""
-RECORDING_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,59}$")
+MAX_NAME_CHARS = 60
+"""Longest recording name (its file name without ``.csv``)."""
+RECORDING_NAME = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_NAME_CHARS - 1}}}$")
 """A recording's name (its file name without ``.csv``): also its stream id when replayed."""
 MAX_GAP_S = 0.25
 """Longest dropout between two samples interpolated across, s; a longer one starts a new part."""
@@ -153,43 +155,42 @@ def read_samples(path: Path | str) -> tuple[npt.NDArray[np.float64], npt.NDArray
     that ``t`` strictly increases; errors name the file and line.
     """
     path = Path(path)
-    text = _read_text(path)
-    lines = io.StringIO(text)
-    header = lines.readline().rstrip("\r\n")
     expected = ",".join(COLUMNS)
-    if not header.strip():
-        raise DatasetError(f"{path}:1: expected the header {expected}, the file is empty")
-    names = [name.strip().strip('"') for name in header.split(",")]
-    index = {}
-    for column in COLUMNS:
-        if names.count(column) != 1:
-            problem = "it repeats" if names.count(column) > 1 else "it is missing"
-            raise DatasetError(
-                f"{path}:1: expected the header {expected} (a column named {column!r} once; {problem}), "
-                f"got {header[:120]!r}"
-            )
-        index[column] = names.index(column)
-    values = _named_columns(path, text, lines.read(), names, [index[c] for c in COLUMNS],
-                            f"expected at least {MIN_SAMPLES} rows of samples after the header, got none")
+    with open_text(path) as lines:
+        header = lines.readline().rstrip("\r\n")
+        if not header.strip():
+            raise DatasetError(f"{path}:1: expected the header {expected}, the file is empty")
+        names = header_names(header)
+        index = {}
+        for column in COLUMNS:
+            if names.count(column) != 1:
+                problem = "it repeats" if names.count(column) > 1 else "it is missing"
+                raise DatasetError(
+                    f"{path}:1: expected the header {expected} (a column named {column!r} once; {problem}), "
+                    f"got {header[:120]!r}"
+                )
+            index[column] = names.index(column)
+        values = read_columns(path, lines, names, [index[c] for c in COLUMNS],
+                              f"expected at least {MIN_SAMPLES} rows of samples after the header, got none")
     if len(values) < MIN_SAMPLES:
         raise DatasetError(f"{path}:{2 + len(values)}: expected at least {MIN_SAMPLES} rows of samples "
                            f"after the header, got {len(values)}")
     bad = np.flatnonzero(~(np.abs(values) < math.inf).all(axis=1))
     if bad.size:
-        raise DatasetError(f"{path}:{_line_of_row(text, int(bad[0]))}: expected finite numbers, got NaN or inf")
+        raise DatasetError(f"{path}:{line_of_row(path, int(bad[0]))}: expected finite numbers, got NaN or inf")
     t, samples = values[:, 0], values[:, 1:]
     big = np.flatnonzero((np.abs(samples) > MAX_ABS_SAMPLE).any(axis=1))
     if big.size:
         row = int(big[0])
         column = COLUMNS[1 + int(np.argmax(np.abs(samples[row]) > MAX_ABS_SAMPLE))]
-        raise DatasetError(f"{path}:{_line_of_row(text, row)}: expected {column} within ±{MAX_ABS_SAMPLE:g} "
+        raise DatasetError(f"{path}:{line_of_row(path, row)}: expected {column} within ±{MAX_ABS_SAMPLE:g} "
                            f"(g or rad/s), got {samples[row, COLUMNS.index(column) - 1]:g}")
     steps = np.diff(t)
     if (steps <= 0).any():
         row = int(np.argmax(steps <= 0)) + 1
         raise DatasetError(
-            f"{path}:{_line_of_row(text, row)}: expected t to increase (seconds, one row per sample), "
-            f"got {float(t[row])!r} after {float(t[row - 1])!r} on line {_line_of_row(text, row - 1)}"
+            f"{path}:{line_of_row(path, row)}: expected t to increase (seconds, one row per sample), "
+            f"got {float(t[row])!r} after {float(t[row - 1])!r} on line {line_of_row(path, row - 1)}"
         )
     rate = 1.0 / float(np.median(steps))
     if not MIN_RATE_HZ <= rate <= MAX_RATE_HZ:
@@ -244,8 +245,7 @@ def read_labels(folder: Path | str, recordings: Iterable[str] | None = None) -> 
     folder = Path(folder)
     path = folder / LABELS_FILE
     known = set(list_recordings(folder) if recordings is None else recordings)
-    text = _read_text(path)
-    rows = text.splitlines()
+    rows = read_text(path).splitlines()
     expected = ",".join(LABEL_COLUMNS)
     header = [field.strip().strip('"') for field in rows[0].split(",")] if rows else []
     if header != list(LABEL_COLUMNS):
@@ -383,6 +383,13 @@ def _check_overlaps(spans: Sequence[Span], path: Path) -> None:
 
 # -- writing -------------------------------------------------------------------------------------
 
+RESERVED_NAMES = frozenset([Path(LABELS_FILE).stem, "con", "prn", "aux", "nul",
+                            *(f"{port}{i}" for port in ("com", "lpt") for i in range(1, 10))])
+"""Names never given to a recording, in any letter case: ``labels`` (``labels.csv`` is the labels file, and
+macOS and Windows compare names regardless of case) and the device names Windows reserves."""
+T_FORMAT = ".6f"
+"""How a recording file writes ``t``: to the microsecond."""
+
 
 def format_rows(t: npt.ArrayLike, samples: npt.ArrayLike) -> str:
     """CSV rows (no header) of a recording file: ``t`` to the microsecond, samples as float32 exactly.
@@ -396,8 +403,17 @@ def format_rows(t: npt.ArrayLike, samples: npt.ArrayLike) -> str:
         raise ValueError(f"samples: expected shape ({len(tt)}, 6), one row per t, got {x.shape}")
     out = io.StringIO()
     for time_s, row in zip(tt.tolist(), x.tolist(), strict=True):
-        out.write(f"{time_s:.6f}," + ",".join(f"{v:.9g}" for v in row) + "\n")
+        out.write(f"{time_s:{T_FORMAT}}," + ",".join(f"{v:.9g}" for v in row) + "\n")
     return out.getvalue()
+
+
+def as_written(t: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """``t`` as a recording file holds it (:data:`T_FORMAT`): what a writer compares to keep ``t`` increasing.
+
+    >>> as_written([0.1234564, 0.1234566]).tolist()
+    [0.123456, 0.123457]
+    """
+    return np.array([float(f"{x:{T_FORMAT}}") for x in np.asarray(t, dtype=np.float64).tolist()], dtype=np.float64)
 
 
 def header_line() -> str:
@@ -405,11 +421,29 @@ def header_line() -> str:
     return ",".join(COLUMNS) + "\n"
 
 
+def check_name(name: str, where: str) -> None:
+    """Refuse a recording name the reader would refuse (:data:`RECORDING_NAME`) or a reserved one.
+
+    >>> check_name("walk1", "--out")
+    >>> check_name("Labels", "--out")
+    Traceback (most recent call last):
+    ...
+    harstream.errors.DatasetError: --out: expected a recording name of 1-60 letters, digits, '.', '_' or '-' \
+(starting with a letter or digit), not labels, con, prn, aux, nul, com1-9 or lpt1-9 in any case, got 'Labels'
+    """
+    if RECORDING_NAME.fullmatch(name) is None or name.casefold() in RESERVED_NAMES:
+        raise DatasetError(
+            f"{where}: expected a recording name of 1-{MAX_NAME_CHARS} letters, digits, '.', '_' or '-' (starting "
+            f"with a letter or digit), not labels, con, prn, aux, nul, com1-9 or lpt1-9 in any case, got {name!r}"
+        )
+
+
 def write_recording(path: Path | str, t: npt.ArrayLike, samples: npt.ArrayLike) -> None:
     """Write one recording file (``path`` ends in ``.csv``)."""
     path = Path(path)
-    if path.suffix != ".csv" or RECORDING_NAME.fullmatch(path.stem) is None:
-        raise DatasetError(f"{path}: expected <name>.csv with a name of 1-60 letters, digits, '.', '_', '-'")
+    if path.suffix != ".csv":
+        raise DatasetError(f"{path}: expected <name>.csv, got {path.name!r}")
+    check_name(path.stem, str(path))
     path.write_text(header_line() + format_rows(t, samples))
 
 
@@ -442,5 +476,24 @@ def stream_name(text: str) -> str:
     """
     if STREAM_ID.fullmatch(text) is None:
         raise DatasetError(f"stream id {text!r}: expected 1-64 characters of [A-Za-z0-9._:-]")
-    name = text.replace(":", "_")[:60]
-    return name if name[0].isalnum() else f"s{name[:59]}"
+    name = text.replace(":", "_")[:MAX_NAME_CHARS]
+    return name if name[0].isalnum() else f"s{name[:MAX_NAME_CHARS - 1]}"
+
+
+def recording_name(stream: str, taken: Collection[str] = ()) -> str:
+    """The name of a new recording of stream ``stream``: :func:`stream_name`, then ``-2``, ``-3``, ... while
+    that is in ``taken`` or reserved (:data:`RESERVED_NAMES`), cut to fit :data:`RECORDING_NAME`.
+
+    >>> recording_name("phone:1", {"phone_1"}), recording_name("labels")
+    ('phone_1-2', 'labels-2')
+    >>> name = recording_name("x" * 64, {"x" * 60}); name[-4:], len(name)
+    ('xx-2', 60)
+    """
+    base = stream_name(stream)
+    for k in itertools.count(1):
+        suffix = f"-{k}" if k > 1 else ""
+        name = base[:MAX_NAME_CHARS - len(suffix)] + suffix
+        if name not in taken and name.casefold() not in RESERVED_NAMES:
+            check_name(name, f"stream id {stream!r}")  # the reader's rule: never a name it refuses
+            return name
+    raise AssertionError("unreachable: itertools.count never ends")
