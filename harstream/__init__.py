@@ -34,4 +34,19 @@ WINDOW = 128
 HOP = 64
 """Samples between the ends of consecutive windows (50% overlap)."""
 
-__all__ = ["ACTIVITIES", "HOP", "SAMPLE_RATE_HZ", "WINDOW", "__version__"]
+DEFAULT_INGEST = "tcp://127.0.0.1:5555"
+"""Where the engine binds its PULL socket; producers connect PUSH."""
+
+DEFAULT_PUBLISH = "tcp://127.0.0.1:5556"
+"""Where the engine binds its PUB socket; subscribers connect SUB."""
+
+MAX_SAMPLES_PER_CHUNK = 50 * 60
+"""At most one minute at 50 Hz per chunk (72,000 bytes); producers send ~0.1-1 s."""
+
+# The three protocol facts above live here, not in harstream.protocol, so that modules read
+# while the command line is parsed (harstream.serve.config) need not import numpy.
+
+__all__ = [
+    "ACTIVITIES", "DEFAULT_INGEST", "DEFAULT_PUBLISH", "HOP", "MAX_SAMPLES_PER_CHUNK", "SAMPLE_RATE_HZ",
+    "WINDOW", "__version__",
+]

@@ -37,15 +37,14 @@ from typing import Any, Final, TypeAlias
 import numpy as np
 import numpy.typing as npt
 
+from harstream import DEFAULT_INGEST as DEFAULT_INGEST  # part of the protocol; defined numpy-free
+from harstream import DEFAULT_PUBLISH as DEFAULT_PUBLISH
+from harstream import MAX_SAMPLES_PER_CHUNK as MAX_SAMPLES_PER_CHUNK
 from harstream import SAMPLE_RATE_HZ
 from harstream.errors import ProtocolError
 
 VERSION: Final = 1
 """Protocol version, the ``"v"`` field of every JSON frame."""
-DEFAULT_INGEST: Final = "tcp://127.0.0.1:5555"
-"""Where the engine binds its PULL socket; producers connect PUSH."""
-DEFAULT_PUBLISH: Final = "tcp://127.0.0.1:5556"
-"""Where the engine binds its PUB socket; subscribers connect SUB."""
 STREAM_ID: Final = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 """A valid stream id (use ``fullmatch``). ``$`` is excluded: ``$`` topics are the engine's."""
 ERROR_TOPIC: Final = "$error"
@@ -54,8 +53,6 @@ STATS_TOPIC: Final = "$stats"
 """Topic of the engine's periodic counters (:class:`StatsEvent`)."""
 COLUMNS: Final = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
 """Sample columns: acc in g (gravity included), gyro in rad/s."""
-MAX_SAMPLES_PER_CHUNK: Final = 50 * 60
-"""At most one minute at 50 Hz per chunk (72,000 bytes); producers send ~0.1-1 s."""
 MAX_SEQ: Final = 2**53 - 1
 """Largest ``seq``/``seq_end``: exact in a double, so JavaScript subscribers read it exactly."""
 MIN_RATE_HZ: Final = 20

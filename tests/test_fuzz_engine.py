@@ -65,7 +65,7 @@ from harstream.protocol import (
     encode_chunk,
 )
 from harstream.serve.client import Subscriber
-from harstream.serve.server import MAX_INGEST_FRAME_BYTES, ServerConfig
+from harstream.serve.config import MAX_INGEST_FRAME_BYTES, ServerConfig
 from harstream.signal.chain import process_recording
 from harstream.signal.smoothing import ForwardFilter
 from harstream.signal.windows import window_ends

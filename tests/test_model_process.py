@@ -17,7 +17,7 @@ import zmq
 
 from harstream.errors import ArtifactError
 from harstream.model.classifier import Classifier
-from harstream.model.process import ModelProcess, ModelProcessError
+from harstream.model.process import CHILD_MODULE, ModelProcess, ModelProcessError, ModelState
 from harstream.protocol import ErrorEvent, Prediction, StatsEvent, encode_chunk
 
 
@@ -70,7 +70,7 @@ def test_a_model_that_cannot_load_is_one_artifact_error(tmp_path: Path) -> None:
 def _model_children_subscribed(proc: Any, sub: Any, expected: int) -> list[str]:
     """The pids of the ``expected`` model processes ``serve`` (``proc``) started, once ``sub`` has
     its first ``$stats``: a label published before the subscription is live would be lost."""
-    children = subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "harstream.model.process"],
+    children = subprocess.run(["pgrep", "-P", str(proc.pid), "-f", CHILD_MODULE],
                               capture_output=True, text=True).stdout.split()
     assert len(children) == expected, children
     deadline = time.monotonic() + 60
@@ -170,7 +170,9 @@ def test_serving_with_model_processes_publishes_every_window_once_in_order_as_of
     from harstream import ACTIVITIES
     from harstream.engine.core import Engine
     from harstream.serve.client import Subscriber
-    from harstream.serve.server import ServerConfig, bind, serve
+    from harstream.serve.config import ServerConfig
+    from harstream.serve.server import serve
+    from harstream.serve.sockets import bind
 
     rng = np.random.default_rng(7)
     streams = {f"s{i}": (rng.normal(size=(384, 6)) * 0.2).astype(np.float32) for i in range(40)}
@@ -250,7 +252,9 @@ def test_a_stop_with_the_model_process_busy_flushes_everything_held(
 
     from harstream.engine.core import Engine
     from harstream.serve.client import Subscriber
-    from harstream.serve.server import ServerConfig, bind, serve
+    from harstream.serve.config import ServerConfig
+    from harstream.serve.server import serve
+    from harstream.serve.sockets import bind
 
     engine = Engine(model.predict_proba, model.labels)
     config = ServerConfig(ingest=free_endpoint(), publish=free_endpoint(), max_batch=2, turn_samples=128,
@@ -292,18 +296,18 @@ def test_a_child_that_keeps_failing_to_load_is_restarted_after_a_growing_wait(tm
         with pytest.raises(ModelProcessError):
             process.submit(windows(1))
             process.collect()
-        assert process.state == "dead"
+        assert process.state is ModelState.DEAD
         process.revive()  # starts a child, which fails to load
         assert process.restarts == 1
         deadline = time.monotonic() + 60
-        while process.state == "loading":
+        while process.state is ModelState.LOADING:
             assert time.monotonic() < deadline
             time.sleep(0.05)
             process.revive()
         for _ in range(3):  # within the first wait (1 s): no new child
             process.revive()
             time.sleep(0.01)
-        assert process.state == "dead" and process.restarts == 1
+        assert process.state is ModelState.DEAD and process.restarts == 1
         time.sleep(1.0)
         process.revive()
         assert process.restarts == 2

@@ -38,7 +38,11 @@ from harstream.protocol import (
     encode_stats,
 )
 from harstream.serve.client import Subscriber
-from harstream.serve.server import ServerConfig, _Loop, _Stats, bind, serve
+from harstream.serve.config import ServerConfig
+from harstream.serve.loop import Loop
+from harstream.serve.server import serve
+from harstream.serve.sockets import bind
+from harstream.serve.stats import Stats
 from harstream.signal.smoothing import ForwardFilter
 from harstream.signal.windows import window_ends
 
@@ -221,7 +225,7 @@ def test_wall_clock_stepping_back_during_a_model_call_gives_valid_output() -> No
         return fake_proba(windows)
 
     engine = Engine(slow_model, ACTIVITIES, clock=lambda: mono[0], wall_clock=lambda: wall[0])
-    stats = _Stats(engine, clock=lambda: mono[0])
+    stats = Stats(engine, clock=lambda: mono[0])
     engine.ingest([encode_chunk_obj("a", 0, signal_of(128))])
     (prediction,) = engine.classify()
     assert prediction.latency_ms == pytest.approx(5.0)
@@ -300,7 +304,7 @@ def test_a_turn_filters_at_most_turn_samples(free_endpoint: Callable[[], str]) -
     config = ServerConfig(ingest=free_endpoint(), publish=free_endpoint(), turn_samples=3000)
     sockets = bind(config)
     try:
-        loop = _Loop(Engine(fake_proba, ACTIVITIES), config, sockets)
+        loop = Loop(Engine(fake_proba, ACTIVITIES), config, sockets)
         from harstream.engine.core import Arrival
 
         for i in range(10):
@@ -319,7 +323,7 @@ def test_with_gather_ms_the_socket_is_read_gather_ms_after_the_last_read(
     config = ServerConfig(ingest=free_endpoint(), publish=free_endpoint(), gather_ms=1000.0)
     sockets = bind(config)
     try:
-        loop = _Loop(Engine(fake_proba, ACTIVITIES), config, sockets)
+        loop = Loop(Engine(fake_proba, ACTIVITIES), config, sockets)
         sock = push(config.ingest)
         sock.send_multipart(encode_chunk("a", 0, signal_of(64)))
         sock.send_multipart(encode_chunk("b", 0, signal_of(64)))
@@ -579,7 +583,7 @@ def test_sigterm_stops_the_real_engine_cleanly_with_a_summary(free_endpoint: Cal
 
 def test_stats_report_is_valid_json_with_limits() -> None:
     engine = Engine(fake_proba, ACTIVITIES, max_streams=7)
-    report = _Stats(engine, ServerConfig()).report(time.monotonic())
+    report = Stats(engine, ServerConfig()).report(time.monotonic())
     body = json.loads(encode_stats(report)[1])
     assert body["limits"]["max_streams"] == 7 and body["engine"] == engine.id
     assert body["age_ms"] == {"p50": None, "p99": None, "max": None}
@@ -593,7 +597,7 @@ def test_extreme_t0_values_do_not_break_stats() -> None:
     engine._pending[0].t_sample = 1e305
     engine._pending[1] = replace(engine._pending[1], t_sample=-1e305)
     assert len(engine.classify()) == 2
-    report = _Stats(engine).report(time.monotonic())
+    report = Stats(engine).report(time.monotonic())
     assert isinstance(decode_event(encode_stats(report)), StatsEvent)
 
 

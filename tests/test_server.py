@@ -9,12 +9,12 @@ import numpy as np
 from harstream import ACTIVITIES
 from harstream.engine.core import Engine
 from harstream.gc_pauses import PauseMeter, freeze_startup
-from harstream.serve.server import _Stats
+from harstream.serve.stats import Stats
 
 
 def test_windows_per_s_is_averaged_over_several_seconds() -> None:
     engine = Engine(lambda w: np.full((len(w), 6), 1 / 6, np.float32), ACTIVITIES)
-    stats = _Stats(engine)
+    stats = Stats(engine)
     start = stats.started
     rates = []
     for second in range(1, 13):
@@ -27,7 +27,7 @@ def test_windows_per_s_is_averaged_over_several_seconds() -> None:
 
 def test_stats_carry_the_label_order_and_latency_percentiles() -> None:
     engine = Engine(lambda w: np.full((len(w), 6), 1 / 6, np.float32), ACTIVITIES)
-    stats = _Stats(engine)
+    stats = Stats(engine)
     engine.counters.latencies_ms.extend([1.0, 2.0, 3.0, 100.0])
     report = stats.report(stats.started + 1)
     assert report["labels"] == list(ACTIVITIES)
@@ -38,7 +38,7 @@ def test_stats_carry_the_label_order_and_latency_percentiles() -> None:
 def test_stats_report_the_collector_pauses_since_the_last_report() -> None:
     engine = Engine(lambda w: np.full((len(w), 6), 1 / 6, np.float32), ACTIVITIES)
     ticks = iter([10.0, 10.025, 20.0, 20.004])  # two collections: 25 ms, then 4 ms
-    stats = _Stats(engine, pauses=PauseMeter(clock=lambda: next(ticks)))
+    stats = Stats(engine, pauses=PauseMeter(clock=lambda: next(ticks)))
     meter = stats.pauses
     meter._callback("start", {"generation": 2})
     meter._callback("stop", {"generation": 2})

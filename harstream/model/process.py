@@ -34,6 +34,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from enum import Enum
 from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection
 from multiprocessing.shared_memory import SharedMemory
@@ -60,6 +61,23 @@ class ModelProcessError(HarstreamError):
     """A model call in the child process failed, or the child died or stopped answering."""
 
 
+class ModelState(Enum):
+    """Where a :class:`ModelProcess`'s child is.
+
+    >>> ModelState.IDLE.value
+    'idle'
+    """
+
+    LOADING = "loading"
+    """A child is starting: loading and warming up the model."""
+    IDLE = "idle"
+    """The child waits for a batch."""
+    BUSY = "busy"
+    """A call is in flight."""
+    DEAD = "dead"
+    """No child (after a failure, or once closed)."""
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     """What the child reports once its model is loaded and warmed up."""
@@ -74,7 +92,7 @@ class ModelInfo:
     """Backend per batch bucket (:attr:`harstream.model.classifier.Classifier.routes`)."""
 
 
-def _child_main(spec: dict[str, Any], conn: Connection) -> None:
+def child_main(spec: dict[str, Any], conn: Connection) -> None:
     """The child: load, warm up, then answer ``n`` (windows waiting in shared memory) with probabilities."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's; the child ends with the pipe
     from harstream.gc_pauses import freeze_startup
@@ -113,6 +131,10 @@ def _child_main(spec: dict[str, Any], conn: Connection) -> None:
         shm.close()
 
 
+CHILD_MODULE = child_main.__module__
+"""The module ``python -m`` runs in a model process (derived from the code, so a move cannot break it)."""
+
+
 class ModelProcess:
     """A :class:`~harstream.model.classifier.Classifier` served from a child process (same arguments).
 
@@ -147,8 +169,8 @@ class ModelProcess:
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
-        self.state = "dead"
-        """``loading`` (a child starting), ``idle``, ``busy`` (a call in flight) or ``dead`` (no child)."""
+        self.state = ModelState.DEAD
+        """Where the child is (starting, waiting, answering, or none)."""
         self._since = 0.0
         """Monotonic time the child started loading, or the call in flight was submitted."""
         self._submitted = 0
@@ -176,12 +198,12 @@ class ModelProcess:
                 "threads": self.threads, "shm_name": self._shm.name, "window": self._shape[0],
                 "channels": self._shape[1], "fd": theirs.fileno()}
         try:  # a fresh interpreter (never fork one with threads), without re-running the caller's script
-            process = subprocess.Popen([sys.executable, "-m", "harstream.model.process", json.dumps(spec)],
+            process = subprocess.Popen([sys.executable, "-m", CHILD_MODULE, json.dumps(spec)],
                                        pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
         finally:
             theirs.close()
         self._process, self._conn = process, Connection(ours.detach())
-        self.state, self._since = "loading", time.monotonic()
+        self.state, self._since = ModelState.LOADING, time.monotonic()
 
     def _respawn(self) -> None:
         """Start a child in place of one that failed."""
@@ -209,7 +231,7 @@ class ModelProcess:
             raise ArtifactError(f"cannot load the model {self.model or 'shipped with harstream'}: {value}")
         self.info = ModelInfo(Path(value["path"]), value["meta_json"], value["labels"],
                               {int(k): v for k, v in value["routes"].items()})
-        self.state = "idle"
+        self.state = ModelState.IDLE
 
     def revive(self) -> None:
         """Without waiting: start a child if there is none, and take a loading child's answer when it
@@ -217,11 +239,11 @@ class ModelProcess:
         if self._shm is None:
             return
         now = time.monotonic()
-        if self.state == "dead":
+        if self.state is ModelState.DEAD:
             if now < self._next_start:  # a child that keeps failing is not restarted in a tight loop
                 return
             self._respawn()
-        elif self.state == "loading":
+        elif self.state is ModelState.LOADING:
             assert self._conn is not None
             if self._conn.poll(0):
                 try:
@@ -243,7 +265,7 @@ class ModelProcess:
         (closing) after up to 2 s to finish on its own."""
         conn, process = self._conn, self._process
         self._conn = self._process = None
-        self.state = "dead"
+        self.state = ModelState.DEAD
         if conn is not None:
             conn.close()  # a child still reading sees its pipe close and ends
         if process is None:
@@ -301,9 +323,9 @@ class ModelProcess:
         with self._lock:
             if self._shm is None:
                 raise ModelProcessError("the model process is closed")
-            if self.state == "dead":  # the last child failed: start another
+            if self.state is ModelState.DEAD:  # the last child failed: start another
                 self._respawn()
-            if self.state == "loading":
+            if self.state is ModelState.LOADING:
                 try:
                     self._await_ready()
                 except ArtifactError as exc:
@@ -327,8 +349,8 @@ class ModelProcess:
         self._submit(self._checked(windows))
 
     def _submit(self, x: npt.NDArray[np.float32]) -> None:
-        if self.state != "idle" or self._conn is None:
-            raise ModelProcessError(f"the model process is {self.state}, not idle: nothing submitted")
+        if self.state is not ModelState.IDLE or self._conn is None:
+            raise ModelProcessError(f"the model process is {self.state.value}, not idle: nothing submitted")
         if not 0 < len(x) <= self.max_batch:
             raise ValueError(f"windows: expected 1-{self.max_batch} of them, got {len(x)}")
         self._windows[: len(x)] = x
@@ -338,19 +360,19 @@ class ModelProcess:
             code = self._stop_child()
             raise ModelProcessError(f"the model process exited (exit code {code}); the next call starts "
                                     "another") from None
-        self.state, self._since, self._submitted = "busy", time.monotonic(), len(x)
+        self.state, self._since, self._submitted = ModelState.BUSY, time.monotonic(), len(x)
 
     def answered(self) -> bool:
         """The call in flight has its answer (or ran out of time: :meth:`collect` then says so)."""
-        if self.state != "busy" or self._conn is None:
+        if self.state is not ModelState.BUSY or self._conn is None:
             return False
         return self._conn.poll(0) or time.monotonic() - self._since > self.call_timeout_s
 
     def collect(self) -> npt.NDArray[np.float32]:
         """The probabilities of the call in flight (n, classes), waiting up to ``call_timeout_s`` for them."""
         conn = self._conn
-        if self.state != "busy" or conn is None:
-            raise ModelProcessError(f"the model process is {self.state}: no call in flight")
+        if self.state is not ModelState.BUSY or conn is None:
+            raise ModelProcessError(f"the model process is {self.state.value}: no call in flight")
         try:
             left = self.call_timeout_s - (time.monotonic() - self._since)
             if not conn.poll(max(0.0, left)):  # waits without the GIL
@@ -362,7 +384,7 @@ class ModelProcess:
             code = self._stop_child()
             raise ModelProcessError(f"the model process exited (exit code {code}) during a model call; "
                                     "the next call starts another") from None
-        self.state = "idle"
+        self.state = ModelState.IDLE
         if reply[0] != "ok":
             raise ModelProcessError(f"the model call failed in the model process: {reply[1]}")
         _, shape, data = reply
@@ -372,9 +394,9 @@ class ModelProcess:
 
 
 def _main(argv: list[str]) -> None:
-    """``python -m harstream.model.process SPEC``: the child's entry point (started by :class:`ModelProcess`)."""
+    """``python -m CHILD_MODULE SPEC``: the child's entry point (started by :class:`ModelProcess`)."""
     spec = json.loads(argv[0])
-    _child_main(spec, Connection(spec["fd"]))
+    child_main(spec, Connection(spec["fd"]))
 
 
 if __name__ == "__main__":
@@ -382,5 +404,6 @@ if __name__ == "__main__":
 
 
 __all__ = [
-    "CALL_TIMEOUT_S", "MAX_RESTART_DELAY_S", "START_TIMEOUT_S", "ModelInfo", "ModelProcess", "ModelProcessError",
+    "CALL_TIMEOUT_S", "CHILD_MODULE", "MAX_RESTART_DELAY_S", "START_TIMEOUT_S", "ModelInfo", "ModelProcess",
+    "ModelProcessError", "ModelState", "child_main",
 ]

@@ -1,0 +1,125 @@
+"""What the engine reports: ``$stats`` while it serves, :class:`ServeSummary` when it stops.
+
+>>> percentiles([1.0, 2.0, 3.0, 100.0])
+{'p50': 2.5, 'p99': 97.09, 'max': 100.0}
+>>> percentiles([])
+{'p50': None, 'p99': None, 'max': None}
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from harstream.engine.core import Engine
+from harstream.gc_pauses import PauseMeter
+from harstream.serve.config import ServerConfig
+
+
+class Stats:
+    """The fields of each ``$stats`` message, from the engine's counters and samples."""
+
+    RATE_WINDOW_S = 5.0
+    """windows_per_s is averaged over this long: streams emit a window every 1.28 s."""
+
+    def __init__(self, engine: Engine, config: ServerConfig | None = None,
+                 clock: Callable[[], float] = time.monotonic, pauses: PauseMeter | None = None) -> None:
+        self.engine = engine
+        self.config = config or ServerConfig()
+        self.clock = clock
+        self.pauses = pauses or PauseMeter()
+        """The serving process's garbage-collector pauses (``serve`` installs it while serving)."""
+        self.started = clock()
+        self.history: deque[tuple[float, int]] = deque([(self.started, 0)])
+
+    def report(self, now: float, queued_samples: int = 0) -> dict[str, Any]:
+        """The ``$stats`` fields at monotonic time ``now`` (latency samples and pauses are taken)."""
+        counters = self.engine.counters
+        self.history.append((now, counters.windows))
+        while len(self.history) > 2 and now - self.history[1][0] >= self.RATE_WINDOW_S:
+            self.history.popleft()
+        first_time, first_windows = self.history[0]
+        rate = (counters.windows - first_windows) / max(now - first_time, 1e-9)
+        return {
+            "engine": self.engine.id,
+            "started": self.engine.started,
+            "streams": self.engine.n_streams,
+            "windows": counters.windows,
+            "windows_per_s": round(max(rate, 0.0), 2),
+            "latency_ms": percentiles(self.engine.take_latencies(), low=0.0),
+            "age_ms": percentiles(self.engine.take_ages()),
+            "rejected": counters.rejected,
+            "shed": counters.shed,
+            "internal_errors": counters.internal_errors,
+            "chunks": counters.chunks,
+            "queued_samples": queued_samples,
+            "gc_pauses": self.pauses.take(),
+            "uptime_s": round(max(now - self.started, 0.0), 3),
+            "t": self.engine.wall_clock(),
+            "labels": list(self.engine.labels),
+            "limits": {**self.config.limits(), "max_streams": self.engine.max_streams,
+                       "idle_timeout_s": self.engine.idle_timeout_s},
+        }
+
+
+def percentiles(values: list[float], low: float | None = None) -> dict[str, float | None]:
+    """p50, p99 and max of ``values`` (each at least ``low``), rounded to 3 places; None when empty."""
+    if not values:
+        return {"p50": None, "p99": None, "max": None}
+    array = np.clip(np.asarray(values, dtype=np.float64), -1e300, 1e300)  # no overflow in percentile
+    if low is not None:
+        array = np.maximum(array, low)
+    return {
+        "p50": round(float(np.percentile(array, 50)), 3),
+        "p99": round(float(np.percentile(array, 99)), 3),
+        "max": round(float(array.max()), 3),
+    }
+
+
+@dataclass
+class ServeSummary:
+    """What happened to the engine's input by the time :func:`~harstream.serve.server.serve` returned.
+
+    >>> ServeSummary(windows=3).describe().split("; ")[1]
+    'at stop: 0 windows flushed, nothing dropped'
+    >>> ServeSummary(dropped_windows=2).describe().split("; ")[1]
+    'at stop: 0 windows flushed, DROPPED 0 queued chunks, 2 windows and 0 unread messages'
+    """
+
+    windows: int = 0
+    """Windows classified and published since start."""
+    rejected: int = 0
+    """Messages rejected since start (each reported on ``$error``)."""
+    shed: int = 0
+    """Chunks shed under overload since start (each reported on ``$error``)."""
+    internal_errors: int = 0
+    """Failures inside the engine since start (each reported on ``$error``)."""
+    flushed_windows: int = 0
+    """Windows classified and published during the stop."""
+    dropped_chunks: int = 0
+    """Chunks received but not processed when the flush deadline passed."""
+    dropped_windows: int = 0
+    """Windows cut but not classified when the flush deadline passed."""
+    unread_messages: int = 0
+    """Messages still waiting in ZeroMQ at the stop, read and counted, not processed."""
+
+    def describe(self) -> str:
+        """One line for the log."""
+        text = (f"{self.windows} windows classified, {self.rejected} messages rejected, "
+                f"{self.shed} chunks shed, {self.internal_errors} internal errors; "
+                f"at stop: {self.flushed_windows} windows flushed")
+        lost = (self.dropped_chunks, self.dropped_windows, self.unread_messages)
+        if any(lost):
+            text += (f", DROPPED {self.dropped_chunks} queued chunks, {self.dropped_windows} "
+                     f"windows and {self.unread_messages} unread messages")
+        else:
+            text += ", nothing dropped"
+        return text
+
+
+__all__ = ["ServeSummary", "Stats", "percentiles"]
