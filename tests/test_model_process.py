@@ -313,6 +313,33 @@ def test_a_child_that_keeps_failing_to_load_is_restarted_after_a_growing_wait(tm
         assert process.restarts == 2
 
 
+def _stopped(pid: int) -> bool:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
+
+
+def test_a_child_whose_parent_closes_the_pipe_mid_answer_exits_quietly(capfd: pytest.CaptureFixture[str]) -> None:
+    """What SIGTERM to ``serve`` does to a model process answering a batch: ``serve`` closes its end
+    of the pipe while the child computes. The child exits 0 and prints nothing."""
+    with ModelProcess(threads=1) as process:
+        pid, child = process.pid, process._process
+        assert pid is not None and child is not None and process._conn is not None
+        capfd.readouterr()  # what loading printed
+        os.kill(pid, signal.SIGSTOP)  # the batch waits in the pipe until the parent's end is closed
+        try:
+            deadline = time.monotonic() + 60
+            while not _stopped(pid):
+                assert time.monotonic() < deadline, "the child did not stop"
+                time.sleep(0.01)
+            process.submit(windows(4))
+            process._conn.close()  # as serve's stop does, mid-answer
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        code = child.wait(timeout=120)
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "Error" not in err, err[-2000:]
+    assert code == 0, err[-2000:]
+
+
 def test_several_model_processes_need_the_model_process(capsys: pytest.CaptureFixture[str]) -> None:
     from harstream.cli.main import main
 

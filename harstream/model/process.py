@@ -93,7 +93,11 @@ class ModelInfo:
 
 
 def child_main(spec: dict[str, Any], conn: Connection) -> None:
-    """The child: load, warm up, then answer ``n`` (windows waiting in shared memory) with probabilities."""
+    """The child: load, warm up, then answer ``n`` (windows waiting in shared memory) with probabilities.
+
+    Returns, quietly, when the parent closes its end of the pipe (it stops, or gave up on this
+    child), also when that happens while a batch is being answered.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's; the child ends with the pipe
     from harstream.gc_pauses import freeze_startup
     from harstream.model.classifier import Classifier, set_model_threads
@@ -104,9 +108,9 @@ def child_main(spec: dict[str, Any], conn: Connection) -> None:
         classifier = Classifier.load(spec["model"], max_batch=spec["max_batch"], runtime=spec["runtime"])
         classifier.warm_up()
     except Exception as exc:
-        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        _reply(conn, ("error", f"{type(exc).__name__}: {exc}"))
         return
-    freeze_startup()  # TensorFlow's 390,000 objects: a full collection walked them for 236 ms
+    freeze_startup()  # TensorFlow's many start-up objects: collections would walk them all
     shm = SharedMemory(name=spec["shm_name"])
     resource_tracker.unregister(shm._name, "shared_memory")  # type: ignore[attr-defined]  # the parent's
     windows: npt.NDArray[np.float32] = np.ndarray(
@@ -114,21 +118,34 @@ def child_main(spec: dict[str, Any], conn: Connection) -> None:
     )
     try:
         loaded = classifier.artifact
-        conn.send(("ready", {"path": str(loaded.path), "meta_json": loaded.meta.to_json(),
-                             "labels": list(classifier.labels), "routes": dict(classifier.routes)}))
+        ready = {"path": str(loaded.path), "meta_json": loaded.meta.to_json(),
+                 "labels": list(classifier.labels), "routes": dict(classifier.routes)}
+        if not _reply(conn, ("ready", ready)):
+            return
         while True:
             try:
                 n = conn.recv()
-            except EOFError:  # the parent closed the pipe (or died)
+            except (EOFError, OSError):  # the parent closed the pipe (or died)
                 return
             try:
                 probs = np.ascontiguousarray(classifier.predict_proba(windows[:n]), dtype=np.float32)
-                conn.send(("ok", probs.shape, probs.tobytes()))
+                reply: tuple[Any, ...] = ("ok", probs.shape, probs.tobytes())
             except Exception as exc:
-                conn.send(("error", f"{type(exc).__name__}: {exc}"))
+                reply = ("error", f"{type(exc).__name__}: {exc}")
+            if not _reply(conn, reply):
+                return
     finally:
         del windows
         shm.close()
+
+
+def _reply(conn: Connection, message: tuple[Any, ...]) -> bool:
+    """Send ``message`` to the parent; False when the parent has closed its end (nobody to answer)."""
+    try:
+        conn.send(message)
+    except OSError:  # BrokenPipeError, ConnectionResetError: the parent stopped or replaced this child
+        return False
+    return True
 
 
 CHILD_MODULE = child_main.__module__
