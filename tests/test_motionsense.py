@@ -200,6 +200,14 @@ def test_unread_columns_need_not_be_numbers(tmp_path: Path) -> None:
     np.testing.assert_allclose(acc, -0.2)
 
 
+def test_a_header_error_quotes_at_most_120_characters_of_the_first_line(tmp_path: Path) -> None:
+    # docs/security.md: a linked file that is no recording shows no more of itself than this
+    path = tmp_path / "sub_1.csv"
+    path.write_text("secret," + "x" * 500 + "\n" + GOOD_ROW + "\n")
+    message = error_of(ms.read_csv, path)
+    assert "got 'secret," + "x" * 113 + "'" in message and "x" * 114 not in message
+
+
 def test_broken_gzip_and_folder_errors(tmp_path: Path) -> None:
     folder = tmp_path / "ms" / ms.DATA_DIR / "wlk_7"
     folder.mkdir(parents=True)

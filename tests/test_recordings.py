@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import tempfile
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from harstream import ACTIVITIES
 from harstream.data.device import Device
@@ -14,10 +18,12 @@ from harstream.data.hapt import read_dataset as read_hapt
 from harstream.data.labelled_windows import build_windows
 from harstream.data.layouts import detect, read_any
 from harstream.data.recordings import (
+    MAX_T_S,
     NEW_CLASS_ID,
     Span,
     read_dataset,
     read_labels,
+    read_samples,
     write_labels,
     write_recording,
 )
@@ -126,10 +132,16 @@ def with_line(text: str, line: int, new: str) -> str:
          "expected spans of recording walk not to overlap, 2.5 .. 4 s overlaps 0 .. 3 s on line 2"),
         (GOOD, LABELS + "walk,30,40,JOGGING\n", "labels.csv:3",
          "the span 30 .. 40 s lies outside recording walk, whose t runs 0 .. 3.98 s"),
+        (with_line(GOOD, 201, "1e300,0,0,1,0,0,0"), LABELS, "walk.csv:201",
+         "expected t within ±9.007e+13 s (so the 50 Hz grid index of any t stays within 2**53-1), got 1e+300"),
+        (with_line(GOOD, 2, "-1e22,0,0,1,0,0,0"), LABELS, "walk.csv:2", "expected t within ±9.007e+13 s"),
+        (GOOD, "recording,start_s,end_s,activity\nwalk,0,1e308,LAYING\n", "labels.csv:2",
+         "expected end_s within ±9.007e+13 s (the bound of t), got '1e308'"),
+        (GOOD, LABELS + "walk,-1e15,-1e14,LAYING\n", "labels.csv:3", "expected start_s within ±9.007e+13 s"),
     ],
     ids=["empty", "column", "number", "fields", "nan", "huge", "t-back", "no-rows", "ms",
          "labels-header", "unknown-recording", "empty-span", "bad-end", "label-fields", "activity-case",
-         "overlap", "outside"],
+         "overlap", "outside", "t-huge", "t-huge-first", "label-huge", "label-huge-start"],
 )
 def test_bad_files_name_file_line_and_what_was_expected(
     csv: str, labels: str, where: str, expected: str, tmp_path: Path
@@ -166,3 +178,78 @@ def test_labels_may_be_empty_and_touching_spans_do_not_overlap(tmp_path: Path) -
     write_labels(tmp_path, [Span("walk", 0, 2, "WALKING"), Span("walk", 2, 4, "SITTING")])
     assert [s.line for s in read_labels(tmp_path)] == [2, 3]
     assert [(s.start, s.stop) for s in read_dataset(tmp_path).segments] == [(0, 100), (100, 200)]
+
+
+@pytest.mark.parametrize("last", [1e300, 1e22, 9.1e13])
+def test_a_time_past_the_grid_bound_is_refused_where_it_is_read(last: float, tmp_path: Path) -> None:
+    # the resampler's 50 Hz indices must stay within 2**53-1: 1e300 made evaluate spin forever
+    (tmp_path / "walk.csv").write_text(with_line(GOOD, 201, f"{last!r},0,0,1,0,0,0"))
+    with pytest.raises(DatasetError, match=r"walk\.csv:201: expected t within ±9\.007e\+13 s"):
+        read_samples(tmp_path / "walk.csv")
+    ok = with_line(GOOD, 201, f"{MAX_T_S!r},0,0,1,0,0,0")  # at the bound: read, a new part after the dropout
+    (tmp_path / "walk.csv").write_text(ok)
+    (tmp_path / "labels.csv").write_text(f"recording,start_s,end_s,activity\nwalk,0,{MAX_T_S!r},WALKING\n")
+    data = read_dataset(tmp_path)
+    assert [(r.stream_id, len(r)) for r in data.recordings] == [("walk", 199), ("walk:2", 1)]
+
+
+def test_reading_holds_about_the_samples_not_the_text(tmp_path: Path) -> None:
+    # the whole text used to be held several times over (11x the file); now one chunk of lines at a time
+    rows = 150_000
+    t = 1.7e9 + np.arange(rows) / 100.0
+    write_recording(tmp_path / "long.csv", t, np.random.default_rng(1).normal(size=(rows, 6)))
+    size = (tmp_path / "long.csv").stat().st_size
+    tracemalloc.start()
+    try:
+        got_t, samples = read_samples(tmp_path / "long.csv")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(got_t) == len(samples) == rows
+    assert peak < 3 * size, (peak, size)  # the columns read are 56 bytes a row; a row of text about 90
+
+
+def test_a_linked_recording_is_read_and_a_header_error_quotes_at_most_120_characters(tmp_path: Path) -> None:
+    # docs/security.md: a recordings folder is read with the user's own rights; links are followed
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "walk.csv").write_text(GOOD)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "walk.csv").symlink_to(elsewhere / "walk.csv")
+    (folder / "labels.csv").write_text(LABELS)
+    assert [len(r) for r in read_dataset(folder).recordings] == [200]
+    (elsewhere / "walk.csv").write_text("secret," + "x" * 500 + "\n")
+    with pytest.raises(DatasetError) as caught:
+        read_dataset(folder)
+    message = str(caught.value)
+    assert message.startswith(f"{folder / 'walk.csv'}:1: expected the header"), message
+    assert "'secret," + "x" * 113 + "'" in message and "x" * 114 not in message
+
+
+TIMES = st.sampled_from([0.0, 0.02, -3.0, 1.7e9, 9e13, -9e13, 1e14, 1e22, 1e300, -1e300, 1.7e308])
+STEPS = st.sampled_from([0.01, 0.02, 0.0199, 1e-9, 0.3, 7.0, 1e6, 1e13, 1e300])
+
+
+@given(first=TIMES, steps=st.lists(STEPS, min_size=1, max_size=40), spans=st.lists(
+    st.tuples(TIMES | st.floats(-1e3, 1e3), TIMES | st.floats(-1e3, 1e3)), max_size=3))
+@settings(max_examples=150)
+def test_any_t_column_and_spans_read_or_raise_a_dataset_error(
+    first: float, steps: list[float], spans: list[tuple[float, float]]
+) -> None:
+    """Huge, tiny and stepping times, and spans of any size: a Dataset or one DatasetError, never a hang,
+    an OverflowError or a traceback of another kind."""
+    with np.errstate(over="ignore"):
+        t = first + np.concatenate([[0.0], np.cumsum(steps)])
+    rows = "".join(f"{v!r},0,0,1,0,0,0\n" for v in t.tolist())
+    labels = "".join(f"walk,{a!r},{b!r},WALKING\n" for a, b in spans)
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        (folder / "walk.csv").write_text("t,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z\n" + rows)
+        (folder / "labels.csv").write_text("recording,start_s,end_s,activity\n" + labels)
+        try:
+            data = read_dataset(folder)
+        except DatasetError as exc:
+            assert "\n" not in str(exc)
+            return
+        assert all(len(r) >= 1 for r in data.recordings)

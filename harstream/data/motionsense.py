@@ -175,7 +175,7 @@ def read_csv(path: Path) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float6
         for column in COLUMNS:
             if column not in names:
                 raise DatasetError(
-                    f"{path}:1: expected a column named {column!r} in the header, got {header!r}"
+                    f"{path}:1: expected a column named {column!r} in the header, got {header[:120]!r}"
                 )
             if names.count(column) > 1:
                 raise DatasetError(f"{path}:1: expected the column {column!r} once, it repeats")

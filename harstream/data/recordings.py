@@ -6,10 +6,11 @@ A folder holds ``labels.csv`` and one ``<name>.csv`` per recording
 ``<name>.csv``
     header ``t,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z`` (columns found by
     name, extra columns ignored): ``t`` in seconds, strictly increasing,
-    any origin, any steady or jittery rate in 20-500 Hz (:func:`nominal_rate`); acceleration in g
-    with protocol v1's sign (gravity included: +1 g up), gyroscope in
-    rad/s. The samples are put on the model's 50 Hz grid by the engine's
-    own resampler (:mod:`harstream.signal.resample`): grid sample ``k`` lies at
+    any origin (within ±:data:`MAX_T_S`), any steady or jittery rate in
+    20-500 Hz (:func:`nominal_rate`); acceleration in g with protocol v1's
+    sign (gravity included: +1 g up), gyroscope in rad/s. The samples are
+    put on the model's 50 Hz grid by the engine's own resampler
+    (:mod:`harstream.signal.resample`): grid sample ``k`` lies at
     ``t_first + k / 50``. A dropout longer than :data:`MAX_GAP_S` is not
     interpolated across: the recording continues as a new part
     (``<name>:2``, ``<name>:3``, ...), as a live stream would restart.
@@ -60,7 +61,7 @@ from harstream import ACTIVITIES, SAMPLE_RATE_HZ
 from harstream.data.csv_text import header_names, line_of_row, open_text, read_columns, read_text
 from harstream.data.types import Dataset, Recording, Segment, six_names
 from harstream.errors import DatasetError
-from harstream.protocol import MAX_ABS_SAMPLE, STREAM_ID
+from harstream.protocol import MAX_ABS_SAMPLE, MAX_SEQ, STREAM_ID
 from harstream.signal.chain import INPUT_COLUMNS
 from harstream.signal.resample import MAX_RATE_HZ, MIN_RATE_HZ, ResampleError, resample, start
 
@@ -84,6 +85,10 @@ NEW_CLASS_ID = 101
 """Activity id of the first new class name (alphabetical order), beyond every dataset's own ids."""
 MIN_SAMPLES = 2
 """Fewest samples a recording file may hold."""
+MAX_T_S = MAX_SEQ / SAMPLE_RATE_HZ / 2
+"""Largest ``|t|`` (and ``|start_s|``, ``|end_s|``) read, s (about 9e13 s, 2.8 million years): two times are
+then at most 2**53-1 steps of the 50 Hz grid apart, the largest index the resampler and the protocol's ``seq``
+hold exactly. A time beyond it is refused where it is read, never a grid search that cannot end."""
 
 
 @dataclass(frozen=True)
@@ -179,6 +184,10 @@ def read_samples(path: Path | str) -> tuple[npt.NDArray[np.float64], npt.NDArray
     if bad.size:
         raise DatasetError(f"{path}:{line_of_row(path, int(bad[0]))}: expected finite numbers, got NaN or inf")
     t, samples = values[:, 0], values[:, 1:]
+    far = np.flatnonzero(np.abs(t) > MAX_T_S)
+    if far.size:
+        raise DatasetError(f"{path}:{line_of_row(path, int(far[0]))}: expected t within ±{MAX_T_S:.4g} s (so the "
+                           f"50 Hz grid index of any t stays within 2**53-1), got {float(t[far[0]]):g}")
     big = np.flatnonzero((np.abs(samples) > MAX_ABS_SAMPLE).any(axis=1))
     if big.size:
         row = int(big[0])
@@ -363,6 +372,8 @@ def _seconds(value: str, column: str, where: str) -> float:
         seconds = math.nan
     if not math.isfinite(seconds):
         raise DatasetError(f"{where}: expected {column} to be a finite number of seconds, got {value!r}")
+    if abs(seconds) > MAX_T_S:
+        raise DatasetError(f"{where}: expected {column} within ±{MAX_T_S:.4g} s (the bound of t), got {value!r}")
     return seconds
 
 
