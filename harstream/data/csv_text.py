@@ -32,7 +32,7 @@ import numpy.typing as npt
 
 from harstream.errors import DatasetError
 
-CHUNK_LINES = 65536
+CHUNK_LINES = 16384
 """Lines parsed at a time."""
 
 
