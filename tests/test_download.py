@@ -487,6 +487,23 @@ def test_written_bytes_are_counted_even_if_declared_sizes_were_believed(
     assert leftovers(tmp_path) == ["cache", "www"]
 
 
+def corrupt_deflate(archive: bytes) -> bytes:
+    """``archive`` with its first member's deflate stream starting on a reserved block type."""
+    data = bytearray(archive)
+    local = data.index(b"PK\x03\x04")
+    name_length, extra_length = struct.unpack("<HH", data[local + 26 : local + 30])
+    data[local + 30 + name_length + extra_length] = 0xFF
+    return bytes(data)
+
+
+def test_corrupt_deflate_data_is_a_download_error(tmp_path: Path, www: tuple[Path, str], cache: Path) -> None:
+    # issue 19 item 14: zlib.error escaped as a traceback
+    url = serve(www, "corrupt.zip", corrupt_deflate(hapt_zip()))
+    with pytest.raises(DownloadError, match=r"could not unpack as a zip archive \(Error -3 while decompressing"):
+        download(tmp_path / "hapt", url, progress=False, console=quiet(), manifest=MANIFEST)
+    assert leftovers(cache) == [] and leftovers(tmp_path) == ["cache", "www"]
+
+
 def test_member_outside_the_folder_is_refused(tmp_path: Path, www: tuple[Path, str]) -> None:
     url = serve(www, "evil.zip", zip_bytes({"../../evil.txt": b"x"}))
     with pytest.raises(DownloadError, match=r"'\.\./\.\./evil\.txt' points outside"):

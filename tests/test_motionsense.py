@@ -8,6 +8,7 @@ import gzip
 import hashlib
 import io
 import json
+import struct
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -405,6 +406,25 @@ def test_download_refuses_a_wrong_checksum_or_an_incomplete_archive(
     assert code == 2 and not dest.exists()
 
 
+def test_download_of_a_zip_with_corrupt_deflate_data_exits_2(
+    tmp_path: Path, www: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # issue 19 item 14: a zlib.error traceback and exit 1 before
+    root, base = www
+    data = bytearray(official_zip())
+    local = data.index(b"PK\x03\x04")
+    name_length, extra_length = struct.unpack("<HH", data[local + 26 : local + 30])
+    data[local + 30 + name_length + extra_length] = 0xFF  # a reserved deflate block type
+    (root / "corrupt.zip").write_bytes(bytes(data))
+    dest = tmp_path / "ms"
+    code = main(["data", "download", "--dataset", "motionsense", "--dest", str(dest), "--url",
+                 f"{base}/corrupt.zip"])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 2 and not dest.exists(), err
+    assert "could not unpack as a zip archive (Error -3 while decompressing data" in err
+    assert "Traceback" not in err
+
+
 # -- evaluate, and the engine on MotionSense recordings ------------------------------------------
 
 
@@ -485,7 +505,8 @@ def test_train_takes_at_most_one_folder_per_dataset(hapt_dir: Path, motionsense_
 def test_tiny_training_on_hapt_and_motionsense(hapt_dir: Path, motionsense_dir: Path, tmp_path: Path) -> None:
     from harstream.data.splits import TRAIN_SUBJECTS, VALIDATION_SUBJECTS
     from harstream.model.classifier import Classifier
-    from training.train import TrainConfig, train
+    from training.recipe import TrainConfig
+    from training.train import train
 
     metrics = train([hapt_dir, motionsense_dir], tmp_path, TrainConfig(epochs=1, max_windows=512, train_hop=64))
     hapt_part, ms_part = metrics["data"]

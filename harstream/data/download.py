@@ -25,6 +25,7 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path, PurePosixPath
@@ -473,7 +474,7 @@ def _unzip(archive: Path, into: Path, what: str, budget: _Budget) -> None:
                                 f"bytes) wrote more than {budget.used - len(chunk):,} bytes in all"
                             )
                         out.write(chunk)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, RuntimeError,
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError, RuntimeError,
             NotImplementedError) as exc:
         raise DownloadError(f"{what}: could not unpack as a zip archive ({exc})") from exc
 
