@@ -19,6 +19,7 @@ import zmq
 from rich.console import Console
 
 from harstream import ACTIVITIES
+from harstream.cli.dashboard import add_arguments
 from harstream.errors import HarstreamError
 from harstream.protocol import (
     DEFAULT_PUBLISH,
@@ -30,7 +31,7 @@ from harstream.protocol import (
     encode_prediction,
     encode_stats,
 )
-from harstream.tools.dashboard.app import DEFAULT_CONNECT, add_arguments, run_dashboard
+from harstream.tools.dashboard.app import DEFAULT_CONNECT, run_dashboard
 from harstream.tools.dashboard.receiver import Receiver
 from harstream.tools.dashboard.state import DashboardState
 from harstream.tools.dashboard.view import (
@@ -357,7 +358,7 @@ def test_command_line_options() -> None:
 
 
 def test_the_command_line_can_import_the_hooks_cheaply() -> None:
-    code = "import sys, harstream.tools.dashboard.app; print(sorted({'zmq', 'numpy'} & set(sys.modules)))"
+    code = "import sys, harstream.cli.dashboard; print(sorted({'zmq', 'numpy'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
     assert DEFAULT_CONNECT == DEFAULT_PUBLISH

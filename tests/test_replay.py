@@ -32,7 +32,7 @@ from harstream.protocol import (
     encode_stats,
 )
 from harstream.signal.windows import window_ends
-from replay import command
+from replay import cli
 from replay.player import play, schedule
 from replay.plot import plot_timeline
 from replay.scoring import Scorer, expected_windows
@@ -355,17 +355,17 @@ def test_score_replay_collects_every_window() -> None:
 
 def _parse(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    command.add_arguments(parser)
+    cli.add_arguments(parser)
     return parser.parse_args(argv)
 
 
 def test_command_arguments() -> None:
     args = _parse()
     assert args.subjects == "default"  # resolved once the layout is known
-    assert command.resolve_subjects(args.subjects, "hapt") == set(TEST_SUBJECTS)
-    assert command.resolve_subjects(args.subjects, "uci-har") == set(TEST_SUBJECTS)
-    assert command.resolve_subjects(args.subjects, "motionsense") == {1, 7, 13, 19}
-    assert command.resolve_subjects(_parse("--subjects", "test").subjects, "hapt") == set(TEST_SUBJECTS)
+    assert cli.resolve_subjects(args.subjects, "hapt") == set(TEST_SUBJECTS)
+    assert cli.resolve_subjects(args.subjects, "uci-har") == set(TEST_SUBJECTS)
+    assert cli.resolve_subjects(args.subjects, "motionsense") == {1, 7, 13, 19}
+    assert cli.resolve_subjects(_parse("--subjects", "test").subjects, "hapt") == set(TEST_SUBJECTS)
     assert (args.speed, args.chunk, args.copies, args.score, args.json) == (1.0, 25, 1, False,
                                                                             False)
     assert _parse("--subjects", "all").subjects is None
@@ -382,12 +382,12 @@ def test_command_plays_and_prints_json(
     sock, endpoint = pull
     args = _parse("--data", str(uci_dir), "--subjects", "5", "--speed", "0", "--endpoint",
                   endpoint, "--json", "--no-progress", "--chunk", "100")
-    assert command.run(args) == 0
+    assert cli.run(args) == 0
     sent = json.loads(capsys.readouterr().out)
     assert (sent["streams"], sent["messages"], sent["samples"]) == (1, 4, 320)
     assert len(_drain(sock, 4)) == 4
     with pytest.raises(HarstreamError, match="--score"):
-        command.run(_parse("--data", str(uci_dir), "--plot", "x.png"))
+        cli.run(_parse("--data", str(uci_dir), "--plot", "x.png"))
 
 
 def test_command_scores_and_plots(
@@ -397,7 +397,7 @@ def test_command_scores_and_plots(
         args = _parse("--data", str(uci_dir), "--subjects", "3,5", "--speed", "0", "--endpoint",
                       engine.ingest, "--score", "--connect", engine.publish, "--json",
                       "--plot", str(tmp_path / "t.png"), "--no-progress", "--timeout", "3")
-        assert command.run(args) == 0
+        assert cli.run(args) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["windows_expected"] == report["windows_received"] == 5 + 3 + 4
     assert report["n_scored"] == 12

@@ -22,16 +22,22 @@ import numpy as np
 import pytest
 import zmq
 
+from harstream.cli import keys as keys_command
+from harstream.cli.security_args import (
+    add_client_key_arguments,
+    add_demo_key_arguments,
+    add_server_key_arguments,
+    client_security_from_args,
+    demo_security_from_args,
+    server_security_from_args,
+)
 from harstream.errors import HarstreamError, SecurityError
 from harstream.protocol import ErrorEvent, decode_chunk, encode_chunk, encode_error
 from harstream.serve.client import Subscriber
 from harstream.serve.security import (
     ClientSecurity,
     ServerSecurity,
-    add_client_key_arguments,
-    add_server_key_arguments,
     client_key_argv,
-    client_security_from_args,
     load_allow_list,
     load_key_pair,
     load_public_key,
@@ -42,10 +48,8 @@ from harstream.serve.security import (
     secure_server,
     sender_key,
     server_key_argv,
-    server_security_from_args,
 )
 from harstream.tools import demo
-from harstream.tools import keys as keys_command
 from replay.player import play
 from replay.sources import ReplayStream, RowTruth
 
@@ -432,8 +436,8 @@ def test_client_options(keys: Keys) -> None:
 
 
 def test_replay_and_dashboard_take_the_client_options(keys: Keys) -> None:
-    from harstream.tools.dashboard.app import add_arguments as dashboard_arguments
-    from replay.command import add_arguments as replay_arguments
+    from harstream.cli.dashboard import add_arguments as dashboard_arguments
+    from replay.cli import add_arguments as replay_arguments
 
     for add in (replay_arguments, dashboard_arguments):
         parser = argparse.ArgumentParser()
@@ -444,15 +448,15 @@ def test_replay_and_dashboard_take_the_client_options(keys: Keys) -> None:
 
 def _demo_args(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    demo.add_key_arguments(parser)
+    add_demo_key_arguments(parser)
     return parser.parse_args(list(argv))
 
 
 def test_demo_passes_the_keys_to_its_children(keys: Keys, tmp_path: Path) -> None:
-    assert demo.security_from_args(_demo_args()) is None
+    assert demo_security_from_args(_demo_args()) is None
     engine_options = ["--server-key", str(keys.engine), "--allow-producers", str(keys.producers),
                       "--allow-subscribers", str(keys.subscribers)]
-    security = demo.security_from_args(_demo_args(*engine_options, "--key", str(keys.secret("both"))))
+    security = demo_security_from_args(_demo_args(*engine_options, "--key", str(keys.secret("both"))))
     assert security is not None
     assert security.client == keys.client("both")  # the engine's public key from beside its secret
     serve = demo._serve_argv("tcp://a:1", "tcp://a:2", None, security)
@@ -461,11 +465,11 @@ def test_demo_passes_the_keys_to_its_children(keys: Keys, tmp_path: Path) -> Non
     assert replay[replay.index("--key"):] == client_key_argv(keys.client("both"))
     assert "--key" not in demo._replay_argv(tmp_path, "2", 1.0, "tcp://a:1", None)
     with pytest.raises(SecurityError, match="not in --allow-subscribers"):
-        demo.security_from_args(_demo_args(*engine_options, "--key", str(keys.secret("phone"))))
+        demo_security_from_args(_demo_args(*engine_options, "--key", str(keys.secret("phone"))))
     with pytest.raises(SecurityError, match="needs --key as well"):
-        demo.security_from_args(_demo_args(*engine_options))
+        demo_security_from_args(_demo_args(*engine_options))
     with pytest.raises(SecurityError, match="--key needs --server-key"):
-        demo.security_from_args(_demo_args("--key", str(keys.secret("both"))))
+        demo_security_from_args(_demo_args("--key", str(keys.secret("both"))))
 
 
 # -- the `keys` verb ---------------------------------------------------------------------------
@@ -520,7 +524,9 @@ def test_a_stream_belongs_to_the_key_that_opened_it(keys: Keys, free_endpoint: C
     from harstream.engine.core import Engine as HarEngine
     from harstream.protocol import ErrorEvent, Prediction, StatsEvent
     from harstream.serve.client import Subscriber
-    from harstream.serve.server import ServerConfig, bind, serve
+    from harstream.serve.config import ServerConfig
+    from harstream.serve.server import serve
+    from harstream.serve.sockets import bind
 
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     config = ServerConfig(ingest=free_endpoint(), publish=free_endpoint(), stats_interval_s=0.2)

@@ -24,18 +24,18 @@ True
 
 The engine side: :func:`secure_server` on the PULL and PUB sockets before
 they bind; :func:`sender_key` tells which key sent a received message. A
-client: :func:`secure_client` before it connects. Command-line options:
-:func:`add_server_key_arguments` / :func:`server_security_from_args` and
-:func:`add_client_key_arguments` / :func:`client_security_from_args`.
+client: :func:`secure_client` before it connects. The command-line options
+that build :class:`ServerSecurity` and :class:`ClientSecurity` are in
+:mod:`harstream.cli.security_args`; :func:`server_key_argv` and
+:func:`client_key_argv` give them back to a child ``harstream`` process.
 
-Importing this module is cheap (ZeroMQ loads on first use), so command-line
-parsers can call the ``add_*`` helpers. The threat model is in
+Importing this module is cheap (ZeroMQ loads on first use), so the command
+line can import it while it builds its parser. The threat model is in
 ``docs/security.md``.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import re
@@ -59,10 +59,7 @@ __all__ = [
     "AllowList",
     "ClientSecurity",
     "ServerSecurity",
-    "add_client_key_arguments",
-    "add_server_key_arguments",
     "client_key_argv",
-    "client_security_from_args",
     "load_allow_list",
     "load_key_pair",
     "load_public_key",
@@ -73,7 +70,6 @@ __all__ = [
     "secure_server",
     "sender_key",
     "server_key_argv",
-    "server_security_from_args",
 ]
 
 INGEST_DOMAIN = b"ingest"
@@ -410,53 +406,7 @@ def secure_client(socket: zmq.Socket[bytes], security: ClientSecurity) -> None:
     socket.setsockopt(zmq.CURVE_SERVERKEY, server)
 
 
-# -- command-line options --------------------------------------------------------------------
-
-
-def add_server_key_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--server-key FILE``, ``--allow-producers PATH``, ``--allow-subscribers PATH``."""
-    group = parser.add_argument_group(
-        "access control", "CurveZMQ encryption and key allow-lists on both sockets; off unless all "
-        "three options are given (make keys with `harstream keys new NAME`; see docs/security.md)",
-    )
-    group.add_argument(
-        "--server-key", type=Path, default=None, metavar="FILE",
-        help=f"the engine's secret key file (NAME{SECRET_SUFFIX}); clients need its NAME{PUBLIC_SUFFIX}",
-    )
-    group.add_argument(
-        "--allow-producers", type=Path, action="append", default=None, metavar="PATH",
-        help=f"public keys allowed to send samples: a folder of *{PUBLIC_SUFFIX} files, or one such "
-        "file (repeatable); read at start: restart to apply changes",
-    )
-    group.add_argument(
-        "--allow-subscribers", type=Path, action="append", default=None, metavar="PATH",
-        help=f"public keys allowed to receive predictions: a folder of *{PUBLIC_SUFFIX} files, or one "
-        "such file (repeatable); read at start: restart to apply changes",
-    )
-
-
-def _together(args: argparse.Namespace, options: dict[str, str]) -> bool:
-    """True when every option is given, False when none is; otherwise a :class:`SecurityError`."""
-    given = {flag: getattr(args, dest, None) for flag, dest in options.items()}
-    missing = [flag for flag, value in given.items() if not value]
-    if len(missing) == len(given):
-        return False
-    if missing:
-        raise SecurityError(f"{' and '.join(missing)} missing: access control needs "
-                            f"{', '.join(given)} together")
-    return True
-
-
-def server_security_from_args(args: argparse.Namespace) -> ServerSecurity | None:
-    """The options of :func:`add_server_key_arguments`; None without them. Key files are checked now."""
-    options = {"--server-key": "server_key", "--allow-producers": "allow_producers",
-               "--allow-subscribers": "allow_subscribers"}
-    if not _together(args, options):
-        return None
-    security = ServerSecurity(args.server_key, tuple(args.allow_producers),
-                              tuple(args.allow_subscribers))
-    security.load()
-    return security
+# -- the options of a child harstream process ---------------------------------------------------
 
 
 def server_key_argv(security: ServerSecurity) -> list[str]:
@@ -467,32 +417,6 @@ def server_key_argv(security: ServerSecurity) -> list[str]:
         for path in _paths(allow):
             argv += [flag, str(path)]
     return argv
-
-
-def add_client_key_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--key FILE`` (own secret key) and ``--server-key FILE`` (the engine's public key)."""
-    group = parser.add_argument_group(
-        "access control", "for an engine started with --server-key (CurveZMQ); both options "
-        "together, or neither (see docs/security.md)",
-    )
-    group.add_argument(
-        "--key", type=Path, default=None, metavar="FILE",
-        help=f"this client's secret key file (NAME{SECRET_SUFFIX} from `harstream keys new NAME`); "
-        f"the engine must allow its NAME{PUBLIC_SUFFIX}",
-    )
-    group.add_argument(
-        "--server-key", type=Path, default=None, metavar="FILE",
-        help=f"the engine's public key file (NAME{PUBLIC_SUFFIX})",
-    )
-
-
-def client_security_from_args(args: argparse.Namespace) -> ClientSecurity | None:
-    """The options of :func:`add_client_key_arguments`; None without them. Key files are checked now."""
-    if not _together(args, {"--key": "key", "--server-key": "server_key"}):
-        return None
-    security = ClientSecurity(args.key, args.server_key)
-    security.load()
-    return security
 
 
 def client_key_argv(security: ClientSecurity) -> list[str]:

@@ -13,7 +13,6 @@ runs with CurveZMQ access control; see ``docs/security.md``.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import signal
@@ -30,15 +29,11 @@ from harstream.data.hapt import raw_dir
 from harstream.errors import DatasetError, DownloadError, SecurityError
 from harstream.paths import resolve_data_dir
 from harstream.serve.security import (
-    PUBLIC_SUFFIX,
-    SECRET_SUFFIX,
     ClientSecurity,
     ServerSecurity,
-    add_server_key_arguments,
     client_key_argv,
     public_key_file_of,
     server_key_argv,
-    server_security_from_args,
 )
 
 if TYPE_CHECKING:
@@ -52,35 +47,16 @@ class DemoSecurity(NamedTuple):
     client: ClientSecurity
 
 
-def add_key_arguments(parser: argparse.ArgumentParser) -> None:
-    """The demo's key options: the engine's (as ``serve``), and ``--key`` for replay and dashboard."""
-    add_server_key_arguments(parser)
-    parser.add_argument(
-        "--key", type=Path, default=None, metavar="FILE",
-        help=f"with the access-control options: the secret key file (NAME{SECRET_SUFFIX}) of the "
-        f"replay and the dashboard; its NAME{PUBLIC_SUFFIX} must be in both allow-lists, and the "
-        f"engine's NAME{PUBLIC_SUFFIX} beside its --server-key",
-    )
-
-
-def security_from_args(args: argparse.Namespace) -> DemoSecurity | None:
-    """The options of :func:`add_key_arguments`: None without them; key files are checked now."""
-    server = server_security_from_args(args)
-    if server is None and args.key is None:
-        return None
-    if server is None:
-        raise SecurityError("--key needs --server-key, --allow-producers and --allow-subscribers "
-                            "as well: the engine's keys")
-    if args.key is None:
-        raise SecurityError("--server-key needs --key as well: the key of the replay and the "
-                            "dashboard (make one with `harstream keys new demo`)")
-    client = ClientSecurity(args.key, public_key_file_of(server.secret_key_file))
+def demo_security(server: ServerSecurity, key: Path) -> DemoSecurity:
+    """The demo's keys: the engine's ``server``, and ``key`` (a secret key file) for the replay and the
+    dashboard, which both allow-lists must hold; key files are checked now (:class:`SecurityError`)."""
+    client = ClientSecurity(key, public_key_file_of(server.secret_key_file))
     public, _, _ = client.load()
     _, _, producers, subscribers = server.load()
     for flag, allowed in (("--allow-producers", producers), ("--allow-subscribers", subscribers)):
         if public not in allowed:
-            raise SecurityError(f"--key {args.key}: its public key is not in {flag}; copy "
-                                f"{public_key_file_of(args.key)} into that folder")
+            raise SecurityError(f"--key {key}: its public key is not in {flag}; copy "
+                                f"{public_key_file_of(key)} into that folder")
     return DemoSecurity(server, client)
 
 
@@ -228,7 +204,7 @@ def run_demo(
 ) -> int:
     """Start engine and replay, run the dashboard until Ctrl-C or q, then stop both.
 
-    ``security`` (:func:`security_from_args`) runs the engine with access
+    ``security`` (:func:`demo_security`) runs the engine with access
     control, and the replay and the dashboard with the demo's key.
     """
     from harstream.tools.dashboard.app import run_dashboard

@@ -1,76 +1,47 @@
-"""The ``harstream keys`` verb: make and show CurveZMQ key pairs.
+"""``harstream keys``: make and show CurveZMQ key pairs.
 
-``keys new NAME --dir DIR`` writes ``DIR/NAME.key`` (public) and
-``DIR/NAME.key_secret`` (secret, mode 0600); ``keys show FILE`` prints the
-public key of a key file. See ``docs/security.md`` for the whole set-up.
+:func:`new_pair` writes ``DIR/NAME.key`` (public) and ``DIR/NAME.key_secret``
+(secret, mode 0600) and prints the public key; :func:`show` prints the public
+key of key files. See ``docs/security.md`` for the whole set-up.
 
->>> parser = argparse.ArgumentParser()
->>> add_arguments(parser)
->>> args = parser.parse_args(["new", "phone-1", "--dir", "keys"])
->>> args.keys_verb, args.name, str(args.dir)
-('new', 'phone-1', 'keys')
+>>> import contextlib, io, tempfile
+>>> folder = Path(tempfile.mkdtemp())
+>>> with contextlib.redirect_stdout(io.StringIO()) as out:
+...     key = new_pair(folder, "phone-1", Console(file=io.StringIO()))
+...     show([folder / "phone-1.key_secret"])
+>>> out.getvalue().split() == [key, key], len(key)
+(True, 40)
 """
 
 from __future__ import annotations
 
-import argparse
+from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
 
-from harstream.serve.security import PUBLIC_SUFFIX, SECRET_SUFFIX, make_key_pair, public_key_in
+from harstream.serve.security import make_key_pair, public_key_in
 
-_EPILOG = """\
-set-up, in short (details: docs/security.md):
-  harstream keys new engine --dir keys              # the engine's pair
-  harstream keys new phone-1 --dir keys             # one pair per producer / subscriber
-  mkdir producers subscribers && cp keys/phone-1.key producers/
-  harstream serve --server-key keys/engine.key_secret \\
-      --allow-producers producers --allow-subscribers subscribers
-  harstream replay --key keys/phone-1.key_secret --server-key keys/engine.key
-"""
+__all__ = ["new_pair", "show"]
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The actions and options of ``harstream keys``."""
-    parser.description = (
-        "Make and show CurveZMQ key pairs (zmq.auth certificate files) for\n"
-        "`harstream serve --server-key/--allow-producers/--allow-subscribers`\n"
-        "and the clients' --key/--server-key (replay, dashboard, demo)."
-    )
-    parser.epilog = _EPILOG
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    actions = parser.add_subparsers(dest="keys_verb", required=True, metavar="ACTION")
-    p = actions.add_parser(
-        "new", help=f"write a new key pair NAME{PUBLIC_SUFFIX} (public) and NAME{SECRET_SUFFIX} "
-        "(secret, mode 0600)",
-        description=f"Write a new key pair: DIR/NAME{PUBLIC_SUFFIX} holds the public key (give it "
-        f"to the engine's operator or the clients), DIR/NAME{SECRET_SUFFIX} the secret key (mode "
-        "0600; keep it on the machine that uses it). Existing files are never overwritten.",
-    )
-    p.add_argument("name", metavar="NAME",
-                   help="name of the pair, e.g. engine or phone-1 (letters, digits, '.', '_', '-')")
-    p.add_argument("--dir", type=Path, default=Path("."),
-                   help="folder to write the two files into, created if missing (default: .)")
-    p = actions.add_parser(
-        "show", help="print the public key (Z85) of key files",
-        description=f"Print the public key (40 Z85 characters) of each FILE, a NAME{PUBLIC_SUFFIX} "
-        f"or NAME{SECRET_SUFFIX} file: the key the engine reports as a message's sender.",
-    )
-    p.add_argument("files", type=Path, nargs="+", metavar="FILE", help="key files")
+def new_pair(folder: Path, name: str, err: Console | None = None) -> str:
+    """Write the key pair ``name`` into ``folder``, say so on ``err`` (stderr), print and return its public key.
+
+    Existing files are never overwritten (:class:`SecurityError`).
+    """
+    public, secret = make_key_pair(folder, name)
+    err = err or Console(stderr=True, highlight=False, soft_wrap=True)
+    err.print(f"wrote {public} (public: give it out; the engine allows it from an allow-list folder)",
+              markup=False)
+    err.print(f"wrote {secret} (secret, mode 0600: it never leaves this machine)", markup=False)
+    key = public_key_in(public)
+    print(key)
+    return key
 
 
-def run(args: argparse.Namespace) -> int:
-    """Execute ``harstream keys``; 0 on success (a bad key file raises SecurityError)."""
-    if args.keys_verb == "new":
-        public, secret = make_key_pair(args.dir, args.name)
-        err = Console(stderr=True, highlight=False, soft_wrap=True)
-        err.print(f"wrote {public} (public: give it out; the engine allows it from an allow-list folder)",
-                  markup=False)
-        err.print(f"wrote {secret} (secret, mode 0600: it never leaves this machine)", markup=False)
-        print(public_key_in(public))
-        return 0
-    keys = [(public_key_in(path), path) for path in args.files]
+def show(files: Sequence[Path]) -> None:
+    """Print the public key of each key file (followed by its path when there are several)."""
+    keys = [(public_key_in(path), path) for path in files]
     for key, path in keys:
         print(key if len(keys) == 1 else f"{key}  {path}")
-    return 0

@@ -6,41 +6,33 @@ receiving never waits for drawing. ZeroMQ reconnects by itself when the
 engine restarts; the header says when the engine has gone silent.
 
 Importing this module is cheap (no ZeroMQ, numpy or rich.live) so the
-command line can call :func:`add_arguments` while building its parser; the
+command line can read :data:`DEFAULT_CONNECT` while building its parser; the
 receiver, state and view modules load when the dashboard runs.
-
->>> import argparse
->>> parser = argparse.ArgumentParser()
->>> add_arguments(parser)
->>> args = parser.parse_args(["--streams", "phone-", "--rows", "10"])
->>> args.connect, args.streams, args.rows, args.refresh
-('tcp://127.0.0.1:5556', ['phone-'], 10, 4.0)
 """
 
 from __future__ import annotations
 
-import argparse
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
-
-from harstream.serve.security import add_client_key_arguments, client_security_from_args
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from harstream.serve.security import ClientSecurity
 
-__all__ = ["DEFAULT_CONNECT", "add_arguments", "run", "run_dashboard"]
+__all__ = ["DEFAULT_CONNECT", "DEFAULT_REFRESH_HZ", "run_dashboard"]
 
 DEFAULT_CONNECT = "tcp://127.0.0.1:5556"
 """The engine's default PUB endpoint (:data:`harstream.protocol.DEFAULT_PUBLISH`)."""
+DEFAULT_REFRESH_HZ = 4.0
+"""Redraws per second."""
 
 
 def run_dashboard(
     endpoint: str = DEFAULT_CONNECT,
-    refresh_hz: float = 4.0,
+    refresh_hz: float = DEFAULT_REFRESH_HZ,
     console: Console | None = None,
     max_rows: int | None = None,
     *,
@@ -94,45 +86,3 @@ def run_dashboard(
     if receiver.error is not None:
         raise receiver.error
     return 0
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``harstream dashboard``."""
-    parser.add_argument(
-        "--connect", metavar="EP", default=DEFAULT_CONNECT,
-        help=f"the engine's PUB endpoint (default: {DEFAULT_CONNECT})",
-    )
-    parser.add_argument(
-        "--rows", metavar="N", type=_positive(int, "an integer"), default=None,
-        help="stream rows to show (default: as many as the terminal height allows)",
-    )
-    parser.add_argument(
-        "--refresh", metavar="HZ", type=_positive(float, "a number"), default=4.0,
-        help="redraws per second (default: 4)",
-    )
-    parser.add_argument(
-        "--streams", metavar="PREFIX", action="append", default=None,
-        help="only streams whose id starts with PREFIX (repeatable; default: all)",
-    )
-    add_client_key_arguments(parser)
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run ``harstream dashboard`` with parsed :func:`add_arguments` options."""
-    return run_dashboard(
-        args.connect, refresh_hz=args.refresh, max_rows=args.rows, streams=args.streams,
-        security=client_security_from_args(args),
-    )
-
-
-def _positive(kind: Callable[[str], float], what: str) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = kind(text)
-        except ValueError:
-            value = 0
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"expected {what} > 0, got {text!r}")
-        return value
-
-    return parse

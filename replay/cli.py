@@ -1,7 +1,9 @@
 """The ``harstream replay`` verb: recorded datasets into a running engine, optionally scored.
 
-``add_arguments`` fills the verb's parser; ``run`` executes it. Heavy
-imports wait until ``run``, so ``harstream --help`` stays instant.
+It plugs into the ``harstream`` command through the ``harstream.verbs`` entry
+point (pyproject.toml): ``NAME`` and ``HELP`` list it, ``add_arguments``
+fills its parser, ``run`` executes it. Imports that load numpy or ZeroMQ
+wait until the verb is chosen, so ``harstream --help`` stays instant.
 
 >>> parser = argparse.ArgumentParser()
 >>> add_arguments(parser)
@@ -16,24 +18,25 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import math
-import sys
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from harstream.data.device import Device
+from harstream.cli.args import float_in, int_in, print_json, speed
+from harstream.cli.security_args import add_client_key_arguments, client_security_from_args
 from harstream.errors import HarstreamError
 from harstream.paths import ENV_VAR
-from harstream.protocol import DEFAULT_INGEST, DEFAULT_PUBLISH, MAX_RATE_HZ, MAX_SAMPLES_PER_CHUNK, MIN_RATE_HZ
-from harstream.serve.security import add_client_key_arguments, client_security_from_args
+
+NAME = "replay"
+HELP = "turn recorded datasets into live streams; --score"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``harstream replay``."""
+    from harstream.protocol import DEFAULT_INGEST, DEFAULT_PUBLISH, MAX_RATE_HZ, MAX_SAMPLES_PER_CHUNK, MIN_RATE_HZ
+
     parser.add_argument(
         "--data", type=Path, default=None,
         help=f"dataset folder: HAPT (holding RawData/), MotionSense (holding A_DeviceMotion_data/), "
@@ -46,15 +49,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "test) or 'all' (default: the held-out subjects: HAPT's and UCI HAR's 9 test subjects; "
         "MotionSense's 4 validation subjects, its test subjects being kept out of the project)",
     )
-    parser.add_argument("--speed", type=_speed, default=1.0,
+    parser.add_argument("--speed", type=speed, default=1.0,
                         help="times real time; 0 = as fast as the engine takes it (default: 1)")
-    parser.add_argument("--chunk", type=_chunk, default=25,
+    parser.add_argument("--chunk", type=int_in(1, MAX_SAMPLES_PER_CHUNK), default=25,
                         help="samples per message at 50 Hz, scaled to the same duration at "
                         "other --rate (default: 25 = 0.5 s)")
     device = parser.add_argument_group(
         "device", "send as another phone would: the engine resamples every stream to 50 Hz and "
         "converts units, and --score still scores against the recordings' truth")
-    device.add_argument("--rate", type=_rate, default=50.0, metavar="HZ",
+    device.add_argument("--rate", type=float_in(MIN_RATE_HZ, MAX_RATE_HZ), default=50.0, metavar="HZ",
                         help="sample rate to send at, 20-500 Hz (the 50 Hz recordings are "
                         "resampled band-limited; default: 50)")
     device.add_argument("--jitter", type=float, default=0.0, metavar="MS",
@@ -63,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     device.add_argument("--units", choices=["g,rad/s", "m/s2,rad/s", "g,deg/s", "m/s2,deg/s"],
                         default="g,rad/s", help="units of acceleration and angular rate to send "
                         "(default: g,rad/s)")
-    parser.add_argument("--copies", type=_copies, default=1,
+    parser.add_argument("--copies", type=int_in(1), default=1,
                         help="send every stream K times, copies named <id>.c2, <id>.c3, ... "
                         "(load test; default: 1)")
     parser.add_argument("--tag", default=None,
@@ -90,6 +93,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Execute ``harstream replay``; 0 on success, 1 when nothing came back, 130 on Ctrl-C."""
+    from harstream.data.device import Device
     from harstream.paths import resolve_data_dir
     from replay.sources import detect_layout, load_streams, tagged
 
@@ -113,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         summary = play(streams, args.endpoint, args.speed, args.chunk, args.copies, progress, err,
                        security=security, device=device)
         if args.json:
-            _print_json(dataclasses.asdict(summary))
+            print_json(dataclasses.asdict(summary))
         else:
             what = "interrupted after sending" if summary.interrupted else "sent"
             err.print(f"{what} {summary.samples:,} samples of {summary.streams} streams in "
@@ -130,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
 
         err.print(f"wrote the timeline to {plot_timeline(scorer, args.plot)}")
     if args.json:
-        _print_json(report)
+        print_json(report)
     else:
         print_report(report, Console())
     if scorer.interrupted:
@@ -187,10 +191,6 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.2f}%"
 
 
-def _print_json(payload: Any) -> None:
-    sys.stdout.write(json.dumps(payload, indent=2) + "\n")
-
-
 # -- argument types (argparse turns their ValueError/ArgumentTypeError into a usage error) ------
 
 
@@ -234,44 +234,3 @@ def _subjects(text: str) -> set[int] | str | None:
             f"train, validation, test or all, got {text!r}"
         )
     return subjects
-
-
-def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of Hz, got {text!r}") from None
-    if not MIN_RATE_HZ <= value <= MAX_RATE_HZ:
-        raise argparse.ArgumentTypeError(f"expected {MIN_RATE_HZ}-{MAX_RATE_HZ} Hz, got {text}")
-    return value
-
-
-def _speed(text: str) -> float:
-    try:
-        speed = float(text)
-    except ValueError:
-        speed = math.nan
-    if not (math.isfinite(speed) and speed >= 0):
-        raise argparse.ArgumentTypeError(
-            f"expected a number >= 0 (times real time; 0 = unpaced), got {text!r}"
-        )
-    return speed
-
-
-def _int_in(text: str, low: int, high: float, what: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = low - 1
-    if not low <= value <= high:
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-    return value
-
-
-def _chunk(text: str) -> int:
-    limit = MAX_SAMPLES_PER_CHUNK
-    return _int_in(text, 1, limit, f"samples per message in 1..{limit}")
-
-
-def _copies(text: str) -> int:
-    return _int_in(text, 1, math.inf, "an integer >= 1")
