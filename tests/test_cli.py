@@ -136,3 +136,18 @@ def test_shared_argument_types() -> None:
     ]:
         with pytest.raises(argparse.ArgumentTypeError, match=re.escape(message)):
             parse(text)
+
+
+def test_the_bench_report_renders_a_stored_report() -> None:
+    import io
+    import json
+
+    from rich.console import Console
+
+    from harstream.tools.bench_report import print_bench
+
+    report = json.loads((Path(__file__).resolve().parents[1] / "docs" / "bench-2026-12-02e.json").read_text())
+    out = io.StringIO()
+    print_bench(report, Console(file=out, width=200))
+    text = out.getvalue()
+    assert "windows/s" in text and "live path over loopback" in text and "target streams_4000" in text
