@@ -19,15 +19,15 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-import harstream.data.download
+import harstream.data.archive
 from harstream.data.download import (
     DataCheck,
     check,
     download,
     load_manifest,
-    parse_manifest,
     print_check,
 )
+from harstream.data.fetch import parse_manifest
 from harstream.errors import ChecksumError, DatasetError, DownloadError
 
 ROWS = b"0.1 0.2 0.3\n0.4 0.5 0.6\n0.7 0.8 0.9\n1.0 1.1 1.2\n"
@@ -476,7 +476,7 @@ def test_zip_understating_its_size_writes_no_more_than_declared(
 def test_written_bytes_are_counted_even_if_declared_sizes_were_believed(
     tmp_path: Path, www: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(harstream.data.download, "_declared_size", lambda members: 0)
+    monkeypatch.setattr(harstream.data.archive, "_declared_size", lambda members: 0)
     url = serve(www, "bomb.zip", zip_bomb())
     with pytest.raises(DownloadError) as info:
         download(tmp_path / "hapt", url, progress=False, console=quiet(), manifest=MANIFEST,

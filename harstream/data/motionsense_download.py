@@ -14,8 +14,10 @@ What is verified, and what is not:
   parsed with its columns found by name and finite numbers. The archive's
   SHA-256 is printed; ``download(sha256=...)`` (``--sha256``) pins it.
 
-Like :mod:`harstream.data.download`: within a deadline and size limits, unpacked
-and verified beside ``dest`` and moved in only when everything passed.
+Like :mod:`harstream.data.download`: fetched with pooch within a deadline and
+size limits (:mod:`harstream.data.fetch`), unpacked with caps and path checks
+(:mod:`harstream.data.archive`) and verified beside ``dest``, moved in only
+when everything passed.
 
 >>> manifest = load_manifest()
 >>> len(manifest), "A_DeviceMotion_data/dws_1/sub_1.csv.gz" in manifest
@@ -25,29 +27,27 @@ and verified beside ``dest`` and moved in only when everything passed.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
-from rich.text import Text
 
 from harstream.data import motionsense as ms
-from harstream.data.download import (
+from harstream.data.archive import SKIP_DIRS
+from harstream.data.fetch import (
     DEADLINE_S,
     TIMEOUT_S,
-    _Budget,
-    _clean_stale,
-    _fetch,
-    _unzip,
-    _verify_files,
+    Archive,
+    Limits,
+    clean_stale,
     parse_manifest,
-    sha256_file,
+    print_report,
+    unpacked,
+    verify_files,
 )
-from harstream.errors import ChecksumError, DatasetError, DownloadError
+from harstream.errors import DatasetError, DownloadError
 from harstream.paths import ENV_VAR, cache_dir
 
 DEFAULT_URL = "https://github.com/mmalekzadeh/motion-sense/raw/master/data/A_DeviceMotion_data.zip"
@@ -62,9 +62,6 @@ MAX_UNPACKED_BYTES = 2**30
 """Most bytes unpacking may write, nested zips included (1 GiB)."""
 ARCHIVE_PREFIX = "motionsense"
 """Partial archives in the cache are ``motionsense-<pid>-*.zip.part``."""
-
-_SKIP_DIRS = {"__MACOSX"}
-_MAX_SHOWN = 20
 
 
 def default_dir() -> Path:
@@ -160,7 +157,7 @@ def check(
     if not checksums:
         note = "skipped"
     elif compressed:
-        problems, hashed = _verify_files(base, load_manifest() if manifest is None else manifest)
+        problems, hashed = verify_files(base, load_manifest() if manifest is None else manifest)
         note = (f"the project's copy, against harstream/data/{MANIFEST_FILE} "
                 f"(another .csv.gz copy: pass --no-checksums)")
     else:
@@ -188,7 +185,6 @@ def check(
 
 def print_check(report: MotionSenseCheck, console: Console | None = None) -> None:
     """Render a :class:`MotionSenseCheck` as a short table, then its problems."""
-    console = console or Console()
     table = Table(title="MotionSense dataset", show_header=False, title_justify="left")
     table.add_column("what", style="bold")
     table.add_column("value")
@@ -201,21 +197,16 @@ def print_check(report: MotionSenseCheck, console: Console | None = None) -> Non
     table.add_row("samples", f"{report.samples:,} ({hours:.1f} h at {ms.SAMPLE_RATE_HZ} Hz)")
     hashed = f"{report.files_checked} files hashed: " if report.files_checked else ""
     table.add_row("checksums", hashed + report.checksum_note)
-    status = "[green]OK[/]" if report.ok else f"[red]{len(report.problems)} problem(s)[/]"
-    table.add_row("status", status)
-    console.print(table)
-    for problem in report.problems[:_MAX_SHOWN]:
-        console.print(Text.assemble(("✗ ", "red"), problem), soft_wrap=True)
-    if len(report.problems) > _MAX_SHOWN:
-        console.print(f"… and {len(report.problems) - _MAX_SHOWN} more problem(s)")
+    print_report(table, report.problems, console or Console())
 
 
-def _manual_help(dest: Path) -> str:
-    return (
+def _archive(url: str, dest: Path) -> Archive:
+    help_text = (
         f"To install the dataset by hand, download {DEFAULT_URL} elsewhere and unpack it so "
         f"that {dest / ms.DATA_DIR} holds the <code>_<trial>/sub_<n>.csv files; or point "
         f"`--data DIR` or ${ENV_VAR} at a folder laid out that way."
     )
+    return Archive(url, ARCHIVE_PREFIX, "MotionSense archive", "MotionSense's A_DeviceMotion_data.zip", help_text)
 
 
 def _find_root(tree: Path) -> Path | None:
@@ -224,35 +215,10 @@ def _find_root(tree: Path) -> Path | None:
         path
         for path in [tree, *tree.rglob("*")]
         if path.is_dir()
-        and not _SKIP_DIRS.intersection(path.relative_to(tree).parts)
+        and not SKIP_DIRS.intersection(path.relative_to(tree).parts)
         and any(child.is_dir() and ms.trial_code(child.name) is not None for child in path.iterdir())
     ]
     return min(found, key=lambda p: (len(p.parts), str(p))) if found else None
-
-
-def _extract(archive: Path, into: Path, url: str, max_unpacked_bytes: int) -> Path:
-    """Unpack ``archive`` (and zips inside it, one level deep); the folder of trial folders."""
-    budget = _Budget(max_unpacked_bytes)
-    _unzip(archive, into, url, budget)
-    root = _find_root(into)
-    if root is not None:
-        return root
-    nested = sorted(
-        path for path in into.rglob("*.zip")
-        if path.is_file() and not _SKIP_DIRS.intersection(path.relative_to(into).parts)
-    )
-    for number, inner in enumerate(nested):
-        target = into.parent / f"nested-{number}"
-        _unzip(inner, target, f"{url} ({inner.relative_to(into)})", budget)
-        root = _find_root(target)
-        if root is not None:
-            return root
-    raise DownloadError(
-        f"{url}: expected an archive with {ms.DATA_DIR}/<code>_<trial>/sub_<n>.csv files "
-        f"(codes {', '.join(ms.CODES)}), found none"
-        + (f" (also looked inside {len(nested)} nested zip file(s))" if nested else "")
-        + "; is this MotionSense's A_DeviceMotion_data.zip?"
-    )
 
 
 def _verify(root: Path, url: str, subjects: tuple[int, ...]) -> int:
@@ -310,8 +276,7 @@ def download(
     console = console or Console(stderr=True)
     if dest.exists() and not dest.is_dir():
         raise DownloadError(f"{dest}: expected a folder to download the dataset into, got a file")
-    cache = cache_dir()
-    _clean_stale(cache, dest, console, prefix=ARCHIVE_PREFIX)
+    clean_stale(dest, ARCHIVE_PREFIX, console)
     if ms.find_data_dir(dest) is not None:
         try:
             n = _verify(ms.data_dir(dest), str(dest), subjects)
@@ -322,36 +287,13 @@ def download(
                           f"subjects, every file parsed); nothing to download",
                           highlight=False, soft_wrap=True)
             return dest
-    try:
-        cache.mkdir(parents=True, exist_ok=True)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-{os.getpid()}-", dir=dest.parent))
-    except OSError as exc:
-        raise DownloadError(f"{dest}: could not prepare the download folder ({exc})") from exc
-    try:
-        with tempfile.NamedTemporaryFile(
-            prefix=f"{ARCHIVE_PREFIX}-{os.getpid()}-", suffix=".zip.part", dir=cache, delete=False
-        ) as handle:
-            archive = Path(handle.name)
-        try:
-            console.print(f"Downloading {url}", highlight=False, soft_wrap=True)
-            size = _fetch(
-                url, archive, dest, timeout=timeout, deadline=deadline, max_bytes=max_archive_bytes,
-                progress=progress, console=console, title="MotionSense archive",
-                what="MotionSense's A_DeviceMotion_data.zip", manual_help=_manual_help(dest),
-            )
-            digest = sha256_file(archive)
-            if sha256 is not None and digest != sha256.lower():
-                raise ChecksumError(f"{url}: expected the archive's SHA-256 {sha256.lower()}, got "
-                                    f"{digest}; nothing was written to {dest}")
-            console.print(f"Unpacking {size / 1e6:.1f} MB", highlight=False, soft_wrap=True)
-            root = _extract(archive, work / "archive", url, max_unpacked_bytes)
-        finally:
-            archive.unlink(missing_ok=True)
+    limits = Limits(timeout, deadline, max_archive_bytes, max_unpacked_bytes)
+    expected = f"{ms.DATA_DIR}/<code>_<trial>/sub_<n>.csv files (codes {', '.join(ms.CODES)})"
+    with unpacked(_archive(url, dest), dest, limits, find_root=_find_root, expected=expected, sha256=sha256,
+                  progress=progress, console=console) as (root, work, transfer):
         n = _verify(root, url, subjects)
         _install(root, dest / ms.DATA_DIR, work / "replaced")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        digest = transfer.sha256
     pinned = "matches the pinned checksum" if sha256 is not None else (
         "not pinned: the project knows no trusted checksum of the official archive")
     console.print(

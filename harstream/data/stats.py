@@ -16,11 +16,11 @@ from rich.console import Console
 from rich.table import Table
 
 from harstream import ACTIVITIES, HOP, WINDOW
-from harstream.data.types import window_activity
 from harstream.data.labelled_windows import _segment_ends
 from harstream.data.layouts import TITLES, read_any
 from harstream.data.motionsense import JOGGING
 from harstream.data.splits import DATASET_SPLITS
+from harstream.data.types import window_activity
 
 
 def window_stats(data_dir: Path) -> dict[str, Any]:
