@@ -4,12 +4,13 @@ a check of a dataset folder prints.
 :func:`unpacked` is the one download path of both datasets (:func:`clean_stale` first removes
 the partial files of an earlier, killed download): ``pooch.retrieve`` fetches the archive into a
 partial folder of the user cache (``<prefix>-<pid>-*.zip.part``) and checks it against a pinned
-SHA-256 when there is one; :func:`harstream.data.archive.extract` unpacks it into a hidden folder beside the
-destination (``.<dest name>.partial-<pid>-*``); both are removed when the caller is done with
-the unpacked files, whatever happened. Pooch's own HTTP downloader bounds each read but not the
-whole transfer nor its size, so :class:`Transfer`, the downloader handed to pooch, does:
-``timeout`` bounds each wait for data, ``deadline`` the whole transfer (a server trickling a
-byte at a time fails at the deadline), ``max_bytes`` the archive (announced or received).
+SHA-256 when there is one; :func:`harstream.data.archive.extract` unpacks it into a hidden folder
+beside the destination (``.<dest name>.partial-<pid>-*``); both are removed when the caller is
+done with the unpacked files, whatever happened. Pooch's own HTTP downloader bounds each read but
+neither the whole transfer nor its size, so :class:`Transfer`, the downloader handed to pooch,
+does (:class:`Limits`): ``timeout`` bounds each wait for data, ``deadline`` the whole transfer (a
+server trickling a byte at a time fails at the deadline), ``max_archive_bytes`` the archive
+(announced or received).
 
 >>> parse_manifest("0" * 64 + "  RawData/labels.txt\\n")
 {'RawData/labels.txt': '0000000000000000000000000000000000000000000000000000000000000000'}
