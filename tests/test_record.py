@@ -6,9 +6,11 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,10 +20,11 @@ from harstream.data.device import Device
 from harstream.data.hapt import read_dataset as read_hapt
 from harstream.data.recordings import read_dataset, read_labels, read_samples
 from harstream.errors import DatasetError
-from harstream.protocol import Prediction, StatsEvent, encode_chunk
+from harstream.protocol import Chunk, Prediction, StatsEvent, encode_chunk
 from harstream.serve.client import Subscriber
 from harstream.signal.windows import window_ends
-from harstream.tools.record import Recorder
+from harstream.tools import record as record_module
+from harstream.tools.record import Recorder, describe, record
 
 
 class Clock:
@@ -77,6 +80,231 @@ def test_a_bad_label_or_folder_is_refused_before_recording(tmp_path: Path) -> No
     (tmp_path / "labels.csv").write_text("recording,start_s,end_s,activity\ngone,0,1,WALKING\n")
     with pytest.raises(DatasetError, match=r"labels\.csv:2: expected the name of a recording"):
         Recorder(tmp_path)
+
+
+X = np.tile(np.array([0, 0, 1, 0, 0, 0], np.float32), (100, 1))
+
+
+def test_a_stream_never_lands_on_labels_csv_nor_a_reserved_name(tmp_path: Path) -> None:
+    recorder = Recorder(tmp_path, label="WALKING")
+    for stream in ("labels", "LABELS", "con", "Nul"):
+        recorder.take(encode_chunk(stream, 0, X))
+    summary = recorder.close()
+    names = ["labels-2", "LABELS-2", "con-2", "Nul-2"]
+    assert [r["name"] for r in summary["recordings"]] == names
+    spans = sorted((s.recording, s.activity) for s in read_labels(tmp_path))
+    assert spans == sorted((name, "WALKING") for name in names)
+    assert {r.stream_id: len(r) for r in read_dataset(tmp_path).recordings} == dict.fromkeys(names, 100)
+
+
+def test_long_ids_and_their_restarts_get_names_the_reader_takes(tmp_path: Path) -> None:
+    long, other = "a" * 64, "a" * 61 + "bcd"  # the same first 60 characters
+    recorder = Recorder(tmp_path)
+    recorder.take(encode_chunk(long, 0, X))
+    recorder.take(encode_chunk(long, 0, X, restart=True))
+    recorder.take(encode_chunk(other, 0, X))
+    summary = recorder.close()
+    assert [r["name"] for r in summary["recordings"]] == ["a" * 60, "a" * 58 + "-2", "a" * 58 + "-3"]
+    assert len(read_dataset(tmp_path).recordings) == 3  # every name is one the reader takes
+    again = Recorder(tmp_path)  # and the next session opens the folder
+    again.take(encode_chunk(long, 0, X))
+    assert [r["name"] for r in again.close()["recordings"]] == ["a" * 58 + "-4"]
+
+
+def test_replays_are_not_fanned_out_into_files(tmp_path: Path) -> None:
+    recorder = Recorder(tmp_path, label="SITTING")
+    one, two = np.zeros((1, 6), np.float32), np.zeros((2, 6), np.float32)
+    for _ in range(300):
+        recorder.take(encode_chunk("p", 0, one))  # a replay: same seq, no restart
+        recorder.take(encode_chunk("q", 0, one, restart=True))  # restarts, each of one sample
+        recorder.take(encode_chunk("r", 0, two))
+    recorder.switch("STANDING")  # labels.csv mid-session names only files that exist
+    assert {s.recording for s in read_labels(tmp_path)} == {"r"}
+    summary = recorder.close()
+    assert summary["replayed"] == 299 + 299 and summary["too_short"] == 1 + 300
+    assert [(r["name"], r["samples"]) for r in summary["recordings"]] == [("r", 2)]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["labels.csv", "r.csv"]
+    assert [r.stream_id for r in read_dataset(tmp_path).recordings] == ["r"]
+    assert "299 chunk(s) replayed" not in describe({**summary, "forwarded": 0})  # 598 of them
+    assert "598 chunk(s) replayed" in describe({**summary, "forwarded": 0})
+
+
+def test_a_file_the_reader_would_refuse_is_set_aside_and_reported(tmp_path: Path) -> None:
+    recorder = Recorder(tmp_path, label="WALKING")
+    for k in range(5):  # timestamps 10 s apart: 0.1 Hz, a rate the reader refuses
+        recorder.take(encode_chunk("slow", k, np.zeros((1, 6), np.float32), rate=20, times=[10.0 * k]))
+    fine = 1000.0 + np.arange(50) / 50.0
+    fine[1] = fine[0] + 4e-7  # within a microsecond of the sample before: written the same, so left out
+    recorder.take(encode_chunk("fine", 0, np.zeros((50, 6), np.float32), rate=50, times=fine))
+    summary = recorder.close()
+    assert [r["name"] for r in summary["recordings"]] == ["fine"] and summary["same_microsecond"] == 1
+    assert [(Path(r["file"]).name, r["samples"]) for r in summary["refused"]] == [("slow.csv.refused", 5)]
+    assert "expected a sample rate of 20-500 Hz" in summary["refused"][0]["reason"]
+    assert "slow.csv.refused: set aside, the reader refuses it" in describe({**summary, "forwarded": 0})
+    assert [(s.recording, s.activity) for s in read_labels(tmp_path)] == [("fine", "WALKING")]
+    assert len(read_dataset(tmp_path).recordings) == 1
+
+
+def test_open_files_stay_bounded_and_every_sample_lands(tmp_path: Path) -> None:
+    recorder = Recorder(tmp_path, max_open=4)
+    for k in range(3):
+        for i in range(20):
+            recorder.take(encode_chunk(f"s{i}", 100 * k, X))
+            assert len(recorder.open_files) <= 4
+    summary = recorder.close()
+    assert [r["samples"] for r in summary["recordings"]] == [300] * 20 and summary["unwritten"] == 0
+    assert {len(r) for r in read_dataset(tmp_path).recordings} == {300}
+
+
+LOW_LIMIT = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128))
+from pathlib import Path
+import numpy as np
+from harstream.protocol import encode_chunk
+from harstream.tools.record import Recorder
+x = np.zeros((10, 6), np.float32)
+recorder = Recorder(Path(sys.argv[1]))  # the default max_open follows the limit
+for k in range(2):
+    for i in range(300):
+        recorder.take(encode_chunk(f"s{i}", 10 * k, x))
+recorder.open_files.close_all()
+hogs = []
+try:  # something else takes every descriptor: chunks are counted as unwritten, nothing dies
+    while True:
+        hogs.append(open("/dev/null"))
+except OSError:
+    pass
+taken = [recorder.take(encode_chunk(f"new{i}", 0, x)) is None for i in range(3)]
+for h in hogs:
+    h.close()
+recorder.take(encode_chunk("new0", 10, x))
+summary = recorder.close()
+print(len(summary["recordings"]), summary["unwritten"], all(taken), "open files" in summary["write_error"].lower())
+"""
+
+
+def test_recording_under_a_low_open_files_limit_never_dies(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-c", LOW_LIMIT, str(tmp_path)], capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["301", "3", "True", "True"]
+    assert len(read_dataset(tmp_path).recordings) == 301
+
+
+def _until(condition: Callable[[], bool], what: str, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout_s} s"
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def recording(tmp_path: Path, free_endpoint: Callable[[], str],
+              monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., dict[str, Any]]]:
+    """Runs :func:`record` on a thread: ``start(engine)`` returns its listen endpoint and the stop event's
+    ``finish()``; the summary is what ``finish`` returns."""
+    monkeypatch.setattr(record_module, "QUIET_S", 2.0)  # a busy test machine must not end a drain early
+    monkeypatch.setattr(record_module, "ENGINE_WAIT_S", 0.2)
+    threads: list[threading.Thread] = []
+
+    def start(engine: str | None) -> dict[str, Any]:
+        state: dict[str, Any] = {"stop": threading.Event(), "ready": threading.Event()}
+
+        def ready(endpoint: str) -> None:
+            state["listen"] = endpoint
+            state["ready"].set()
+
+        def run() -> None:
+            state["summary"] = record(tmp_path / "out", listen=free_endpoint(), engine=engine, stop=state["stop"],
+                                      progress=False, on_ready=ready)
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        threads.append(thread)
+        assert state["ready"].wait(60), "record never became ready"
+
+        def finish() -> dict[str, Any]:
+            state["stop"].set()
+            thread.join(60)
+            assert not thread.is_alive()
+            summary: dict[str, Any] = state["summary"]
+            return summary
+
+        state["finish"] = finish
+        return state
+
+    yield start
+    for thread in threads:
+        thread.join(60)
+
+
+def test_forwarding_counts_only_what_a_connected_engine_took(
+    free_endpoint: Callable[[], str], recording: Callable[..., dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    taken: list[Chunk | None] = []
+    take = Recorder.take
+    monkeypatch.setattr(Recorder, "take", lambda self, frames: taken.append(take(self, frames)))
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+    nobody = free_endpoint()  # nothing listens there
+    session = recording(nobody)
+    with ctx.socket(zmq.PUSH) as push:
+        push.connect(session["listen"])
+        for k in range(100):
+            push.send_multipart(encode_chunk("p", 2 * k, X[:2]))
+        _until(lambda: len(taken) == 100, "100 chunks recorded")
+    summary = session["finish"]()
+    assert (summary["messages"], summary["forwarded"], summary["not_forwarded"]) == (100, 0, 100)
+    assert summary["engine_connected"] is False
+    assert f"no engine ever connected at {nobody}: nothing was forwarded" in describe(summary)
+
+    engine = free_endpoint()
+    with ctx.socket(zmq.PULL) as sink, ctx.socket(zmq.PUSH) as push:
+        sink.bind(engine)
+        session = recording(engine)
+        push.connect(session["listen"])
+        for k in range(100):
+            push.send_multipart(encode_chunk("q", 2 * k, X[:2]))
+        received = [sink.recv_multipart() for _ in range(100)]
+        summary = session["finish"]()
+    assert (summary["forwarded"], summary["not_forwarded"], summary["engine_connected"]) == (100, 0, True)
+    assert received[-1] == encode_chunk("q", 198, X[:2])
+
+
+@pytest.mark.parametrize("drain_s", [record_module.DRAIN_S, 0.0])
+def test_a_stop_drains_the_socket_or_counts_what_is_left(
+    drain_s: float, tmp_path: Path, recording: Callable[..., dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(record_module, "DRAIN_S", drain_s)
+    monkeypatch.setattr(record_module, "COUNT_S", 30.0)  # ends when nothing arrives for QUIET_S
+    entered, gate = threading.Event(), threading.Event()
+    take = Recorder.take
+
+    def slow_take(self: Recorder, frames: Any, wall: float | None = None) -> Any:
+        entered.set()
+        gate.wait(60)  # the recorder is slower than the producer: messages wait in its socket
+        return take(self, frames, wall)
+
+    monkeypatch.setattr(Recorder, "take", slow_take)
+    session = recording(None)
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    push = ctx.socket(zmq.PUSH)
+    push.setsockopt(zmq.SNDHWM, 100_000)
+    push.connect(session["listen"])
+    for k in range(3000):
+        push.send_multipart(encode_chunk("p", 2 * k, X[:2]))
+    assert entered.wait(60)
+    session["stop"].set()  # SIGTERM while 3,000 messages wait
+    gate.set()
+    push.close(linger=-1)
+    ctx.term()  # every message has left the producer
+    summary = session["finish"]()
+    if drain_s:
+        assert summary["messages"] == 3000 and summary.get("left") == 0
+        assert summary["recordings"][0]["samples"] == 6000
+    else:
+        assert summary["messages"] < 3000 and summary["messages"] + summary.get("left", 0) == 3000
+        assert "message(s) still arriving after the stop were neither recorded nor forwarded" in describe(summary)
 
 
 def _wait_for(proc: subprocess.Popen[str], text: str, timeout_s: float = 120.0) -> str:

@@ -17,9 +17,21 @@ stream's ``t``, where ``t_last`` is the time of the stream's latest sample and
 ``w_last`` when it arrived. ``labels.csv`` is rewritten (atomically) at each
 switch and at the end; rows already there from earlier sessions are kept.
 
-A stream whose ``t`` goes back (the producer restarted it) continues in a
-new file, ``<stream>-2.csv``. Ctrl-C, SIGTERM, ``q`` or ``--duration`` stop
-cleanly: files are flushed and closed and ``labels.csv`` written.
+A stream whose ``t`` goes back continues in a new file, ``<stream>-2.csv``,
+when the chunk says ``restart`` or its own ``t0`` puts it past the file's
+end (the producer restarted it); otherwise the chunk replays what the file
+holds and, as the engine drops it (``seq_replay``), it is not recorded but
+counted. Names come from the reader's rule (:func:`recording_name`): never
+``labels`` or another reserved name, never longer than the reader takes. A
+file is created once it holds two samples, and when finished it is read
+back with the reader's own checks: one the reader refuses is set aside as
+``<name>.csv.refused`` and reported, so the folder stays readable. At most
+a bounded number of files are open at once (:mod:`harstream.tools.record_files`).
+
+Forwarding counts only what a connected engine took (:class:`Relay`). Ctrl-C,
+SIGTERM, ``q`` or ``--duration`` stop cleanly: what is still arriving is
+recorded and forwarded for a bounded time (:func:`drain`), whatever comes
+after is counted, files are closed and ``labels.csv`` written.
 
 >>> from harstream.protocol import decode_chunk, encode_chunk
 >>> chunk = decode_chunk(encode_chunk("p", 50, np.zeros((2, 6)), rate=100, t0=1000.5))
@@ -29,6 +41,7 @@ cleanly: files are flushed and closed and ``labels.csv`` written.
 
 from __future__ import annotations
 
+import errno
 import io
 import math
 import threading
@@ -36,7 +49,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -44,24 +57,34 @@ import numpy.typing as npt
 from harstream import ACTIVITIES
 from harstream.data.recordings import (
     LABELS_FILE,
+    MIN_SAMPLES,
     Span,
+    as_written,
     check_activity,
     format_rows,
     header_line,
     list_recordings,
     read_labels,
-    stream_name,
+    read_samples,
+    recording_name,
     write_labels,
 )
 from harstream.errors import DatasetError, HarstreamError, ProtocolError, ServeError
 from harstream.protocol import DEFAULT_INGEST, MAX_SAMPLES_PER_CHUNK, Chunk, decode_chunk
+from harstream.tools.record_files import OpenFiles
 
 DEFAULT_LISTEN = "tcp://127.0.0.1:5565"
 """Where the recorder binds its PULL socket by default (point producers here instead of the engine)."""
 KEYS = "123456789abcdefghijklmnoprstuvwyz"
 """Keys picking activities, in the order of the activity list (``q`` stops, ``0``/space unlabels)."""
-FLUSH_S = 1.0
-"""Seconds between flushes of the CSV files."""
+ENGINE_WAIT_S = 2.0
+"""Seconds the recorder waits at its start for the engine to connect before warning that none does."""
+DRAIN_S = 5.0
+"""Longest the recorder goes on recording and forwarding after a stop, s."""
+QUIET_S = 0.2
+"""Seconds with nothing arriving that end the drain after a stop."""
+COUNT_S = 1.0
+"""After :data:`DRAIN_S`, seconds spent counting (only) what still arrives, so that it is reported."""
 
 
 def chunk_times(chunk: Chunk, base: float | None) -> tuple[npt.NDArray[np.float64], float]:
@@ -128,17 +151,22 @@ class Timeline:
 
 @dataclass
 class StreamFile:
-    """One recording file being written."""
+    """One recording file of a stream: created once it holds :data:`MIN_SAMPLES` samples (rows wait
+    in ``pending`` till then), so no file the reader refuses for being short is ever written."""
 
     name: str
     """Recording name (the file is ``<name>.csv``)."""
     path: Path
-    handle: IO[str]
     stream: str
     """The stream id it records."""
+    created: bool = False
+    """Whether the file exists (else its rows wait in ``pending``)."""
+    pending: str = ""
     samples: int = 0
+    """Samples taken, pending ones included."""
     t_first: float = math.nan
     t_last: float = math.nan
+    """``t`` of the latest sample, as the file holds it (:func:`as_written`)."""
     offset: float = 0.0
     """``t`` minus wall-clock time at the stream's latest chunk."""
     base: float | None = None
@@ -157,10 +185,33 @@ class StreamFile:
         return self.t_last + 0.5 / self.rate
 
 
-class Recorder:
-    """Appends decoded chunks to CSV files of ``folder`` and keeps the labels' timeline."""
+@dataclass
+class Losses:
+    """What a :class:`Recorder` took but did not keep, by cause (each counted, none silent)."""
 
-    def __init__(self, folder: Path, label: str | None = None, clock: Callable[[], float] = time.time) -> None:
+    rejected: int = 0
+    """Messages that broke the protocol."""
+    replayed: int = 0
+    """Chunks whose ``t`` did not pass the stream's latest, without ``restart``: replays, as the engine's
+    ``seq_replay``."""
+    unwritten: int = 0
+    """Chunks the file system refused (``write_error`` says why)."""
+    write_error: str = ""
+    same_microsecond: int = 0
+    """Samples within a microsecond of the one before (``t`` is written to the microsecond)."""
+    short: int = 0
+    """Recordings left unwritten for holding fewer than :data:`MIN_SAMPLES` samples."""
+    refused: list[dict[str, Any]] = field(default_factory=list)
+    """Files the reader refused when finished, set aside as ``<name>.csv.refused``."""
+
+
+class Recorder:
+    """Appends decoded chunks to CSV files of ``folder`` and keeps the labels' timeline.
+
+    At most ``max_open`` files are open at once (:class:`OpenFiles`)."""
+
+    def __init__(self, folder: Path, label: str | None = None, clock: Callable[[], float] = time.time,
+                 max_open: int | None = None) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
         self.clock = clock
@@ -169,53 +220,100 @@ class Recorder:
         self.existing: list[Span] = read_labels(folder) if (folder / LABELS_FILE).is_file() else []
         self.taken = set(list_recordings(folder))
         self.timeline = Timeline(label)
+        self.open_files = OpenFiles(max_open)
         self.files: dict[str, StreamFile] = {}
         self.done: list[StreamFile] = []
         self.messages = 0
-        self.rejected = 0
-        self._last_flush = clock()
+        self.losses = Losses()
         write_labels(folder, self.existing)  # fails now, not at the end, if the folder is not writable
 
-    def _open(self, stream: str) -> StreamFile:
-        base = stream_name(stream)
-        name, k = base, 1
-        while name in self.taken:
-            k += 1
-            name = f"{base}-{k}"
+    def _new_file(self, stream: str) -> StreamFile:
+        name = recording_name(stream, self.taken)
         self.taken.add(name)
-        path = self.folder / f"{name}.csv"
-        handle = path.open("w", encoding="utf-8", newline="\n")
-        handle.write(header_line())
-        return StreamFile(name, path, handle, stream)
+        f = self.files[stream] = StreamFile(name, self.folder / f"{name}.csv", stream)
+        return f
 
     def take(self, frames: Sequence[bytes], wall: float | None = None) -> Chunk | None:
-        """Record one ingest message (None, counted, when it breaks the protocol)."""
+        """Record one ingest message; None, counted in :attr:`losses`, when nothing of it was recorded."""
         wall = self.clock() if wall is None else wall
         self.messages += 1
         try:
             chunk = decode_chunk(frames)
         except ProtocolError:
-            self.rejected += 1
+            self.losses.rejected += 1
             return None
-        current = self.files.get(chunk.stream)
-        t, base = chunk_times(chunk, None if current is None else current.base)
-        if current is not None and current.samples and not t[0] > current.t_last:
-            self._finish(current)  # t went back: the producer restarted the stream
-            current = None
-            t, base = chunk_times(chunk, None)
-        if current is None:
-            current = self.files[chunk.stream] = self._open(chunk.stream)
-        if not current.samples:
-            current.t_first = float(t[0])
-        current.handle.write(format_rows(t, chunk.samples))
-        current.samples += len(t)
-        current.t_last = float(t[-1])
-        current.offset = current.t_last - wall
-        current.base = base
-        current.rate = chunk.rate
-        if wall - self._last_flush >= FLUSH_S:
-            self.flush(wall)
+        placed = self._place(chunk)
+        if placed is None:
+            self.losses.replayed += 1
+            return None
+        f, t, base = placed
+        keep = np.diff(t, prepend=f.t_last if f.samples else -math.inf) > 0
+        t = t[keep]
+        try:
+            self._write(f, format_rows(t, chunk.samples[keep]), len(t))
+        except OSError as exc:
+            self.losses.unwritten += 1
+            self.losses.write_error = f"{f.path}: {exc.strerror or exc}"
+            return None
+        self.losses.same_microsecond += len(keep) - len(t)
+        if not f.samples:
+            f.t_first = float(t[0])
+        f.samples += len(t)
+        f.t_last = float(t[-1])
+        f.offset = f.t_last - wall
+        f.base = base
+        f.rate = chunk.rate
         return chunk
+
+    def _place(self, chunk: Chunk) -> tuple[StreamFile, npt.NDArray[np.float64], float] | None:
+        """The file a chunk goes to and its samples' ``t`` as written, None for a replay.
+
+        A chunk continues its stream's file when its ``t`` passes the file's last; a chunk whose ``t`` goes
+        back starts a new file when it says ``restart`` or its own ``t0`` moves it past the file's last (the
+        producer restarted the stream); else it replays what the file holds and is not recorded.
+        """
+        f = self.files.get(chunk.stream)
+        if f is not None and f.samples:
+            t, base = chunk_times(chunk, f.base)
+            t = as_written(t)
+            if t[0] > f.t_last:
+                return f, t, base
+            t, base = chunk_times(chunk, None)
+            t = as_written(t)
+            if not (chunk.restart or t[0] > f.t_last):
+                return None
+            self._finish(f)
+            f = None
+        else:
+            t, base = chunk_times(chunk, None)
+            t = as_written(t)
+        return f or self._new_file(chunk.stream), t, base
+
+    def _write(self, f: StreamFile, rows: str, n: int) -> None:
+        """Append ``n`` rows; a file is created when it first holds :data:`MIN_SAMPLES` samples."""
+        if f.created:
+            self.open_files.append(f.path, rows.encode())
+            return
+        if f.samples + n < MIN_SAMPLES:
+            f.pending += rows
+            return
+        for _ in range(100):
+            try:
+                self.open_files.create(f.path)
+                break
+            except FileExistsError:  # the folder changed, or a file system ignoring case has that name
+                self.taken.add(f.name)
+                f.name = recording_name(f.stream, self.taken)
+                f.path = self.folder / f"{f.name}.csv"
+                self.taken.add(f.name)
+        else:
+            raise FileExistsError(errno.EEXIST, "no free name after 100 tries", str(f.path))
+        try:
+            self.open_files.append(f.path, (header_line() + f.pending + rows).encode())
+        except OSError:
+            f.path.unlink(missing_ok=True)
+            raise
+        f.created, f.pending = True, ""
 
     def switch(self, activity: str | None, wall: float | None = None) -> None:
         """Label from now on with ``activity`` (None: unlabelled); ``labels.csv`` is rewritten."""
@@ -223,10 +321,10 @@ class Recorder:
         self.write_labels()
 
     def spans(self) -> list[Span]:
-        """Every span of this session, per recording file."""
+        """Every span of this session, per recording file written."""
         out = []
         for f in [*self.done, *self.files.values()]:
-            if f.samples:
+            if f.created:
                 out += [Span(f.name, a, b, activity) for a, b, activity in
                         self.timeline.spans(f.offset, f.t_first, f.t_end)]
         return out
@@ -235,32 +333,48 @@ class Recorder:
         """Write ``labels.csv``: the earlier sessions' rows, then this session's."""
         return write_labels(self.folder, [*self.existing, *self.spans()])
 
-    def flush(self, wall: float | None = None) -> None:
-        """Flush every open file to disk."""
-        for f in self.files.values():
-            f.handle.flush()
-        self._last_flush = self.clock() if wall is None else wall
-
     def _finish(self, f: StreamFile) -> None:
-        f.handle.close()
-        if f.samples:
-            self.done.append(f)
-        else:
-            f.path.unlink(missing_ok=True)
-            self.taken.discard(f.name)
+        """Close a stream's file and check it with the reader's own rules: a file the reader refuses is
+        set aside as ``<name>.csv.refused`` and reported, so the folder stays readable."""
         self.files.pop(f.stream, None)
+        self.open_files.close(f.path)
+        if not f.created:
+            self.taken.discard(f.name)
+            self.losses.short += f.samples > 0
+            return
+        try:
+            read_samples(f.path)
+        except (DatasetError, OSError) as exc:
+            aside = f.path.with_name(f"{f.path.name}.refused")
+            for k in range(2, 1000):
+                if not aside.exists():
+                    break
+                aside = f.path.with_name(f"{f.path.name}.refused-{k}")
+            f.path.replace(aside)
+            self.losses.refused.append({"file": str(aside), "stream": f.stream, "samples": f.samples,
+                                        "reason": str(exc)})
+            return
+        self.done.append(f)
 
     def close(self) -> dict[str, Any]:
         """Close every file, write ``labels.csv``; returns the session's summary."""
         self.timeline.switch(None, self.clock())
         for f in list(self.files.values()):
             self._finish(f)
+        self.open_files.close_all()
         self.write_labels()
         spans = self.spans()
+        losses = self.losses
         return {
             "folder": str(self.folder),
             "messages": self.messages,
-            "rejected": self.rejected,
+            "rejected": losses.rejected,
+            "replayed": losses.replayed,
+            "unwritten": losses.unwritten,
+            "write_error": losses.write_error,
+            "same_microsecond": losses.same_microsecond,
+            "too_short": losses.short,
+            "refused": losses.refused,
             "recordings": [
                 {"name": f.name, "stream": f.stream, "file": str(f.path), "samples": f.samples,
                  "seconds": round(f.seconds, 3),
@@ -274,20 +388,116 @@ class Recorder:
 # -- the live loop ---------------------------------------------------------------------------------
 
 
-def _view(recorder: Recorder, keys: dict[str, str], forwarded: int, dropped: int, target: str | None,
-          started: float, keys_active: bool) -> Any:
+class Relay:
+    """Forwards messages to the engine's ingest, counting only what a connected engine took.
+
+    The PUSH socket queues only while an engine is connected (``IMMEDIATE``): with none there, or one not
+    taking messages, a message is counted in ``dropped`` at once instead of waiting in a queue that nothing
+    reads, so ``forwarded`` never counts a message no engine was there to receive.
+    """
+
+    def __init__(self, context: Any, engine: str | None) -> None:
+        import zmq
+
+        self.engine = engine
+        self.forwarded = self.dropped = 0
+        self.seen = False
+        """Whether an engine was ever connected."""
+        self.socket: Any = None
+        if engine is not None:
+            self.socket = context.socket(zmq.PUSH)
+            self.socket.setsockopt(zmq.SNDHWM, 10_000)
+            self.socket.setsockopt(zmq.LINGER, 5000)
+            self.socket.setsockopt(zmq.IMMEDIATE, 1)
+            self.socket.connect(engine)
+
+    def ready(self, timeout_s: float = 0.0) -> bool:
+        """Whether an engine is connected and taking messages (waiting up to ``timeout_s`` for one)."""
+        import zmq
+
+        if self.socket is None:
+            return False
+        if self.socket.poll(int(timeout_s * 1000), zmq.POLLOUT):
+            self.seen = True
+            return True
+        return False
+
+    def send(self, frames: Sequence[bytes]) -> None:
+        """Forward one message (counted in ``forwarded`` or ``dropped``)."""
+        import zmq
+
+        if self.socket is None:
+            return
+        try:
+            self.socket.send_multipart(frames, zmq.NOBLOCK)
+        except zmq.Again:
+            self.dropped += 1
+            return
+        self.forwarded += 1
+        self.seen = True
+
+    def close(self) -> None:
+        """Close the socket (queued messages get its linger to reach the engine)."""
+        if self.socket is not None:
+            self.socket.close()
+
+
+def pump(pull: Any, relay: Relay, recorder: Recorder, limit: int = 1000) -> int:
+    """Forward and record up to ``limit`` waiting messages; returns how many there were."""
+    import zmq
+
+    for n in range(limit):
+        try:
+            frames = pull.recv_multipart(zmq.NOBLOCK)
+        except zmq.Again:
+            return n
+        relay.send(frames)
+        recorder.take(frames)
+    return limit
+
+
+def drain(pull: Any, relay: Relay, recorder: Recorder) -> int:
+    """After a stop: forward and record what is still arriving until nothing has for :data:`QUIET_S`, for at
+    most :data:`DRAIN_S`; then count what arrives within :data:`COUNT_S` more without recording or forwarding
+    it. Returns that count (messages left)."""
+    import zmq
+
+    deadline = time.monotonic() + DRAIN_S
+    while time.monotonic() < deadline:
+        if not pull.poll(int(QUIET_S * 1000)):
+            return 0
+        pump(pull, relay, recorder, 100)
+    left = 0
+    deadline = time.monotonic() + COUNT_S
+    while time.monotonic() < deadline and pull.poll(int(QUIET_S * 1000)):
+        for _ in range(1000):
+            try:
+                pull.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                break
+            left += 1
+    return left
+
+
+def _view(recorder: Recorder, keys: dict[str, str], relay: Relay, started: float, keys_active: bool) -> Any:
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
 
     now = time.monotonic()
     current = recorder.timeline.current
+    losses = recorder.losses
+    if relay.engine is None:
+        engine = ", not forwarded (--engine none)"
+    else:
+        engine = f", forwarded {relay.forwarded:,} to {relay.engine}"
     head = Text.assemble(
         ("recording ", "bold"), (current or "(unlabelled)", "bold green" if current else "dim"),
-        f"  {now - started:,.0f} s  ·  {recorder.messages:,} messages",
-        f", forwarded {forwarded:,} to {target}" if target else ", not forwarded (--engine none)",
-        (f", {dropped:,} NOT forwarded (engine not taking them)" if dropped else "", "yellow"),
-        (f", {recorder.rejected:,} broke the protocol" if recorder.rejected else "", "yellow"),
+        f"  {now - started:,.0f} s  ·  {recorder.messages:,} messages", engine,
+        (f", {relay.dropped:,} NOT forwarded (no engine taking them)" if relay.dropped else "", "yellow"),
+        (f", {losses.rejected:,} broke the protocol" if losses.rejected else "", "yellow"),
+        (f", {losses.replayed:,} replays not recorded" if losses.replayed else "", "yellow"),
+        (f", {losses.unwritten:,} NOT written ({losses.write_error})" if losses.unwritten else "", "red"),
     )
     table = Table(show_edge=False, pad_edge=False)
     for column in ("file", "stream", "samples", "seconds", "Hz"):
@@ -315,85 +525,82 @@ def record(
     progress: bool = True,
     on_ready: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Record (and forward) until ``stop`` is set, ``q`` is pressed or ``duration_s`` passes."""
+    """Record (and forward) until ``stop`` is set, ``q`` is pressed or ``duration_s`` passes; then
+    :func:`drain` what is still arriving."""
     import zmq
     from rich.console import Console
-    from rich.live import Live
-
-    from harstream.tools.keypress import KeyReader
 
     listed = list(dict.fromkeys([*ACTIVITIES, *activities, *([label] if label else [])]))
     for name in listed:
         check_activity(name, "--activity")
     keys = key_map(listed)
-    stop = stop or threading.Event()
     recorder = Recorder(folder, label)
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     pull = context.socket(zmq.PULL)
     pull.setsockopt(zmq.LINGER, 0)
     pull.setsockopt(zmq.MAXMSGSIZE, MAX_SAMPLES_PER_CHUNK * 24)
-    push = None
+    relay = None
     try:
         try:
             pull.bind(listen)
         except zmq.ZMQError as exc:
             raise ServeError(f"cannot bind the recorder's endpoint {listen!r}: {exc}") from None
-        if engine is not None:
-            push = context.socket(zmq.PUSH)
-            push.setsockopt(zmq.SNDHWM, 10_000)
-            push.setsockopt(zmq.LINGER, 5000)
-            push.connect(engine)
+        relay = Relay(context, engine)
+        err = Console(stderr=True)
+        if engine is not None and not relay.ready(ENGINE_WAIT_S):
+            err.print(f"harstream record: no engine is taking messages at {engine}: recording goes on, and "
+                      "forwarding starts once one does (messages until then are counted as not forwarded)",
+                      style="yellow", highlight=False, markup=False)
         bound = pull.getsockopt(zmq.LAST_ENDPOINT)
         endpoint = bound.decode() if isinstance(bound, bytes) else str(bound)
         if on_ready is not None:
             on_ready(endpoint)
-        forwarded = dropped = 0
-        started = time.monotonic()
-        err = Console(stderr=True)
-        reader = KeyReader()
-        live: Any = Live(console=err, refresh_per_second=4, transient=False) if progress else _NoLive()
-        with reader, live:
-            last_view = 0.0
-            while not stop.is_set():
-                if duration_s is not None and time.monotonic() - started >= duration_s:
-                    break
-                if pull.poll(50):
-                    for _ in range(1000):
-                        try:
-                            frames = pull.recv_multipart(zmq.NOBLOCK)
-                        except zmq.Again:
-                            break
-                        if push is not None:
-                            try:
-                                push.send_multipart(frames, zmq.NOBLOCK)
-                                forwarded += 1
-                            except zmq.Again:
-                                dropped += 1
-                        recorder.take(frames)
-                pressed = reader.read(0.0)
-                if "q" in pressed:
-                    break
-                for key in pressed:
-                    if key in ("0", " "):
-                        recorder.switch(None)
-                    elif key in keys:
-                        recorder.switch(keys[key])
-                if progress and time.monotonic() - last_view >= 0.25:
-                    last_view = time.monotonic()
-                    live.update(_view(recorder, keys, forwarded, dropped, engine, started, reader.active))
-            if progress:
-                live.update(_view(recorder, keys, forwarded, dropped, engine, started, reader.active))
+        _loop(pull, relay, recorder, keys, stop or threading.Event(), duration_s, err if progress else None)
+        left = drain(pull, relay, recorder)
         summary = recorder.close()
-        summary.update(forwarded=forwarded, not_forwarded=dropped, engine=engine, listen=endpoint)
+        summary.update(forwarded=relay.forwarded, not_forwarded=relay.dropped, engine=engine,
+                       engine_connected=relay.seen, left=left, listen=endpoint)
         return summary
     except BaseException:
         recorder.close()
         raise
     finally:
         pull.close(linger=0)
-        if push is not None:
-            push.close()
+        if relay is not None:
+            relay.close()
         context.term()
+
+
+def _loop(pull: Any, relay: Relay, recorder: Recorder, keys: dict[str, str], stop: threading.Event,
+          duration_s: float | None, console: Any) -> None:
+    """Forward, record and read keys until a stop; the live view on ``console`` (None: no view)."""
+    from rich.live import Live
+
+    from harstream.tools.keypress import KeyReader
+
+    started = time.monotonic()
+    reader = KeyReader()
+    live: Any = Live(console=console, refresh_per_second=4, transient=False) if console else _NoLive()
+    with reader, live:
+        last_view = 0.0
+        while not stop.is_set():
+            if duration_s is not None and time.monotonic() - started >= duration_s:
+                break
+            if pull.poll(50):
+                pump(pull, relay, recorder)
+            pressed = reader.read(0.0)
+            if "q" in pressed:
+                break
+            for key in pressed:
+                if key in ("0", " "):
+                    recorder.switch(None)
+                elif key in keys:
+                    recorder.switch(keys[key])
+            if console and time.monotonic() - last_view >= 0.25:
+                last_view = time.monotonic()
+                live.update(_view(recorder, keys, relay, started, reader.active))
+        if console:
+            live.update(_view(recorder, keys, relay, started, reader.active))
 
 
 class _NoLive:
@@ -410,7 +617,14 @@ class _NoLive:
 
 
 def describe(summary: dict[str, Any]) -> str:
-    """The summary as readable lines."""
+    """The summary as readable lines: what was recorded, and every message or sample that was not.
+
+    >>> print(describe({"folder": "mine", "messages": 3, "forwarded": 0, "not_forwarded": 3, "engine": "tcp://e",
+    ...                 "engine_connected": False, "replayed": 1, "recordings": []}), end="")
+    recorded 0 recording(s) into mine (3 messages, 0 forwarded, 3 NOT forwarded)
+      no engine ever connected at tcp://e: nothing was forwarded
+      1 chunk(s) replayed what their stream already held (t did not advance, no restart): not recorded
+    """
     out = io.StringIO()
     recordings = summary["recordings"]
     out.write(f"recorded {len(recordings)} recording(s) into {summary['folder']} "
@@ -420,6 +634,24 @@ def describe(summary: dict[str, Any]) -> str:
     if summary.get("rejected"):
         out.write(f", {summary['rejected']:,} broke the protocol and were not recorded")
     out.write(")\n")
+    notes = {
+        "engine_connected": f"no engine ever connected at {summary.get('engine')}: nothing was forwarded",
+        "left": "{:,} message(s) still arriving after the stop were neither recorded nor forwarded",
+        "replayed": "{:,} chunk(s) replayed what their stream already held (t did not advance, no restart): "
+                    "not recorded",
+        "unwritten": "{:,} chunk(s) NOT written: " + str(summary.get("write_error")),
+        "same_microsecond": "{:,} sample(s) within a microsecond of the one before were not written",
+        "too_short": f"{{:,}} recording(s) of fewer than {MIN_SAMPLES} samples were not written",
+    }
+    for key, text in notes.items():
+        value = summary.get(key)
+        if key == "engine_connected":
+            if summary.get("engine") is not None and value is False:
+                out.write(f"  {text}\n")
+        elif value:
+            out.write(f"  {text.format(value)}\n")
+    for r in summary.get("refused", []):
+        out.write(f"  {Path(r['file']).name}: set aside, the reader refuses it: {r['reason']}\n")
     for r in recordings:
         spans = ", ".join(f"{a} {e - s:.1f} s" for s, e, a in r["spans"]) or "unlabelled"
         out.write(f"  {Path(r['file']).name}: {r['samples']:,} samples, {r['seconds']:.1f} s; {spans}\n")
