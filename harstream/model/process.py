@@ -4,8 +4,8 @@ With the model in ``serve``'s own interpreter, an inference thread runs it
 beside the ingest thread. TensorFlow releases the GIL while it computes, but
 a Keras call also runs Python before and after, and each time the inference
 thread wants the GIL back it waits for the ingest thread's turn to end
-(``--switch-interval``); under thousands of streams those waits were most
-of a window's latency (docs/benchmarks.md). :class:`ModelProcess` runs the
+(``--switch-interval``); under load those waits can be most of a window's
+latency (docs/benchmarks.md). :class:`ModelProcess` runs the
 :class:`~harstream.model.classifier.Classifier` in a child process instead: windows
 go to it through shared memory and probabilities come back through a pipe.
 ``serve`` (the default, ``--model-process``) submits a batch and goes on
@@ -76,6 +76,9 @@ class ModelState(Enum):
     """A call is in flight."""
     DEAD = "dead"
     """No child (after a failure, or once closed)."""
+
+
+_BUSY = ModelState.BUSY  # answered() runs on every pump: a module global reads faster than an Enum member
 
 
 @dataclass(frozen=True)
@@ -381,7 +384,7 @@ class ModelProcess:
 
     def answered(self) -> bool:
         """The call in flight has its answer (or ran out of time: :meth:`collect` then says so)."""
-        if self.state is not ModelState.BUSY or self._conn is None:
+        if self.state is not _BUSY or self._conn is None:
             return False
         return self._conn.poll(0) or time.monotonic() - self._since > self.call_timeout_s
 

@@ -40,6 +40,9 @@ Outgoing: TypeAlias = list[bytes] | StatsRequest
 Failed: TypeAlias = Callable[[str, BaseException], None]
 """Counts, logs and reports a failure contained in the serving process (``what failed``, the exception)."""
 
+_IDLE, _LOADING, _DEAD = ModelState.IDLE, ModelState.LOADING, ModelState.DEAD
+# read on every pump: a module global is read faster than an Enum class attribute (Python 3.11)
+
 
 class Publisher:
     """Everything the engine publishes on its PUB socket; called by the thread that owns the socket."""
@@ -250,12 +253,12 @@ class ModelProcessStage(ModelStage[Outgoing]):
     @property
     def waiting_on_child(self) -> bool:
         """A call is in flight or a child is loading: its pipe will wake the loop's poll."""
-        return bool(self.in_flight) or any(model.state is ModelState.LOADING for model in self.models)
+        return bool(self.in_flight) or any(model.state is _LOADING for model in self.models)
 
     @property
     def any_dead(self) -> bool:
         """A model process has no child (it starts one when its restart is due)."""
-        return any(model.state is ModelState.DEAD for model in self.models)
+        return any(model.state is _DEAD for model in self.models)
 
     def pump(self) -> None:
         """Take the answers that have come, in submission order; submit batches to the free models."""
@@ -274,9 +277,9 @@ class ModelProcessStage(ModelStage[Outgoing]):
         for model in self.models:
             if id(model) in busy:
                 continue
-            if model.state is not ModelState.IDLE:
+            if model.state is not _IDLE:
                 model.revive()  # a child that failed is replaced; windows wait meanwhile
-            if model.state is not ModelState.IDLE or not engine.n_pending:
+            if model.state is not _IDLE or not engine.n_pending:
                 continue
             if time.monotonic() >= self.deadline:
                 self.dropped_windows += len(engine.take_pending())
