@@ -266,7 +266,9 @@ class Transfer:
     def _failed(self, exc: BaseException) -> DownloadError:
         if self._left() <= 0:
             return self._overdue()
-        return DownloadError(f"{self.archive.url} could not be reached ({exc}). {self.archive.manual_help}")
+        reason = getattr(exc.args[0] if exc.args else None, "reason", None)  # what urllib3 gave up on
+        return DownloadError(f"{self.archive.url} could not be reached ({reason or exc}). "
+                             f"{self.archive.manual_help}")
 
     def _overdue(self) -> DownloadError:
         return DownloadError(
