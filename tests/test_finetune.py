@@ -29,8 +29,9 @@ from harstream.serve.client import Subscriber
 from replay.session import score_replay
 from replay.sources import recording_streams
 from training.evaluate import evaluate
-from training.finetune import FinetuneConfig, finetune
+from training.finetune import finetune
 from training.own_data import motionsense_plan, write_folder
+from training.recipe import FinetuneConfig
 
 PEOPLE = (1, 7)
 SEVEN = [*ACTIVITIES, "JOGGING"]

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import importlib.util
+import io
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +18,10 @@ import pytest
 from harstream.errors import ArtifactError
 from harstream.model import artifact
 from harstream.model.classifier import Classifier
-from training.train import TrainConfig, train
+from training.recipe import TrainConfig
+from training.train import train
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -74,16 +83,153 @@ def test_missing_metadata_is_named(tiny_model: Path, tmp_path: Path) -> None:
         artifact.load(copy)
 
 
-def test_cli_offers_every_architecture() -> None:
-    from harstream.cli.main import build_parser
-    from training.architectures import ARCHITECTURES, BATCH_SIZES, EPOCHS, LEARNING_RATES
+def train_parser() -> argparse.ArgumentParser:
+    """The parser of ``harstream train`` alone."""
+    from training.cli.train import add_arguments
 
-    parser = build_parser()
-    verbs = next(a for a in parser._actions if a.dest == "verb")
-    arch = next(a for a in verbs.choices["train"]._actions if a.dest == "arch")
-    assert sorted(arch.choices) == sorted(ARCHITECTURES)
-    assert arch.default == TrainConfig().arch
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser
+
+
+def test_cli_offers_every_architecture() -> None:
+    from training.architectures import ARCHITECTURES
+    from training.recipe import BATCH_SIZES, EPOCHS, LEARNING_RATES, SHIPPED
+
+    arch = next(a for a in train_parser()._actions if a.dest == "arch")
+    assert arch.choices is not None and sorted(arch.choices) == sorted(ARCHITECTURES)
+    assert arch.default == SHIPPED.arch == TrainConfig().arch
     assert set(EPOCHS) == set(BATCH_SIZES) == set(LEARNING_RATES) == set(ARCHITECTURES)
+
+
+def test_the_shipped_recipe_is_what_train_ran_with_no_options() -> None:
+    # The values `harstream train` used with no options before the recipe moved out of the CLI
+    # (harstream/cli/main.py at 0f21344: TrainConfig() plus its SHIPPED_* constants and option defaults).
+    from training.recipe import SHIPPED, SHIPPED_DATASETS, resolve
+
+    assert TrainConfig(
+        arch="harnet-fusion", epochs=None, seed=0, patience=10, batch_size=None, learning_rate=None,
+        train_hop=16, ema=False, max_windows=None, turn_degrees=10.0, scale_motion=0.25, warp_time=0.1,
+        pocket_turns="other-leg", refit=False,
+    ) == SHIPPED
+    assert SHIPPED_DATASETS == ("hapt", "motionsense")
+    resolved = resolve(SHIPPED)
+    assert (resolved.epochs, resolved.batch_size, resolved.learning_rate) == (16, 64, 1e-3)
+    # ... and the recipe the shipped artifact records it was trained with
+    shipped = json.loads(artifact.default_model_path().with_suffix(".json").read_text())
+    assert dataclasses.asdict(resolved) == shipped["metrics"]["config"]
+    assert [part["dataset"] for part in shipped["metrics"]["data"]] == list(SHIPPED_DATASETS)
+
+
+def test_the_bare_recipe_augments_nothing() -> None:
+    bare = TrainConfig()
+    assert (bare.turn_degrees, bare.scale_motion, bare.warp_time, bare.pocket_turns) == (0.0, 0.0, 0.0, "none")
+
+
+def test_every_train_option_defaults_to_its_recipe_field() -> None:
+    from training.cli.train import finetune_config, train_config
+    from training.recipe import FINETUNE, SHIPPED
+
+    parser = train_parser()
+    defaults = {a.dest: a.default for a in parser._actions}
+    fields = [f.name for f in dataclasses.fields(TrainConfig)]
+    options = [name for name in fields if name in defaults]
+    assert sorted(set(fields) - set(options)) == ["batch_size", "learning_rate"]  # the architecture's
+    for name in options:  # None: the recipe's own value (the fine-tune's differs)
+        assert defaults[name] in (getattr(SHIPPED, name), None), name
+    assert defaults["base_windows"] == FINETUNE.base_windows
+    assert train_config(parser.parse_args(["--out", "o"])) == SHIPPED
+    assert finetune_config(parser.parse_args(["--out", "o", "--base", "shipped", "--data", "d"])) == FINETUNE
+    given = parser.parse_args(["--out", "o", "--epochs", "3", "--patience", "2", "--turn-degrees", "0",
+                               "--pocket-turns", "none", "--no-ema", "--seed", "4"])
+    assert train_config(given) == dataclasses.replace(SHIPPED, epochs=3, patience=2, turn_degrees=0.0,
+                                                      pocket_turns="none", seed=4)
+    assert finetune_config(given) == dataclasses.replace(FINETUNE, epochs=3, patience=2, turn_degrees=0.0,
+                                                         flips=False, seed=4)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--out", "o", "--base-windows", "-1"])
+
+
+def test_the_default_data_are_both_datasets_and_a_missing_one_is_named(
+    hapt_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from harstream.errors import HarstreamError
+    from training.cli.train import data_folders
+
+    monkeypatch.setenv("HARSTREAM_DATA", str(hapt_dir))
+    monkeypatch.setenv("HARSTREAM_MOTIONSENSE", str(tmp_path / "nowhere"))
+    with pytest.raises(HarstreamError, match=r"the default recipe trains on HAPT and MotionSense, and "
+                       r"MotionSense was not found at .*nowhere \(set \$HARSTREAM_MOTIONSENSE"):
+        data_folders(None)
+    monkeypatch.setenv("HARSTREAM_MOTIONSENSE", str(tmp_path))
+    assert data_folders(None) == [hapt_dir, tmp_path]
+    assert data_folders([Path("a")]) == [Path("a")]
+
+
+def test_the_train_and_evaluate_verbs_import_no_numpy() -> None:
+    code = ("import sys, training.cli.train, training.cli.evaluate; "
+            "print(sorted(m for m in ('numpy', 'keras', 'tensorflow') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_cross_validation_runs_the_shipped_recipe_unless_told_otherwise() -> None:
+    import inspect
+
+    from training.crossval import cross_validate
+    from training.recipe import SHIPPED
+
+    assert inspect.signature(cross_validate).parameters["config"].default is SHIPPED
+    spec = importlib.util.spec_from_file_location("cross_validate", ROOT / "scripts" / "cross_validate.py")
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    parser = script.build_parser()
+    assert script.recipe(parser.parse_args([])) == SHIPPED
+    assert script.recipe(parser.parse_args(["--bare", "--epochs", "8"])) == TrainConfig(epochs=8)
+    assert script.recipe(parser.parse_args(["--warp-time", "0"])) == dataclasses.replace(SHIPPED, warp_time=0.0)
+
+
+class _Scripted:
+    """A stand-in for a model: predicts the next scripted labels, counts its weights' versions."""
+
+    def __init__(self, labels: list[list[int]]) -> None:
+        self.labels = labels
+        self.epoch = 0
+        self.stop_training = False
+
+    def predict(self, x: np.ndarray, batch_size: int, verbose: int) -> np.ndarray:
+        self.epoch += 1
+        return np.eye(6, dtype=np.float32)[self.labels[self.epoch - 1]]
+
+    def get_weights(self) -> list[int]:
+        return [self.epoch]
+
+
+def test_selection_keeps_the_best_epoch_and_stops_after_patience() -> None:
+    from rich.console import Console
+
+    from training.fitting import Selection
+
+    truth = np.array([0, 1, 2, 3])
+    right = [[0, 1, 2, 3], [0, 1, 2, 0], [0, 1, 2, 3], [0, 0, 0, 0], [0, 1, 2, 2], [0, 1, 0, 0]]
+    model = _Scripted([right[1], right[0], right[3], right[4], right[2]])  # macro-F1 rises, then falls
+    selection = Selection(model, (np.zeros((4, 1), np.float32), truth), epochs=9, patience=2,
+                          console=Console(file=io.StringIO()), labels=["A", "B", "C", "D", "E", "F"])
+    selection.set_model(model)
+    for epoch in range(4):
+        logs = {"loss": 1.0}
+        selection.on_epoch_begin(epoch)
+        selection.on_epoch_end(epoch, logs)
+        assert set(logs) == {"loss", "val_loss", "val_accuracy", "val_macro_f1"}
+        assert model.stop_training == (epoch == 3), epoch  # two epochs without a better score
+    assert selection.best_epoch == 2 and selection.best_weights == [2] and selection.best == 1.0
+    assert len(selection.scores) == 4 and max(selection.scores) == selection.scores[1]
+    model.stop_training = False
+    quiet = Selection(model, None, epochs=2, patience=0, console=Console(file=io.StringIO()))  # a refit
+    quiet.set_model(model)
+    quiet.on_epoch_end(0, {"loss": 1.0})
+    assert quiet.best_weights is None and quiet.scores == [] and not model.stop_training
 
 
 def test_cross_validation_folds_partition_the_non_test_subjects() -> None:
@@ -175,8 +321,8 @@ def test_pocket_roll_turns_about_the_long_axis_and_upends_walking_only() -> None
     # one rotation per window for all sensors: angles between sensors are kept
     dot = (x[..., 0:3] * x[..., 6:9]).sum(-1)
     np.testing.assert_allclose((turned[..., 0:3] * turned[..., 6:9]).sum(-1), dot, atol=1e-4)
-    y_kept = np.isclose(turned[..., 7], x[..., 7], atol=1e-5).all(axis=1)
-    y_negated = np.isclose(turned[..., 7], -x[..., 7], atol=1e-5).all(axis=1)
+    y_kept = np.asarray(np.isclose(turned[..., 7], x[..., 7], atol=1e-5).all(axis=1))
+    y_negated = np.asarray(np.isclose(turned[..., 7], -x[..., 7], atol=1e-5).all(axis=1))
     assert y_kept[which & ~moving].all()  # still postures: never upside down
     upended = which & moving & y_negated
     assert 0.3 < upended.sum() / (which & moving).sum() < 0.7  # half the walking pocket windows
@@ -185,7 +331,7 @@ def test_pocket_roll_turns_about_the_long_axis_and_upends_walking_only() -> None
     quadrants = np.histogram(np.mod(angle, 2 * np.pi), bins=4, range=(0, 2 * np.pi))[0]
     assert quadrants.min() > 0.15 * quadrants.sum()  # the roll covers the whole turn about y
     for mode in ("roll", "roll-still", "roll-still-upend", "other-leg", "other-leg-upend"):
-        np.testing.assert_array_equal(pocket_turns(x, which, moving, mode, seed=0)[~which], x[~which])  # type: ignore[arg-type]
+        np.testing.assert_array_equal(pocket_turns(x, which, moving, mode, seed=0)[~which], x[~which])
     mixed = pocket_turns(x, which, moving, "roll-still-upend", seed=0)
     walking = which & moving
     signs = np.sign(mixed[walking][:, 0, 6:9] * x[walking][:, 0, 6:9]).astype(int)  # half-turns only
@@ -215,8 +361,11 @@ def test_pocket_roll_turns_about_the_long_axis_and_upends_walking_only() -> None
 
 
 def test_cli_pocket_turn_choices_are_the_augmenters() -> None:
-    from harstream.cli.main import POCKET_TURNS, SHIPPED_POCKET_TURNS
     from training import augment
+    from training.recipe import POCKET_TURNS, SHIPPED
 
-    assert POCKET_TURNS == augment.POCKET_TURNS
-    assert SHIPPED_POCKET_TURNS in POCKET_TURNS
+    turns = next(a for a in train_parser()._actions if a.dest == "pocket_turns")
+    assert turns.choices == POCKET_TURNS and turns.default == SHIPPED.pocket_turns in POCKET_TURNS
+    x = np.zeros((2, 4, 9), np.float32)
+    for mode in POCKET_TURNS:  # every choice is one the augmenter knows
+        augment.pocket_turns(x, np.ones(2, bool), np.ones(2, bool), mode, seed=0)

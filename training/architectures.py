@@ -150,17 +150,4 @@ ARCHITECTURES: dict[str, Callable[..., keras.Model]] = {
     "harnet-fusion-frame": partial(harnet_fusion, frame=True),  # + tilt-free GravityFrame channels
     "notebook": notebook,
 }
-"""Builders by the name ``harstream train --arch`` takes."""
-
-LEARNING_RATES: dict[str, float] = {
-    "harnet": 1e-3, "harnet-gravity": 1e-3, "harnet-fusion": 1e-3, "harnet-fusion-frame": 1e-3,
-    "notebook": 5.5e-4,
-}
-EPOCHS: dict[str, int] = {
-    "harnet": 25, "harnet-gravity": 25, "harnet-fusion": 16, "harnet-fusion-frame": 12, "notebook": 30,
-}
-"""Default length of each architecture's cosine schedule (harnet-fusion: 16, the two-placement validation
-choice of the fourth round, docs/model.md; 8 was cross-validated for the waist-only model)."""
-BATCH_SIZES: dict[str, int] = {
-    "harnet": 64, "harnet-gravity": 64, "harnet-fusion": 64, "harnet-fusion-frame": 64, "notebook": 512,
-}
+"""Builders by the name ``harstream train --arch`` takes (their schedule defaults: :mod:`training.recipe`)."""

@@ -21,9 +21,9 @@ windows about the phone's long axis (y) and, for walking only, upside down.
 Turns about y keep where "up" lies along the thigh (the posture). Upside-down
 windows of still postures are not made: an upside-down pocket phone of a
 standing person reads gravity along +y, as HAPT's waist phone does for a
-person lying down, and with such windows in training 68 of 316 HAPT
-validation LAYING windows read as STANDING (docs/model.md); walking upside
-down looks like no waist posture.
+person lying down, so with such windows in training HAPT's LAYING windows
+read as STANDING (docs/model.md has the count); walking upside down looks
+like no waist posture.
 
 >>> x[..., 6] = 0.5  # gravity partly along x
 >>> flipped = pocket_flips(x, np.array([True, True]), seed=1)
@@ -36,10 +36,10 @@ True
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 import numpy.typing as npt
+
+from training.recipe import POCKET_TURNS, PocketTurns
 
 
 def random_rotations(n: int, degrees: float, rng: np.random.Generator) -> npt.NDArray[np.float64]:
@@ -85,22 +85,6 @@ def pocket_flips(
     return out
 
 
-PocketTurns = Literal[
-    "none", "screen", "roll", "roll-upend", "roll-still", "roll-still-upend", "other-leg", "other-leg-upend",
-]
-POCKET_TURNS: tuple[PocketTurns, ...] = (
-    "none", "screen", "roll", "roll-upend", "roll-still", "roll-still-upend", "other-leg", "other-leg-upend",
-)
-"""How pocket windows are turned: not at all; the screen-side half-turn about y at random (the
-recipe shipped before 2026-12-02); a uniform roll about y (which includes that half-turn); that
-roll and, for walking windows, upside down half the time; still windows rolled and walking windows
-given the screen-side half-turn at random; or still windows rolled and walking windows turned by
-one of the four half-turns (screen in or out, upright or upside down); or ``other-leg``: half the still
-windows turned about y by twice their own roll the other way (the same pocket on the other leg:
-gravity's x flips, its angle from z is kept), and every pocket window screen-flipped at random;
-``other-leg-upend`` also turns half the walking windows upside down."""
-
-
 def _turn_about_y(angle: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
     """Rotation matrices (n, 3, 3) by ``angle`` radians about the phone's y axis."""
     cos, sin = np.cos(angle), np.sin(angle)
@@ -122,7 +106,7 @@ def pocket_turns(
     mode: PocketTurns, seed: int,
 ) -> npt.NDArray[np.float32]:
     """Windows (n, time, 9) with each ``which`` (pocket) window turned as ``mode`` says
-    (:data:`POCKET_TURNS`); ``moving`` marks the walking windows, the only ones turned upside down.
+    (:data:`training.recipe.POCKET_TURNS`); ``moving`` marks the walking windows, the only ones turned upside down.
 
     >>> w = np.zeros((4, 2, 9), np.float32); w[..., 7] = -1.0  # upright: gravity along -y
     >>> up = pocket_turns(w, np.ones(4, bool), np.array([1, 1, 0, 0], bool), "roll-upend", seed=3)

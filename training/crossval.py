@@ -3,9 +3,11 @@
 Five validation subjects are too few to rank recipes that differ by a point
 (validation accuracy swings by several points between epochs). Here the 21
 non-test subjects are split into folds of whole subjects; for each fold a
-model is trained on the others with the recipe of ``harstream train`` and
-scored after every epoch on the held-out subjects' windows on the engine's
-grid (the evaluation protocol). The test subjects are never read.
+model is trained on the others with a recipe (the shipped one,
+:data:`training.recipe.SHIPPED`, unless told otherwise) and scored after
+every epoch on the held-out subjects' windows on the engine's grid (the
+evaluation protocol). The folds hold HAPT's windows alone, so a recipe's
+pocket turns act on none of them. The test subjects are never read.
 
     python scripts/cross_validate.py --arch harnet-fusion --folds 7 --json
 
@@ -28,7 +30,9 @@ from harstream.data.hapt import read_dataset
 from harstream.data.labelled_windows import build_windows
 from harstream.data.splits import TRAIN_SUBJECTS, VALIDATION_SUBJECTS
 from harstream.model.classifier import standardise
-from training.train import TrainConfig, build_and_compile, fit_windows, resolve
+from training.fitting import PREDICT_BATCH, targets
+from training.recipe import SHIPPED, TrainConfig, resolve
+from training.train import build_and_compile, fit_windows
 
 NON_TEST_SUBJECTS: tuple[int, ...] = tuple(sorted(TRAIN_SUBJECTS + VALIDATION_SUBJECTS))
 """The 21 subjects cross-validation may use."""
@@ -44,14 +48,14 @@ def subject_folds(subjects: Sequence[int], folds: int, seed: int = 0) -> list[li
 
 def cross_validate(
     data_dir: Path,
-    config: TrainConfig | None = None,
+    config: TrainConfig = SHIPPED,
     folds: int = 7,
     only: Sequence[int] | None = None,
     train_subjects: int | None = None,
     fold_seed: int = 0,
     console: Console | None = None,
 ) -> dict[str, Any]:
-    """Held-out accuracy per fold and epoch.
+    """Held-out accuracy per fold and epoch of the recipe ``config`` (default: the shipped one).
 
     ``only`` runs a subset of the folds (by index); ``train_subjects`` fits
     each fold on that many of its training subjects, drawn at random (a
@@ -61,7 +65,7 @@ def cross_validate(
     noise any recipe comparison has to beat.
     """
     console = console or Console(stderr=True)
-    config = resolve(config or TrainConfig())
+    config = resolve(config)
     assert config.epochs is not None and config.batch_size is not None
     groups = subject_folds(NON_TEST_SUBJECTS, folds, fold_seed)
     with console.status("building windows through the streaming signal chain..."):
@@ -87,13 +91,12 @@ def cross_validate(
         x_fit = standardise(fit_set.x, mean, std)
         x_score = standardise(score_set.x, mean, std)
         model, served = build_and_compile(config, mean, std, x_fit)
-        targets = fit_set.y if len(model.outputs) == 1 else [fit_set.y] * len(model.outputs)
         curve = []
         for epoch in range(config.epochs):
             started = time.perf_counter()
-            model.fit(x_fit, targets, epochs=epoch + 1, initial_epoch=epoch,
+            model.fit(x_fit, targets(model, fit_set.y), epochs=epoch + 1, initial_epoch=epoch,
                       batch_size=config.batch_size, verbose=0)
-            predicted = served.predict(x_score, batch_size=512, verbose=0).argmax(axis=1)
+            predicted = served.predict(x_score, batch_size=PREDICT_BATCH, verbose=0).argmax(axis=1)
             curve.append(float((predicted == score_set.y).mean()))
             console.print(
                 f"fold {index} (subjects {group}) epoch {epoch + 1}/{config.epochs}: "

@@ -103,16 +103,6 @@ def predict_dataset(
     return StreamPredictions(*columns), rate, dict(sorted(unscored.items()))
 
 
-def predict_split(
-    classifier: Classifier, data_dir: Path, subjects: tuple[int, ...] | None
-) -> tuple[StreamPredictions, float]:
-    """Predictions on every scored window of ``subjects`` (None: every recording), and the model's
-    windows/s."""
-    dataset = read_any(data_dir, None if subjects is None else set(subjects))
-    predictions, rate, _ = predict_dataset(classifier, dataset)
-    return predictions, rate
-
-
 def evaluate(classifier: Classifier, data_dir: Path, split: str = "test") -> dict[str, Any]:
     """The evaluation JSON: raw scores at top level, smoothed under ``"smoothed"``.
 

@@ -1,6 +1,6 @@
 """``harstream train --base``: adapt a model to your own recordings in minutes, keeping what it knows.
 
-The recipe (``docs/own-data.md`` explains it to users):
+The recipe (its defaults: :data:`training.recipe.FINETUNE`; ``docs/own-data.md`` explains it to users):
 
 1. **Labels**: the base model's labels, then every new class name of the
    data (alphabetical). The old classes keep their output rows (weights and
@@ -38,7 +38,6 @@ The recipe (``docs/own-data.md`` explains it to users):
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Sequence
@@ -66,6 +65,8 @@ from harstream.model.artifact import Artifact, ModelMeta
 from harstream.model.classifier import standardise
 from training.augment import pocket_flips, turn_windows
 from training.evaluate import class_map
+from training.fitting import PREDICT_BATCH, Selection, compile_cosine, fit, write_run
+from training.recipe import FINETUNE, FinetuneConfig
 from training.train import limit_windows
 
 HOLD_OUT_EVERY = 5
@@ -78,38 +79,6 @@ BASE_HOP = 32
 
 class FinetuneError(HarstreamError):
     """The data cannot fine-tune the model (no windows, no class to learn, an unusable base)."""
-
-
-@dataclass(frozen=True)
-class FinetuneConfig:
-    """One fine-tuning recipe (the defaults are the documented one)."""
-
-    epochs: int = 12
-    """Epochs of the cosine schedule (early stopping may end sooner)."""
-    patience: int = 4
-    """Epochs without a better held-out macro-F1 before stopping."""
-    batch_size: int = 64
-    """Batch size."""
-    learning_rate: float = 5e-4
-    """Peak learning rate (half the shipped model's: the weights start trained)."""
-    train_hop: int = 16
-    """Hop between training windows inside a span."""
-    base_windows: int = 6000
-    """Windows of the base model's own training data mixed in (0: none; old classes may then be
-    forgotten)."""
-    turn_degrees: float = 10.0
-    """Turn each training window by a random rotation, angle ~ Normal(0, this) degrees."""
-    flips: bool = True
-    """Turn your training windows as :func:`training.augment.pocket_flips` turns pocket windows (as if the
-    screen faced the other way, at random): the same phone goes into a pocket differently from one
-    session to the next."""
-    seed: int = 0
-    """Seed of the sampling, the new rows and the backend."""
-    max_windows: int | None = None
-    """Keep at most this many of your training windows (smoke tests)."""
-    refit: bool = True
-    """After choosing the epoch on the held-out recordings, train afresh from the base on every
-    recording (held-out ones too) for that many epochs: the model then knows every session given."""
 
 
 @dataclass(frozen=True)
@@ -244,55 +213,8 @@ def extend_head(base: keras.Model, old: Sequence[str], labels: Sequence[str], se
     return model
 
 
-class _Selection(keras.callbacks.Callback):  # type: ignore[misc]
-    """Macro-F1 on the held-out windows after each epoch; keeps the best weights; stops early."""
-
-    def __init__(self, x: npt.NDArray[np.float32], y: npt.NDArray[np.int64], labels: Sequence[str],
-                 patience: int, epochs: int, console: Console) -> None:
-        super().__init__()
-        self.x, self.y, self.labels = x, y, list(labels)
-        self.patience, self.epochs, self.console = patience, epochs, console
-        self.best = -1.0
-        self.best_epoch = 0
-        self.best_weights: list[Any] | None = None
-        self.scores: list[float] = []
-        self._start = 0.0
-
-    def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-        logs = logs if logs is not None else {}
-        text = f"epoch {epoch + 1:>3}/{self.epochs}  loss {logs.get('loss', float('nan')):.4f}"
-        if len(self.y):
-            predicted = self.model.predict(self.x, batch_size=512, verbose=0).argmax(axis=1)
-            macro = float(score(self.y, predicted, labels=self.labels)["macro_f1"])
-            logs["val_macro_f1"] = macro
-            self.scores.append(macro)
-            text += f"  held-out macro-F1 {macro:.4f}  accuracy {float((predicted == self.y).mean()):.4f}"
-            if macro > self.best:
-                self.best, self.best_epoch = macro, epoch + 1
-                self.best_weights = self.model.get_weights()
-            elif epoch + 1 - self.best_epoch >= self.patience:
-                self.model.stop_training = True
-        self.console.print(f"{text}  [dim]{time.perf_counter() - self._start:.1f} s[/]")
-
-
-class _Progress(keras.callbacks.Callback):  # type: ignore[misc]
-    """One line per epoch of the refit."""
-
-    def __init__(self, epochs: int, console: Console) -> None:
-        super().__init__()
-        self.epochs, self.console = epochs, console
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-        loss = (logs or {}).get("loss", float("nan"))
-        self.console.print(f"refit epoch {epoch + 1:>3}/{self.epochs}  loss {loss:.4f}", highlight=False)
-
-
-def _fit(model: keras.Model, windows: WindowSet, config: FinetuneConfig, epochs: int,
-         callbacks: list[keras.callbacks.Callback], mean: Sequence[float], std: Sequence[float], yours: int
-         ) -> dict[str, list[float]]:
+def _fit(model: keras.Model, windows: WindowSet, yours: int, config: FinetuneConfig, epochs: int,
+         selection: Selection, mean: Sequence[float], std: Sequence[float]) -> dict[str, list[float]]:
     """Compile ``model`` with the recipe's schedule (a cosine over ``config.epochs`` epochs of these
     windows) and fit it for ``epochs`` of them; the first ``yours`` windows are the user's (flipped);
     returns the history."""
@@ -301,12 +223,8 @@ def _fit(model: keras.Model, windows: WindowSet, config: FinetuneConfig, epochs:
     if config.flips:
         x = pocket_flips(x, np.arange(len(x)) < yours, config.seed + 1)
     x = standardise(x, mean, std)
-    steps = config.epochs * int(np.ceil(len(x) / config.batch_size))
-    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps, alpha=0.02)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy")
-    history = model.fit(x, windows.y, epochs=epochs, batch_size=config.batch_size, shuffle=True, verbose=0,
-                        callbacks=callbacks)
-    return {k: [float(v) for v in values] for k, values in history.history.items()}
+    compile_cosine(model, config.learning_rate, config.epochs, len(x), config.batch_size)
+    return fit(model, x, windows.y, epochs, config.batch_size, selection)
 
 
 # -- data ----------------------------------------------------------------------------------------
@@ -359,11 +277,143 @@ def _base_pool(
     return concat(pool), (concat(held) if held else None), used
 
 
+@dataclass(frozen=True)
+class _YourWindows:
+    """The windows of the ``--data`` folders, split by the held-out rule."""
+
+    train: WindowSet
+    """Training windows (hop ``train_hop``; at most ``max_windows``)."""
+    held_out: WindowSet
+    """Held-out windows, on the engine's grid: what selects the epoch."""
+    refit: WindowSet
+    """The held-out spans cut as training windows: what the refit adds."""
+    held_names: list[str]
+    """The held-out recordings."""
+    tails: list[str]
+    """Classes one recording holds, whose spans' tails are held out."""
+
+
+def _your_windows(sources: Sequence[Source], labels: Sequence[str], config: FinetuneConfig) -> _YourWindows:
+    """Training, held-out and refit windows of every source (recordings folders by the held-out rule,
+    datasets by their splits)."""
+    train_parts, held_parts, refit_parts = [], [], []
+    held_names: list[str] = []
+    tails: set[str] = set()
+    for source in sources:
+        classes = class_map(source.dataset, labels)
+        fit_data, check_data = source.dataset, source.dataset
+        fit_subjects: Sequence[int] | None = None  # None: every recording
+        check_subjects: Sequence[int] | None = None
+        if source.layout == "recordings":
+            key = f"{source.folder}/" if len(sources) > 1 else ""
+            fit_data, check_data, held, tail = split_user_data(source.dataset, labels, key)
+            held_names += held
+            tails.update(tail)
+        else:
+            splits = DATASET_SPLITS[source.layout]
+            fit_subjects, check_subjects = splits["train"], splits["validation"]
+        train_parts.append(build_windows(fit_data, fit_subjects, hop=config.train_hop, classes=classes))
+        held_parts.append(build_windows(check_data, check_subjects, align="stream", classes=classes))
+        refit_parts.append(build_windows(check_data, check_subjects, hop=config.train_hop, classes=classes))
+    return _YourWindows(limit_windows(concat(train_parts), config.max_windows, config.seed),
+                        concat(held_parts), concat(refit_parts), held_names, sorted(tails))
+
+
+def _check_trainable(mine: WindowSet, labels: Sequence[str], added: Sequence[str]) -> None:
+    """Refuse data without training windows, or without any of a new class."""
+    if not len(mine):
+        raise FinetuneError("the --data folders hold no training window (128 samples, 2.56 s, inside one "
+                            "labelled span); label longer spans")
+    missing = [name for name in added if not (mine.y == labels.index(name)).any()]
+    if missing:
+        raise FinetuneError(f"new class(es) {', '.join(missing)} have no training window: expected spans "
+                            "of at least 2.56 s of them")
+
+
+def _print_plan(console: Console, old: Sequence[str], added: Sequence[str], yours: _YourWindows,
+                mixed: int, pool: int, pool_used: Sequence[str], config: FinetuneConfig) -> None:
+    """Labels, your windows, what is held out and how much base data is mixed in."""
+    console.print(
+        f"labels: {', '.join(old)}" + (f" + new {', '.join(added)}" if added else " (no new class)")
+        + f"\nyour windows: {len(yours.train)} training, {len(yours.held_out)} held out"
+        + (f" (recordings {', '.join(yours.held_names)})" if yours.held_names else "")
+        + (f"; classes in one recording only, last {TAIL_FRACTION:.0%} of each span held out: "
+           f"{', '.join(yours.tails)}" if yours.tails else "")
+        + f"\nbase model's training data mixed in: {mixed} windows"
+        + (f" of {pool} from {'; '.join(pool_used)}" if pool_used else
+           " (none found: old classes may be forgotten; pass --base-data with the base model's data)"),
+        highlight=False,
+    )
+    if not config.base_windows or not mixed:
+        console.print("[yellow]no base data mixed in: the old classes are learnt from your data alone[/]")
+    if not len(yours.held_out):
+        console.print("[yellow]nothing held out (no class is in two recordings, spans too short): the whole "
+                      "schedule runs, its last epoch is kept[/]")
+
+
+def _predict(model: keras.Model, x: npt.NDArray[np.float32]) -> npt.NDArray[np.int64]:
+    """The label index ``model`` gives each window."""
+    predicted: npt.NDArray[np.int64] = model.predict(x, batch_size=PREDICT_BATCH, verbose=0).argmax(axis=1)
+    return predicted
+
+
+def _print_summary(console: Console, metrics: dict[str, Any], config: FinetuneConfig, path: Path,
+                   labels: Sequence[str]) -> None:
+    """The selected epoch, the held-out scores, the forgetting check and where the artifact went."""
+    summary = f"selected epoch {metrics['best_epoch']}" + (" (refit on everything)" if config.refit else "")
+    if "validation" in metrics:
+        v = metrics["validation"]
+        summary += f": held-out accuracy {v['accuracy']:.4f}, macro-F1 {v['macro_f1']:.4f}"
+    if "base_validation" in metrics:
+        b = metrics["base_validation"]
+        summary += (f"; base data's validation subjects: macro-F1 {b['base']['macro_f1']:.4f} before, "
+                    f"{b['finetuned']['macro_f1']:.4f} after")
+    console.print(f"{summary} ({metrics['total_seconds']:.0f} s in all)", highlight=False)
+    console.print(f"wrote {path} (labels {', '.join(labels)}) and the report in {path.parent}", highlight=False)
+
+
+def _forgetting_set(base_held: WindowSet | None, old: Sequence[str], mean: Sequence[float],
+                    std: Sequence[float]) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]] | None:
+    """The base data's validation windows of the base model's classes, standardised, and their labels
+    (None when there are none): what fine-tuning must not make the model forget."""
+    if base_held is None:
+        return None
+    known = base_held.y < len(old)
+    return (standardise(base_held.x[known], mean, std), base_held.y[known]) if known.any() else None
+
+
+def _select(loaded: Artifact, labels: Sequence[str], yours: _YourWindows, mixed: WindowSet,
+            config: FinetuneConfig, console: Console
+            ) -> tuple[keras.Model, Selection, dict[str, list[float]], dict[str, Any] | None]:
+    """The model fitted from the base on your training windows and the mixed-in ones, at the epoch
+    the held-out windows chose; the selection that chose it; the history; the held-out scores
+    (None when nothing is held out)."""
+    mean, std = loaded.meta.norm_mean, loaded.meta.norm_std
+    x_held = standardise(yours.held_out.x, mean, std)
+    model = extend_head(loaded.model, loaded.meta.labels, labels, config.seed)
+    selection = Selection(model, (x_held, yours.held_out.y), config.epochs, config.patience, console, labels)
+    history = _fit(model, concat([yours.train, mixed]), len(yours.train), config, config.epochs, selection,
+                   mean, std)
+    validation = score(yours.held_out.y, _predict(model, x_held), labels=labels) if len(yours.held_out) else None
+    return model, selection, history, validation
+
+
+def _refit(loaded: Artifact, initial: list[Any], labels: Sequence[str], train_set: WindowSet, yours: int,
+           config: FinetuneConfig, epochs: int, console: Console) -> keras.Model:
+    """The model fitted afresh from the base weights ``initial`` on ``train_set`` for ``epochs`` epochs
+    (the first ``yours`` windows are the user's)."""
+    loaded.model.set_weights(initial)
+    model = extend_head(loaded.model, loaded.meta.labels, labels, config.seed)
+    progress = Selection(model, None, epochs, config.patience, console, labels, prefix="refit ")
+    _fit(model, train_set, yours, config, epochs, progress, loaded.meta.norm_mean, loaded.meta.norm_std)
+    return model
+
+
 def finetune(
     base: Path | str | None,
     data: Sequence[Path | str],
     out_dir: Path,
-    config: FinetuneConfig = FinetuneConfig(),
+    config: FinetuneConfig = FINETUNE,
     base_data: Sequence[Path | str] = (),
     console: Console | None = None,
 ) -> dict[str, Any]:
@@ -378,134 +428,54 @@ def finetune(
         sources = read_sources(data)
     labels = new_labels(old, [s.dataset for s in sources])
     added = labels[len(old):]
-    train_parts, held_parts, refit_parts = [], [], []
-    held_names: list[str] = []
-    tails: set[str] = set()
     with console.status("building windows through the streaming signal chain..."):
-        for source in sources:
-            classes = class_map(source.dataset, labels)
-            if source.layout == "recordings":
-                key = f"{source.folder}/" if len(sources) > 1 else ""
-                fit, check, held, tail = split_user_data(source.dataset, labels, key)
-                held_names += held
-                tails.update(tail)
-                train_parts.append(build_windows(fit, hop=config.train_hop, classes=classes))
-                held_parts.append(build_windows(check, align="stream", classes=classes))
-                refit_parts.append(build_windows(check, hop=config.train_hop, classes=classes))
-            else:
-                splits = DATASET_SPLITS[source.layout]
-                train_parts.append(build_windows(source.dataset, splits["train"], hop=config.train_hop,
-                                                 classes=classes))
-                held_parts.append(build_windows(source.dataset, splits["validation"], align="stream",
-                                                classes=classes))
-                refit_parts.append(build_windows(source.dataset, splits["validation"], hop=config.train_hop,
-                                                 classes=classes))
-        mine = limit_windows(concat(train_parts), config.max_windows, config.seed)
-        held_out = concat(held_parts)
-        if not len(mine):
-            raise FinetuneError("the --data folders hold no training window (128 samples, 2.56 s, inside one "
-                                "labelled span); label longer spans")
-        missing = [name for name in added if not (mine.y == labels.index(name)).any()]
-        if missing:
-            raise FinetuneError(f"new class(es) {', '.join(missing)} have no training window: expected spans "
-                                "of at least 2.56 s of them")
-        folders = [Path(f) for f in base_data]
-        pool, base_held, pool_used = (_base_pool(loaded.meta, folders, labels, console) if config.base_windows
-                                      else (concat([]), None, []))
+        yours = _your_windows(sources, labels, config)
+        _check_trainable(yours.train, labels, added)
+        pool, base_held, pool_used = (_base_pool(loaded.meta, [Path(f) for f in base_data], labels, console)
+                                      if config.base_windows else (concat([]), None, []))
         mixed = limit_windows(pool, config.base_windows, config.seed + 1)
-    console.print(
-        f"labels: {', '.join(old)}" + (f" + new {', '.join(added)}" if added else " (no new class)")
-        + f"\nyour windows: {len(mine)} training, {len(held_out)} held out"
-        + (f" (recordings {', '.join(held_names)})" if held_names else "")
-        + (f"; classes in one recording only, last {TAIL_FRACTION:.0%} of each span held out: "
-           f"{', '.join(sorted(tails))}" if tails else "")
-        + f"\nbase model's training data mixed in: {len(mixed)} windows"
-        + (f" of {len(pool)} from {'; '.join(pool_used)}" if pool_used else
-           " (none found: old classes may be forgotten; pass --base-data with the base model's data)"),
-        highlight=False,
-    )
-    if not config.base_windows or not len(mixed):
-        console.print("[yellow]no base data mixed in: the old classes are learnt from your data alone[/]")
-    mean, std = loaded.meta.norm_mean, loaded.meta.norm_std
+    _print_plan(console, old, added, yours, len(mixed), len(pool), pool_used, config)
     initial = loaded.model.get_weights()  # the refit starts from these again
-    known = base_held.y < len(old) if base_held is not None else np.zeros(0, dtype=bool)
-    x_known = standardise(base_held.x[known], mean, std) if base_held is not None else None
-    before = None if x_known is None or not len(x_known) else (
-        loaded.model.predict(x_known, batch_size=512, verbose=0).argmax(axis=1))  # before training changes it
-    train_set = concat([mine, mixed])
-    x_held = standardise(held_out.x, mean, std)
-    selection = _Selection(x_held, held_out.y, labels, config.patience, config.epochs, console)
-    if not len(held_out):
-        console.print("[yellow]nothing held out (no class is in two recordings, spans too short): the whole "
-                      "schedule runs, its last epoch is kept[/]")
+    forgetting = _forgetting_set(base_held, old, loaded.meta.norm_mean, loaded.meta.norm_std)
+    before = None if forgetting is None else _predict(loaded.model, forgetting[0])  # before training changes it
     fit_started = time.perf_counter()
-    model = extend_head(loaded.model, old, labels, config.seed)
-    history = _fit(model, train_set, config, config.epochs, [selection], mean, std, len(mine))
+    model, selection, history, validation = _select(loaded, labels, yours, mixed, config, console)
     epochs_run = len(history.get("loss", []))
     best_epoch = selection.best_epoch or epochs_run
-    if selection.best_weights is not None:
-        model.set_weights(selection.best_weights)
-    validation = None
-    if len(held_out):
-        validation = score(held_out.y, model.predict(x_held, batch_size=512, verbose=0).argmax(axis=1),
-                           labels=labels)
-    refit_windows = concat(refit_parts)
-    if config.refit and len(refit_windows):
-        console.print(f"refit on every recording, the held-out ones too ({len(refit_windows)} more windows), "
+    train_set = concat([yours.train, mixed])
+    if config.refit and len(yours.refit):
+        console.print(f"refit on every recording, the held-out ones too ({len(yours.refit)} more windows), "
                       f"for the {best_epoch} selected epoch(s)", highlight=False)
-        train_set = concat([mine, refit_windows, mixed])
-        loaded.model.set_weights(initial)
-        model = extend_head(loaded.model, old, labels, config.seed)
-        _fit(model, train_set, config, best_epoch, [_Progress(best_epoch, console)], mean, std,
-             len(mine) + len(refit_windows))
-    fit_seconds = time.perf_counter() - fit_started
+        train_set = concat([yours.train, yours.refit, mixed])
+        model = _refit(loaded, initial, labels, train_set, len(yours.train) + len(yours.refit), config,
+                       best_epoch, console)
     metrics: dict[str, Any] = {
         "finetune": {
             "base": str(loaded.path), "base_weights_sha256": loaded.meta.weights_sha256,
             "base_labels": old, "new_labels": added,
             "data": [f"{s.folder} ({TITLES[s.layout]})" for s in sources],
-            "held_out_recordings": held_names, "tail_held_out_classes": sorted(tails),
-            "train_windows": len(mine), "held_out_windows": len(held_out),
+            "held_out_recordings": yours.held_names, "tail_held_out_classes": yours.tails,
+            "train_windows": len(yours.train), "held_out_windows": len(yours.held_out),
             "refit_windows": len(train_set) - len(mixed) if config.refit else 0,
             "base_windows": len(mixed), "base_data": pool_used, "config": asdict(config),
         },
         "epochs_run": epochs_run,
         "best_epoch": best_epoch,
-        "train_seconds": round(fit_seconds, 1),
+        "train_seconds": round(time.perf_counter() - fit_started, 1),
         "parameters": int(model.count_params()),
     }
     if validation is not None:
         metrics["validation"] = validation  # the selection run's, before any refit: an honest held-out score
-    if base_held is not None and x_known is not None and before is not None:
-        after = model.predict(x_known, batch_size=512, verbose=0).argmax(axis=1)  # what must not be forgotten
-        metrics["base_validation"] = {
-            "base": score(base_held.y[known], before, labels=old),
-            "finetuned": score(base_held.y[known], after, labels=labels),
-        }
+    if forgetting is not None and before is not None:  # what must not be forgotten
+        after = _predict(model, forgetting[0])
+        metrics["base_validation"] = {"base": score(forgetting[1], before, labels=old),
+                                      "finetuned": score(forgetting[1], after, labels=labels)}
     metrics["total_seconds"] = round(time.perf_counter() - started, 1)
     meta = ModelMeta(
-        architecture=loaded.meta.architecture,
-        norm_mean=list(mean),
-        norm_std=list(std),
-        subjects=dict(loaded.meta.subjects),
-        training_data_sha256=train_set.checksum(),
-        labels=labels,
-        metrics=metrics,
+        architecture=loaded.meta.architecture, norm_mean=list(loaded.meta.norm_mean),
+        norm_std=list(loaded.meta.norm_std), subjects=dict(loaded.meta.subjects),
+        training_data_sha256=train_set.checksum(), labels=labels, metrics=metrics,
     )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{loaded.meta.architecture}.keras"
-    artifact.save(model, meta, path)
     curves = {"loss": [float(v) for v in history.get("loss", [])], "val_macro_f1": selection.scores}
-    (out_dir / "history.json").write_text(json.dumps(curves, indent=2) + "\n")
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    summary = f"selected epoch {metrics['best_epoch']}" + (" (refit on everything)" if config.refit else "")
-    if "validation" in metrics:
-        v = metrics["validation"]
-        summary += f": held-out accuracy {v['accuracy']:.4f}, macro-F1 {v['macro_f1']:.4f}"
-    if "base_validation" in metrics:
-        b = metrics["base_validation"]
-        summary += (f"; base data's validation subjects: macro-F1 {b['base']['macro_f1']:.4f} before, "
-                    f"{b['finetuned']['macro_f1']:.4f} after")
-    console.print(f"{summary} ({metrics['total_seconds']:.0f} s in all)", highlight=False)
-    console.print(f"wrote {path} (labels {', '.join(labels)}) and the report in {out_dir}", highlight=False)
+    _print_summary(console, metrics, config, write_run(out_dir, model, meta, curves, metrics), labels)
     return metrics

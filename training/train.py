@@ -18,11 +18,10 @@ for a fixed number of epochs taken from :mod:`training.crossval`.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,123 +39,13 @@ from harstream.data.layouts import SUBJECT_OFFSET, TITLES, dataset_of_key, detec
 from harstream.data.scoring import score
 from harstream.data.splits import DATASET_SPLITS
 from harstream.errors import DatasetError
-from harstream.model import artifact
 from harstream.model.artifact import ModelMeta
 from harstream.model.classifier import standardise
 from training import report
-from training.architectures import ARCHITECTURES, BATCH_SIZES, EPOCHS, LEARNING_RATES
-from training.augment import PocketTurns, pocket_turns, scale_motion, turn_windows, warp_time
-
-AUXILIARY_LOSS_WEIGHT = 0.5
-"""Loss weight of each auxiliary head of a multi-output architecture (the served head has 1)."""
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """One training recipe."""
-
-    arch: str = "harnet-fusion"
-    """Architecture name (a key of :data:`training.architectures.ARCHITECTURES`)."""
-    epochs: int | None = None
-    """Epochs of the cosine schedule (early stopping may end sooner); None takes the
-    architecture's default (:data:`training.architectures.EPOCHS`)."""
-    seed: int = 0
-    """Seed for Python, NumPy and the backend."""
-    patience: int = 10
-    """Epochs without a better validation macro-F1 before stopping."""
-    batch_size: int | None = None
-    """Batch size; None takes the architecture's default."""
-    learning_rate: float | None = None
-    """Peak learning rate (cosine decay); None takes the architecture's default."""
-    train_hop: int = 16
-    """Hop between training windows within a segment (< 64 augments; validation keeps 64)."""
-    ema: bool = False
-    """Evaluate, select and ship the exponential moving average of the weights (Polyak)."""
-    max_windows: int | None = None
-    """Keep at most this many training and validation windows (smoke tests)."""
-    turn_degrees: float = 0.0
-    """Turn each training window by a random rotation, angle ~ Normal(0, this) degrees
-    (:mod:`training.augment`); 0 turns nothing."""
-    scale_motion: float = 0.0
-    """Scale each training window's motion by ``exp(Normal(0, this))`` (gravity kept;
-    :func:`training.augment.scale_motion`); 0 scales nothing."""
-    warp_time: float = 0.0
-    """Replay each training window at a random speed ``exp(Normal(0, this))``
-    (:func:`training.augment.warp_time`); 0 warps nothing."""
-    pocket_turns: PocketTurns = "none"
-    """How pocket-dataset (MotionSense) training windows are turned in the pocket
-    (:func:`training.augment.pocket_turns`): ``"none"``, ``"screen"``, ``"roll"`` or ``"roll-upend"``."""
-    refit: bool = False
-    """Fit on the training AND validation subjects for the whole schedule (no early stopping).
-    The epoch count must then come from cross-validation (:mod:`training.crossval`), which
-    is where the validation subjects did their selecting."""
-
-
-class _EpochReport(keras.callbacks.Callback):  # type: ignore[misc]
-    """Scores the served output on validation each epoch, adds it to the logs, prints a line.
-
-    ``served`` is the model whose single output is the prediction (for models
-    trained with auxiliary heads, a view of the trained model without them).
-    """
-
-    def __init__(
-        self, served: keras.Model, validation: tuple[np.ndarray, np.ndarray] | None, epochs: int,
-        console: Console,
-    ) -> None:
-        super().__init__()
-        self.served = served
-        self.validation = validation
-        self.epochs = epochs
-        self.console = console
-        self._start = 0.0
-
-    def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-        logs = logs if logs is not None else {}
-        if self.validation is None:  # a refit: nothing held out
-            self.console.print(
-                f"epoch {epoch + 1:>3}/{self.epochs}  loss {logs['loss']:.4f}  "
-                f"acc {logs['accuracy']:.4f}  [dim]{time.perf_counter() - self._start:.1f} s[/]"
-            )
-            return
-        x, y = self.validation
-        probs = self.served.predict(x, batch_size=512, verbose=0)
-        predicted = probs.argmax(axis=1)
-        picked = np.clip(probs[np.arange(len(y)), y], 1e-7, 1.0)
-        logs["val_loss"] = float(-np.log(picked).mean())
-        logs["val_accuracy"] = float((predicted == y).mean())
-        logs["val_macro_f1"] = score(y, predicted)["macro_f1"]
-        self.console.print(
-            f"epoch {epoch + 1:>3}/{self.epochs}  loss {logs['loss']:.4f}  "
-            f"acc {logs['accuracy']:.4f}  val_loss {logs['val_loss']:.4f}  "
-            f"val_acc {logs['val_accuracy']:.4f}  val_macro_f1 {logs['val_macro_f1']:.4f}  "
-            f"[dim]{time.perf_counter() - self._start:.1f} s[/]"
-        )
-
-
-class _ServedLogs(keras.callbacks.Callback):  # type: ignore[misc]
-    """For multi-head models: ``loss`` and ``accuracy`` in the logs become the served head's.
-
-    Keras logs the weighted sum over all heads as ``loss``; it is kept as
-    ``total_loss``, so that the curves compare like with like (the validation
-    loss is the served head's alone).
-    """
-
-    def __init__(self, head: str) -> None:
-        super().__init__()
-        self.head = head
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-        if logs is None:
-            return
-        keys = (f"{self.head}_loss", f"{self.head}_accuracy")
-        missing = [k for k in keys if k not in logs]
-        if missing:
-            raise KeyError(f"training logs lack {missing} (have {sorted(logs)}): Keras renamed them?")
-        logs["total_loss"] = logs["loss"]
-        logs["loss"], logs["accuracy"] = logs[keys[0]], logs[keys[1]]
+from training.architectures import ARCHITECTURES
+from training.augment import pocket_turns, scale_motion, turn_windows, warp_time
+from training.fitting import PREDICT_BATCH, Selection, compile_cosine, fit, served_view, write_run
+from training.recipe import TrainConfig, resolve
 
 
 def limit_windows(windows: WindowSet, n: int | None, seed: int) -> WindowSet:
@@ -192,20 +81,6 @@ def fit_windows(
     return windows, flat.mean(axis=0), flat.std(axis=0)
 
 
-def resolve(config: TrainConfig) -> TrainConfig:
-    """``config`` with the architecture's defaults filled in; an unknown architecture is an error."""
-    if config.arch not in ARCHITECTURES:
-        raise ValueError(f"arch: expected one of {sorted(ARCHITECTURES)}, got {config.arch!r}")
-    return replace(
-        config,
-        epochs=EPOCHS[config.arch] if config.epochs is None else config.epochs,
-        batch_size=BATCH_SIZES[config.arch] if config.batch_size is None else config.batch_size,
-        learning_rate=(
-            LEARNING_RATES[config.arch] if config.learning_rate is None else config.learning_rate
-        ),
-    )
-
-
 def build_and_compile(
     config: TrainConfig, mean: npt.NDArray[np.float64], std: npt.NDArray[np.float64],
     x_train: npt.NDArray[np.float32],
@@ -215,18 +90,10 @@ def build_and_compile(
     ``config`` must be :func:`resolve`-d; ``x_train`` are the standardised
     training windows (the cosine schedule spans ``config.epochs`` passes over them).
     """
-    assert config.epochs is not None and config.batch_size is not None
+    assert config.epochs is not None and config.batch_size is not None and config.learning_rate is not None
     model = ARCHITECTURES[config.arch](mean=mean.tolist(), std=std.tolist(), sample=x_train)
-    heads = len(model.outputs)
-    served = model if heads == 1 else keras.Model(model.inputs, model.outputs[0], name=model.name)
-    steps = config.epochs * int(np.ceil(len(x_train) / config.batch_size))
-    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps, alpha=0.02)
-    model.compile(
-        optimizer=keras.optimizers.Adam(schedule, use_ema=config.ema, ema_momentum=0.99),
-        loss=["sparse_categorical_crossentropy"] * heads,
-        loss_weights=[1.0] + [AUXILIARY_LOSS_WEIGHT] * (heads - 1),
-        metrics=[["accuracy"]] + [[]] * (heads - 1),
-    )
+    served = served_view(model)
+    compile_cosine(model, config.learning_rate, config.epochs, len(x_train), config.batch_size, config.ema)
     return model, served
 
 
@@ -287,15 +154,71 @@ def _of_dataset(keys: npt.NDArray[np.int64], layout: str) -> npt.NDArray[np.bool
     return np.array([dataset_of_key(int(k))[0] == layout for k in keys], dtype=bool)
 
 
+def _print_windows(
+    console: Console, config: TrainConfig, subjects: dict[str, dict[str, list[int]]],
+    summary: list[dict[str, Any]], counts: tuple[int, int],
+) -> None:
+    """What ``train`` fits and validates on: windows and subjects per dataset, then in all.
+
+    ``counts`` are the training and validation windows after :func:`limit_windows`.
+    """
+    alone = len(summary) == 1
+    for part in summary:
+        splits = subjects[part["dataset"]]
+        train_windows, val_windows = counts if alone else (part["train_windows"], part["validation_windows"])
+        console.print(
+            ("" if alone else f"{TITLES[part['dataset']]} ")
+            + f"windows: train {train_windows} (subjects {splits['train']}), "
+            + (f"no validation: a refit for the whole {config.epochs}-epoch schedule" if config.refit else
+               f"validation {val_windows} (subjects {splits['validation']})")
+        )
+    if not alone:
+        console.print(f"windows in all: train {counts[0]}, validation {counts[1]}"
+                      + (f" (at most {config.max_windows} each)" if config.max_windows else ""))
+
+
+def _validation_scores(
+    served: keras.Model, x_val: npt.NDArray[np.float32], val_set: WindowSet, layouts: list[str],
+) -> dict[str, Any]:
+    """``validation`` (all validation windows, by subject key) and, with several datasets,
+    ``validation_by_dataset`` (each dataset's validation subjects alone, by their own ids)."""
+    predicted = served.predict(x_val, batch_size=PREDICT_BATCH, verbose=0).argmax(axis=1)
+    scores: dict[str, Any] = {"validation": score(val_set.y, predicted, val_set.subject)}
+    if len(layouts) > 1:
+        scores["validation_by_dataset"] = {}
+        for layout in layouts:
+            mine = _of_dataset(val_set.subject, layout)
+            scores["validation_by_dataset"][layout] = score(
+                val_set.y[mine], predicted[mine], val_set.subject[mine] - SUBJECT_OFFSET[layout]
+            )
+    return scores
+
+
+def _plot(out_dir: Path, curves: dict[str, list[float]], metrics: dict[str, Any]) -> None:
+    """The learning curves and, when there was validation, its confusion matrix and per-subject accuracy."""
+    report.plot_curves(curves, out_dir / "curves.png")
+    if "validation" in metrics:
+        report.plot_confusion(
+            metrics["validation"]["confusion"], ACTIVITIES, out_dir / "confusion_validation.png",
+            "Validation subjects (selection data)",
+        )
+        report.plot_per_subject(
+            metrics["validation"]["per_subject"], out_dir / "per_subject_validation.png",
+            "Validation accuracy",
+        )
+
+
 def train(
     data_dir: Path | Sequence[Path],
     out_dir: Path,
-    config: TrainConfig = TrainConfig(),
+    config: TrainConfig,
     console: Console | None = None,
 ) -> dict[str, Any]:
-    """Train, select on validation, write ``<arch>.keras`` + JSON + report; returns the summary.
+    """Train by ``config``, select on validation, write ``<arch>.keras`` + JSON + report; returns the
+    metrics.
 
-    ``data_dir`` is one dataset folder or several (one per layout; see the module docstring).
+    ``data_dir`` is one dataset folder or several (one per layout; see the module docstring);
+    the shipped model is ``train([hapt, motionsense], out_dir, SHIPPED)`` (:mod:`training.recipe`).
     """
     console = console or Console(stderr=True)
     config = resolve(config)
@@ -304,24 +227,11 @@ def train(
     keras.utils.set_random_seed(config.seed)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    validating = not config.refit
     with console.status("building windows through the streaming signal chain..."):
         train_set, val_set, subjects, summary = _split_windows(sources, config)
     train_set, mean, std = fit_windows(train_set, config, config.seed)
     val_set = limit_windows(val_set, config.max_windows, config.seed)
-    for part in summary:
-        splits = subjects[part["dataset"]]
-        counts = ((len(train_set), len(val_set)) if len(sources) == 1 else
-                  (part["train_windows"], part["validation_windows"]))
-        console.print(
-            ("" if len(sources) == 1 else f"{TITLES[part['dataset']]} ")
-            + f"windows: train {counts[0]} (subjects {splits['train']}), "
-            + (f"validation {counts[1]} (subjects {splits['validation']})" if validating else
-               f"no validation: a refit for the whole {config.epochs}-epoch schedule")
-        )
-    if len(sources) > 1:
-        console.print(f"windows in all: train {len(train_set)}, validation {len(val_set)}"
-                      + (f" (at most {config.max_windows} each)" if config.max_windows else ""))
+    _print_windows(console, config, subjects, summary, (len(train_set), len(val_set)))
     x_train = standardise(train_set.x, mean, std)
     x_val = standardise(val_set.x, mean, std)
 
@@ -331,74 +241,34 @@ def train(
         f"model {config.arch}: {served.count_params():,} parameters"
         + (f" ({heads - 1} auxiliary heads during training)" if heads > 1 else "")
     )
-    stopper = keras.callbacks.EarlyStopping(
-        "val_macro_f1", mode="max", patience=config.patience, restore_best_weights=True
-    )
+    selection = Selection(served, None if config.refit else (x_val, val_set.y), config.epochs,
+                          config.patience, console)
     started = time.perf_counter()
-    history = model.fit(
-        x_train,
-        train_set.y if heads == 1 else [train_set.y] * heads,
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        verbose=0,
-        callbacks=[
-            *([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config.ema else []),
-            *([_ServedLogs(model.output_names[0])] if heads > 1 else []),
-            _EpochReport(served, (x_val, val_set.y) if validating else None, config.epochs, console),
-            *([stopper] if validating else []),
-        ],
-    )
-    if validating and stopper.best_weights is not None:  # also when the schedule ends first
-        model.set_weights(stopper.best_weights)
-    model = served
+    curves = fit(model, x_train, train_set.y, config.epochs, config.batch_size, selection, config.ema)
     train_seconds = time.perf_counter() - started
-    curves = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     metrics: dict[str, Any] = {
         "epochs_run": len(curves["loss"]),
         "train_seconds": round(train_seconds, 1),
-        "parameters": int(model.count_params()),
-        "config": {k: v for k, v in config.__dict__.items()},
+        "parameters": int(served.count_params()),
+        "config": asdict(config),
         "data": summary,
     }
-    if validating:
-        metrics["best_epoch"] = int(np.argmax(curves["val_macro_f1"])) + 1
-        predicted = model.predict(x_val, batch_size=512, verbose=0).argmax(axis=1)
-        metrics["validation"] = val_scores = score(val_set.y, predicted, val_set.subject)
-        if len(sources) > 1:  # each dataset's validation subjects alone, by their own ids
-            metrics["validation_by_dataset"] = {}
-            for _, layout in sources:
-                mine = _of_dataset(val_set.subject, layout)
-                metrics["validation_by_dataset"][layout] = score(
-                    val_set.y[mine], predicted[mine], val_set.subject[mine] - SUBJECT_OFFSET[layout]
-                )
-        console.print(
-            f"selected epoch {metrics['best_epoch']}: validation accuracy "
-            f"{val_scores['accuracy']:.4f}, macro-F1 {val_scores['macro_f1']:.4f} "
-            f"({train_seconds:.0f} s of training)"
-        )
-    else:
+    if config.refit:
         metrics["best_epoch"] = len(curves["loss"])
         console.print(f"refit: kept the last epoch ({train_seconds:.0f} s of training)")
+    else:
+        metrics["best_epoch"] = int(np.argmax(curves["val_macro_f1"])) + 1
+        metrics.update(_validation_scores(served, x_val, val_set, [layout for _, layout in sources]))
+        console.print(
+            f"selected epoch {metrics['best_epoch']}: validation accuracy "
+            f"{metrics['validation']['accuracy']:.4f}, macro-F1 {metrics['validation']['macro_f1']:.4f} "
+            f"({train_seconds:.0f} s of training)"
+        )
     meta = ModelMeta(
-        architecture=config.arch,
-        norm_mean=[float(v) for v in mean],
-        norm_std=[float(v) for v in std],
-        subjects=_meta_subjects(subjects),
-        training_data_sha256=train_set.checksum(),
-        metrics=metrics,
+        architecture=config.arch, norm_mean=[float(v) for v in mean], norm_std=[float(v) for v in std],
+        subjects=_meta_subjects(subjects), training_data_sha256=train_set.checksum(), metrics=metrics,
     )
-    artifact.save(model, meta, out_dir / f"{config.arch}.keras")
-    (out_dir / "history.json").write_text(json.dumps(curves, indent=2) + "\n")
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    report.plot_curves(curves, out_dir / "curves.png")
-    if validating:
-        report.plot_confusion(
-            metrics["validation"]["confusion"], ACTIVITIES, out_dir / "confusion_validation.png",
-            "Validation subjects (selection data)",
-        )
-        report.plot_per_subject(
-            metrics["validation"]["per_subject"], out_dir / "per_subject_validation.png",
-            "Validation accuracy",
-        )
-    console.print(f"wrote {out_dir / (config.arch + '.keras')} and the report in {out_dir}")
+    path = write_run(out_dir, served, meta, curves, metrics)
+    _plot(out_dir, curves, metrics)
+    console.print(f"wrote {path} and the report in {out_dir}")
     return metrics
