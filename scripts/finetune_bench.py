@@ -56,7 +56,7 @@ from harstream.data.motionsense import read_dataset  # noqa: E402
 from training.own_data import motionsense_plan, write_folder  # noqa: E402
 
 PEOPLE = (1, 7, 13, 19)
-"""MotionSense's validation subjects (harstream/data/splits.py), unseen by the shipped HAPT-only model."""
+"""MotionSense's validation subjects (harstream/data/splits.py): the shipped model never trained on them."""
 NEW = "JOGGING"
 
 
