@@ -203,9 +203,10 @@ def run(args: argparse.Namespace) -> int:
 
     err = Console(stderr=True)
     if args.base is None:
+        folders = data_folders(args.data)  # before TensorFlow loads: a missing dataset is said at once
         from training.train import train
 
-        metrics = train(data_folders(args.data), args.out, train_config(args), console=err)
+        metrics = train(folders, args.out, train_config(args), console=err)
     else:
         if args.refit or args.ema:
             raise HarstreamError("--base: expected no --refit or --ema (a fine-tune keeps the base model's "
