@@ -6,7 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[test]'
+.venv/bin/python -m pip install -q -e '.[test,web]'
+# the browser test of `harstream web` drives the distribution's headless Chromium (CI runs as root)
+if ! command -v chromium >/dev/null; then
+    apt-get update && apt-get install -y chromium chromium-driver
+fi
 export HARSTREAM_DATA="${HARSTREAM_DATA:-$(cd .. && pwd)/shared/data/hapt}"
 .venv/bin/ruff check harstream training replay tests examples scripts
 .venv/bin/mypy

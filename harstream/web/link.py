@@ -1,0 +1,132 @@
+"""The gateway's two sockets toward the engine: one PUSH for every phone, one SUB fanned out to clients.
+
+Chunks go out with a non-blocking send: when the engine is away and
+ZeroMQ's queue is full, the chunk is dropped and counted (``engine_busy``)
+rather than stalling every phone. Events come in on one SUB socket,
+subscribed to each stream some client listens to (plus ``$stats`` and
+``$error``), are validated with :func:`harstream.protocol.decode_event`,
+and are handed to the listeners of exactly that stream as one text
+message ``{"topic": TOPIC, "body": BODY}`` where BODY is the engine's JSON
+object byte for byte.
+
+>>> envelope("$stats", b'{"v":1}')
+'{"topic":"$stats","body":{"v":1}}'
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import Counter
+
+import zmq
+import zmq.asyncio
+
+from harstream.errors import ProtocolError
+from harstream.protocol import ERROR_TOPIC, STATS_TOPIC, decode_event
+from harstream.serve.security import ClientSecurity, secure_client
+from harstream.web.limits import Counters
+
+log = logging.getLogger(__name__)
+
+def envelope(topic: str, body: bytes | str) -> str:
+    """The text message a WebSocket client receives: the topic and the engine's JSON body unchanged."""
+    text = body.decode("utf-8") if isinstance(body, bytes) else body
+    return f'{{"topic":{json.dumps(topic)},"body":{text}}}'
+
+
+class EngineLink:
+    """PUSH to the engine's ingest endpoint, SUB to its publish endpoint; :meth:`pump` routes events."""
+
+    def __init__(self, ingest: str, publish: str, counters: Counters,
+                 security: ClientSecurity | None = None, send_hwm: int = 10_000) -> None:
+        self.counters = counters
+        self._context = zmq.asyncio.Context()
+        self._push: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.PUSH)
+        self._sub: zmq.asyncio.Socket = self._context.socket(zmq.SUB)
+        try:
+            for sock in (self._push, self._sub):
+                if security is not None:
+                    secure_client(sock, security)  # type: ignore[arg-type]  # an asyncio socket is one too
+                sock.setsockopt(zmq.LINGER, 0)
+            self._push.setsockopt(zmq.SNDHWM, send_hwm)
+            self._sub.setsockopt(zmq.RCVHWM, 100_000)
+            for topic in (STATS_TOPIC, ERROR_TOPIC):
+                self._sub.setsockopt(zmq.SUBSCRIBE, topic.encode())
+            self._push.connect(ingest)
+            self._sub.connect(publish)
+        except BaseException:
+            self.close()
+            raise
+        self._listeners: dict[str, set[asyncio.Queue[str]]] = {}
+        self._subscribed: Counter[str] = Counter()
+        self.invalid_events = 0
+
+    def send(self, frames: list[bytes]) -> bool:
+        """Queue one chunk for the engine; False (and nothing sent) when ZeroMQ's queue is full."""
+        try:
+            self._push.send_multipart(frames, flags=zmq.NOBLOCK)
+        except zmq.Again:
+            return False
+        self.counters.chunks_out += 1
+        return True
+
+    def listen(self, stream: str, queue: asyncio.Queue[str]) -> None:
+        """Deliver ``stream``'s events (and ``$stats``) to ``queue`` until :meth:`unlisten`."""
+        listeners = self._listeners.setdefault(stream, set())
+        if queue not in listeners:
+            listeners.add(queue)
+            if self._subscribed[stream] == 0:
+                self._sub.setsockopt(zmq.SUBSCRIBE, stream.encode())
+            self._subscribed[stream] += 1
+
+    def unlisten(self, stream: str, queue: asyncio.Queue[str]) -> None:
+        listeners = self._listeners.get(stream, set())
+        if queue in listeners:
+            listeners.discard(queue)
+            self._subscribed[stream] -= 1
+            if self._subscribed[stream] == 0:
+                del self._subscribed[stream], self._listeners[stream]
+                self._sub.setsockopt(zmq.UNSUBSCRIBE, stream.encode())
+
+    def deliver(self, stream: str, text: str) -> None:
+        """Hand ``text`` to ``stream``'s listeners; a full queue loses it (counted)."""
+        for queue in self._listeners.get(stream, ()):
+            self._offer(queue, text)
+
+    def _offer(self, queue: asyncio.Queue[str], text: str) -> None:
+        try:
+            queue.put_nowait(text)
+            self.counters.events_out += 1
+        except asyncio.QueueFull:
+            self.counters.events_dropped += 1
+
+    async def pump(self) -> None:
+        """Route the engine's events to listeners, forever (cancel to stop)."""
+        while True:
+            frames = await self._sub.recv_multipart()
+            try:
+                event = decode_event(frames)
+            except ProtocolError as exc:
+                self.invalid_events += 1
+                log.debug("invalid engine event: %s", exc)
+                continue
+            topic = frames[0].decode("utf-8")
+            text = envelope(topic, frames[1])
+            if topic == STATS_TOPIC:
+                for queue in {q for listeners in self._listeners.values() for q in listeners}:
+                    self._offer(queue, text)
+            elif topic == ERROR_TOPIC:
+                stream = getattr(event, "stream", None)
+                if stream is not None:
+                    self.deliver(stream, text)
+            else:
+                self.deliver(topic, text)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._push.close(linger=0)
+            self._sub.close(linger=0)
+            self._context.term()
