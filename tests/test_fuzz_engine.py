@@ -6,8 +6,11 @@ batch of generated messages, most of them broken in one way (frame counts,
 stream ids, JSON headers, field types and ranges, sample frames, random byte
 mutations of valid messages), the rest valid edge cases (``seq`` 0 and next
 to 2**53-1, one-sample and maximal chunks, extreme finite values, extreme
-``t0``). Between them a clean canary stream, one real HAPT test recording,
-goes in on its own socket in 25-sample chunks. A background thread collects
+``t0``), and on streams of their own, valid chunks with a timestamps frame:
+huge, tiny and stepping timestamps (around the 0.1 s dropout limit, far past
+the 50 Hz grid's limit, before the stream's time origin) at any rate. Between
+them a clean canary stream, one real HAPT test recording, goes in on its own
+socket in 25-sample chunks. A background thread collects
 everything the engine publishes. :func:`test_engine_survived_and_accounted`
 then checks, with bounded polling and no timing assertion:
 
@@ -16,6 +19,8 @@ then checks, with bounded polling and no timing assertion:
   exactly one ``$error`` with the same code (and the same ``stream``), in
   send order, and nothing else did; frames over the engine's
   ``ZMQ_MAXMSGSIZE`` are refused by the transport, never decoded;
+* a timed chunk got at most two ``$error`` (``seq_gap``, ``seq_replay``,
+  ``times``), on its own stream, and nothing ``internal``;
 * the engine's counters (``chunks``, ``rejected``, ``windows``, ``shed``,
   ``internal_errors``) account for every message and every prediction;
 * the canary's predictions equal a clean offline run: every window exactly
@@ -24,8 +29,9 @@ then checks, with bounded polling and no timing assertion:
   labels of :class:`harstream.signal.smoothing.ForwardFilter` as ``serve`` builds it.
 
 The generated load is bounded so the engine can never shed a chunk (all
-the valid samples sent fit its ingest queue at once), and the 3000-sample
-chunks that cost model time are at most one per example.
+the valid samples sent, as the engine counts them, fit its ingest queue at
+once), and the 3000-sample chunks that cost model time are at most one per
+example.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from harstream.data.hapt import read_dataset
+from harstream.engine.core import chunk_cost
 from harstream.errors import ProtocolError
 from harstream.model.classifier import Classifier
 from harstream.protocol import (
@@ -66,6 +73,7 @@ from harstream.protocol import (
 )
 from harstream.serve.client import Subscriber
 from harstream.serve.config import MAX_INGEST_FRAME_BYTES, ServerConfig
+from harstream.serve.loop import MIN_CHUNK_COST
 from harstream.signal.chain import process_recording
 from harstream.signal.smoothing import ForwardFilter
 from harstream.signal.windows import window_ends
@@ -92,8 +100,10 @@ WAIT_S = 180.0
 """Bound of every wait for the engine (start, catching up, quiescence); never a performance bound."""
 STALL_S = 30.0
 """A wait also ends (and fails) when the engine published nothing but ``$stats`` for this long."""
-LIMITS = ServerConfig()
-"""The limits ``serve`` runs with by default (this module starts it without limit options)."""
+MAX_QUEUED_SAMPLES = 4 * 1024 * 1024
+"""The engine's ingest queue (``--max-queued-samples``): room for everything sent at once."""
+LIMITS = ServerConfig(max_queued_samples=MAX_QUEUED_SAMPLES)
+"""The limits ``serve`` runs with (this module starts it with that one limit option)."""
 
 # -- generated messages ------------------------------------------------------------------------
 
@@ -172,6 +182,8 @@ class Message:
     frames: list[bytes]
     follow: bool = False
     """``seq`` is the placeholder ``FOLLOW``: replaced at send time by the stream's next index."""
+    timed: TimedPlan | None = None
+    """A timed chunk, whose frames are made at send time (``frames`` is empty)."""
 
 
 FOLLOW = b'"@follow@"'
@@ -357,6 +369,65 @@ def oversize(draw: st.DrawFn) -> Message:
     return Message([b"s" * big, *base.frames[1:]])
 
 
+TIMED_IDS = ("tz-0", "tz-1", "tz-2")
+"""Streams of the timed chunks (generated messages of other kinds on these ids are not sent)."""
+TIMED_PER_BATCH = 3
+"""Timed chunks per batch, at most: each costs the engine up to about 7,300 samples (64 samples
+at 500 Hz spanning 6.3 s, or 63 dropouts)."""
+HUGE_TIMES = (1e300, -1e300, 1e22, 1.7976931348623157e308, -1.7976931348623157e308, 2.0**53 / 50, 1e15)
+TIME_STEPS = (5e-324, 1e-300, 1e-9, 0.001, 0.01, 0.02, 0.099, 0.1, 0.1000001, 0.11, 0.5, 1e6, 1e300)
+
+
+@dataclass(frozen=True)
+class TimedPlan:
+    """A timed chunk, made at send time from its stream's last seq and timestamp."""
+
+    stream: str
+    rate: float
+    n: int
+    seq: str
+    """``follow`` (the next seq), ``ahead`` (a seq gap), ``restart`` (0 with ``restart``)."""
+    start: float | None
+    """First timestamp; None: one step after the stream's last."""
+    steps: tuple[float, ...]
+    """Steps between the timestamps (n - 1), then made strictly increasing and finite."""
+    seed: int
+
+
+@st.composite
+def timed_plan(draw: st.DrawFn) -> TimedPlan:
+    n = draw(st.integers(1, SMALL))
+    style = draw(st.sampled_from(["steps", "mixed", "jump", "ordinary"]))
+    if style == "steps":
+        steps = [draw(st.sampled_from(TIME_STEPS))] * (n - 1)
+    elif style == "ordinary":
+        steps = [0.01] * (n - 1)
+    elif style == "mixed":
+        steps = draw(st.lists(st.sampled_from(TIME_STEPS), min_size=n - 1, max_size=n - 1))
+    else:  # ordinary steps and one huge one
+        steps = [0.01] * (n - 1)
+        if steps:
+            steps[draw(st.integers(0, n - 2))] = draw(st.sampled_from(HUGE_TIMES))
+    start = draw(st.one_of(st.none(), st.none(), st.none(), st.sampled_from(HUGE_TIMES),
+                           st.floats(-1e10, 1e10), st.sampled_from([0.0, -1.0, 5e-324])))
+    return TimedPlan(draw(st.sampled_from(TIMED_IDS)), draw(st.sampled_from([20, 25, 50, 100, 120.5, 500])), n,
+                     draw(st.sampled_from(["follow", "follow", "ahead", "restart"])), start, tuple(steps),
+                     draw(st.integers(0, 2**32 - 1)))
+
+
+def _timestamps(first: float, steps: tuple[float, ...]) -> npt.NDArray[np.float64]:
+    """``first`` then ``steps``, finite and strictly increasing at float64 precision."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        times = first + np.concatenate([[0.0], np.cumsum(steps)])
+    times = np.clip(np.nan_to_num(times, nan=0.0), -1.7e308, 1.7e308)
+    for i in range(1, len(times)):
+        if not times[i] > times[i - 1]:
+            times[i] = np.nextafter(times[i - 1], np.inf)
+    if not np.isfinite(times).all():  # ran out of doubles at the top: start lower
+        return _timestamps(-1.7e308, steps)
+    return times
+
+
 message = st.one_of(
     valid_message(), valid_message(), valid_message(seqs="edge"), bad_header_field(), bad_header_field(),
     bad_header_raw(), bad_stream(), bad_frames(), bad_samples(), bad_times(), mutated(), mutated(),
@@ -370,6 +441,8 @@ def batches(draw: st.DrawFn) -> list[Message]:
     for extra, wanted in ((maximal(), st.booleans()), (oversize(), st.integers(0, 2).map(lambda k: k == 0))):
         if draw(wanted):
             batch.insert(draw(st.integers(0, len(batch))), draw(extra))
+    for _ in range(draw(st.integers(0, TIMED_PER_BATCH))):
+        batch.insert(draw(st.integers(0, len(batch))), Message([], timed=draw(timed_plan())))
     return batch
 
 
@@ -442,9 +515,14 @@ class Harness:
     skipped: int = 0
     """Generated messages not sent because their stream id was the canary's."""
     valid_chunks: int = 0
-    valid_samples: int = 0
+    valid_cost: int = 0
+    """Samples the valid chunks count as in the engine's ingest queue."""
+    timed: int = 0
+    """Timed chunks sent (all valid)."""
     canary_chunks: int = 0
     next_seq: dict[bytes, int] = field(default_factory=dict)
+    last_time: dict[str, float] = field(default_factory=dict)
+    """Last timestamp sent on each timed stream."""
 
     def log(self) -> str:
         text = self.log_path.read_text(errors="replace")
@@ -471,9 +549,34 @@ class Harness:
             c.sent += len(part)
             self.canary_chunks += 1
 
+    def send_timed(self, plan: TimedPlan) -> None:
+        key = plan.stream.encode()
+        seq = self.next_seq.get(key, 0)
+        if plan.seq == "ahead":
+            seq += 1 + plan.seed % 10_000
+        elif plan.seq == "restart":
+            seq = 0
+        last = self.last_time.get(plan.stream)
+        start = plan.start if plan.start is not None or last is None else last + 0.01
+        times = _timestamps(1000.0 if start is None else start, plan.steps)
+        if seq > MAX_SEQ - plan.n + 1:
+            seq = 0
+        frames = encode_chunk(plan.stream, seq, _samples(plan.n, plan.seed, 0), rate=plan.rate, times=times,
+                              restart=plan.seq == "restart")  # valid: encode_chunk decodes it
+        self.next_seq[key] = seq + plan.n
+        self.last_time[plan.stream] = float(times[-1])
+        self.messages += 1
+        self.timed += 1
+        self.valid_chunks += 1
+        self.valid_cost += max(chunk_cost(decode_chunk(frames)), MIN_CHUNK_COST)
+        self.fuzz.send_multipart(frames)
+
     def send(self, m: Message) -> None:
+        if m.timed is not None:
+            self.send_timed(m.timed)
+            return
         frames = list(m.frames)
-        if frames[0] == self.canary.stream.encode():
+        if frames[0] == self.canary.stream.encode() or frames[0].decode("latin-1") in TIMED_IDS:
             self.skipped += 1
             return
         if m.follow:
@@ -489,7 +592,7 @@ class Harness:
             self.expected.append((exc.code, _stream_of(frames[0])))
         else:
             self.valid_chunks += 1
-            self.valid_samples += len(chunk.samples)
+            self.valid_cost += max(chunk_cost(chunk), MIN_CHUNK_COST)
             expected = self.next_seq.get(frames[0])
             if expected is None or chunk.restart or chunk.seq >= expected:  # as the engine: no replay
                 self.next_seq[frames[0]] = chunk.seq + len(chunk.samples)
@@ -544,7 +647,8 @@ def harness(free_endpoint: Callable[[], str], hapt_dir: Path,
     log_path = tmp_path_factory.mktemp("fuzz") / "serve.log"
     with log_path.open("wb") as log:  # a file, not a pipe nobody reads: the engine never blocks on it
         proc = subprocess.Popen(
-            [sys.executable, "-m", "harstream", "serve", "--ingest", ingest, "--publish", publish],
+            [sys.executable, "-m", "harstream", "serve", "--ingest", ingest, "--publish", publish,
+             "--max-queued-samples", str(MAX_QUEUED_SAMPLES)],
             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
     collector = Collector(publish)
@@ -615,9 +719,13 @@ def test_engine_survived_and_accounted(harness: Harness) -> None:
     assert h.skipped <= h.messages // 100
     assert h.oversize > 0 and len(h.expected) > 0 and h.valid_chunks > 0
     assert {code for code, _ in h.expected} == DECODE_CODES  # every kind of rejection was tried
-    # Shedding is impossible by construction (see SMALL): the queue could hold everything sent at once.
-    assert (BATCH * SMALL + MAX_SAMPLES_PER_CHUNK) * EXAMPLES + len(canary.samples) <= LIMITS.max_queued_samples
-    assert h.valid_samples + len(canary.samples) <= LIMITS.max_queued_samples
+    assert h.timed > EXAMPLES // 2
+    # Shedding is impossible by construction (see SMALL and TIMED_PER_BATCH): the queue could hold
+    # everything sent at once.
+    timed_cost = SMALL * 0.1 * 500 + 64 * SMALL
+    assert ((BATCH * SMALL + MAX_SAMPLES_PER_CHUNK + TIMED_PER_BATCH * timed_cost) * EXAMPLES
+            + len(canary.samples) <= LIMITS.max_queued_samples)
+    assert h.valid_cost + len(canary.samples) <= LIMITS.max_queued_samples
     h.send_canary(len(canary.samples))  # what the interleaving left
     assert canary.sent == len(canary.samples)
     last_end = canary.seq_ends[-1]
@@ -658,8 +766,14 @@ def test_engine_survived_and_accounted(harness: Harness) -> None:
     assert {p.engine for p in predictions} == {h.engine_id}
     assert h.collector.invalid == 0
 
+    # Every timed chunk: at most two $errors, on its own stream, of the engine's codes.
+    timed_errors = [e for e in errors if e.stream in TIMED_IDS]
+    assert {e.code for e in timed_errors} <= {"seq_gap", "seq_replay", "times"}
+    assert len(timed_errors) <= 2 * h.timed
+    timed_rejected = sum(e.code == "times" for e in timed_errors)
+
     # Every locally rejected message: exactly one $error with its code and stream, in send order.
-    received = [(e.code, e.stream) for e in errors if e.code in DECODE_CODES]
+    received = [(e.code, e.stream) for e in errors if e.code in DECODE_CODES and e.stream not in TIMED_IDS]
     assert Counter(code for code, _ in received) == Counter(code for code, _ in h.expected)
     for i, (got, want) in enumerate(zip(received, h.expected, strict=True)):
         assert got == want, f"generated rejection #{i}: engine said {got}, decode_chunk {want}"
@@ -671,8 +785,8 @@ def test_engine_survived_and_accounted(harness: Harness) -> None:
     assert not [e for e in errors if e.stream == canary.stream]
     fields = stats.fields
     assert fields["shed"] == 0 and fields["internal_errors"] == 0 and fields["queued_samples"] == 0
-    assert fields["rejected"] == len(received) + sum(codes[c] for c in REJECTING_CODES)
-    assert fields["chunks"] == h.valid_chunks + h.canary_chunks - codes["seq_replay"]
+    assert fields["rejected"] == len(received) + sum(codes[c] for c in REJECTING_CODES) + timed_rejected
+    assert fields["chunks"] == h.valid_chunks + h.canary_chunks - codes["seq_replay"] - timed_rejected
     assert fields["windows"] == len(predictions)
 
     # The canary: a clean run's windows, each exactly once, with the offline probabilities and labels.
@@ -687,5 +801,6 @@ def test_engine_survived_and_accounted(harness: Harness) -> None:
     h.proc.send_signal(signal.SIGTERM)
     assert h.proc.wait(timeout=60) == 0, h.log()
     print(f"\nfuzz: {h.messages} generated messages ({len(h.expected)} rejected by decode_chunk, "
-          f"{h.valid_chunks} valid, {h.oversize} oversize, {h.skipped} skipped), "
+          f"{h.valid_chunks} valid of which {h.timed} timed ({timed_rejected} rejected by the engine), "
+          f"{h.oversize} oversize, {h.skipped} skipped), "
           f"{h.canary_chunks} canary chunks, {len(predictions)} windows, codes {dict(codes)}")

@@ -44,7 +44,7 @@ from harstream.protocol import Chunk, ErrorEvent, Prediction
 from harstream.signal import chain, resample
 from harstream.signal.chain import CHANNELS, ChainState
 from harstream.signal.smoothing import ForwardFilter
-from harstream.signal.windows import RingBuffer
+from harstream.signal.windows import RingBuffer, window_ends
 
 ProbaFn = Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]]
 
@@ -54,6 +54,48 @@ DEFAULT_MAX_STREAMS = 10_000
 """Streams the engine holds at once unless told otherwise (about 12 KB of state each)."""
 MAX_LATENCY_SAMPLES = 100_000
 """Latency samples kept between two :meth:`Engine.take_latencies` calls."""
+DROPOUT_COST = 64
+"""Samples a dropout in a chunk's timestamps counts as in :func:`chunk_cost`: the stream's filters
+and windows restart there, about the work of filtering 64 samples."""
+
+
+def chunk_cost(chunk: Chunk, max_gap_s: float = resample.DEFAULT_MAX_GAP_S) -> int:
+    """Samples' worth of work ``chunk`` can make the engine do (the serving loop's budgets count it).
+
+    Its own samples, or the samples its resampling produces if more: on the 50 Hz grid, or at
+    the stream's rate when a timed stream is faster (the resampler first puts it on a uniform
+    grid at its rate); plus :data:`DROPOUT_COST` for each pause longer than ``max_gap_s``
+    between its timestamps (not interpolated across: nothing is produced there).
+
+    >>> x = np.zeros((100, 6), np.float32)
+    >>> chunk_cost(Chunk("a", 0, 50, None, x)), chunk_cost(Chunk("a", 0, 20, None, x))
+    (100, 250)
+    >>> chunk_cost(Chunk("a", 0, 20, None, x, times=np.arange(100) * 0.11))  # 99 pauses
+    6437
+    """
+    n = len(chunk.samples)
+    if chunk.times is None:
+        return max(n, math.ceil(n * SAMPLE_RATE_HZ / chunk.rate))
+    with np.errstate(over="ignore", invalid="ignore"):
+        steps = np.diff(chunk.times)
+    short = steps <= max_gap_s
+    pauses = len(steps) - int(np.count_nonzero(short))
+    # each stretch between pauses reaches one grid point more than its length covers, and the
+    # step from the previous chunk's last sample one more
+    produced = math.ceil(float(steps[short].sum()) * max(chunk.rate, SAMPLE_RATE_HZ)) + pauses + 2
+    return max(n, produced) + DROPOUT_COST * pauses
+
+
+def _dropouts(stream: str, gaps: Sequence[resample.Gap], max_gap_s: float) -> ErrorEvent:
+    """The one ``seq_gap`` reporting a chunk's dropouts (``gaps``, at least one)."""
+    last = gaps[-1]
+    if len(gaps) == 1:
+        return ErrorEvent(stream, "seq_gap", f"no sample for {last.seconds:.3f} s in the timestamps (more than "
+                                             f"{max_gap_s:g} s): the stream restarts at index {last.resume}")
+    seconds = [g.seconds for g in gaps]
+    return ErrorEvent(stream, "seq_gap", (
+        f"{len(gaps)} pauses in the timestamps longer than {max_gap_s:g} s ({min(seconds):.3f} to "
+        f"{max(seconds):.3f} s): the stream restarts after each, the last time at index {last.resume}"))
 
 
 class Arrival(NamedTuple):
@@ -90,6 +132,8 @@ class _Stream:
     """Timed streams: the producer-clock time of input index 0 (keeps indices on one grid)."""
     forgotten: bool = False
     """Set when the engine forgets the stream: its windows still waiting are dropped."""
+    reseed: bool = False
+    """A dropout restarted the stream: its filters start again at the next row it gets."""
 
 
 @dataclass
@@ -198,15 +242,13 @@ class Engine:
             self._free_rows.extend(range(old + grow - 1, old - 1, -1))
         return self._free_rows.pop()
 
-    def _start_stream(self, chunk: Chunk, now: float, origin: float | None = None) -> _Stream:
-        """A fresh run of ``chunk``'s stream at ``chunk.seq`` (a timed one keeps ``origin``)."""
+    def _start_stream(self, chunk: Chunk, now: float, origin: float | None) -> _Stream:
+        """A fresh run of ``chunk``'s stream at ``chunk.seq`` (a timed one on the grid of ``origin``)."""
         old = self._streams.get(chunk.stream)
         row = old.row if old is not None else self._allocate_row()
         self._state.put([row], chain.initial_state(chunk.samples[:1]))
         resampler = None
         if not chunk.native:
-            if chunk.times is not None and origin is None:
-                origin = float(chunk.times[0]) - chunk.seq / chunk.rate
             resampler = resample.start(chunk.rate, seq=chunk.seq,
                                        origin=origin if chunk.times is not None else None)
         first = chunk.seq if resampler is None else resampler.next_index
@@ -278,11 +320,11 @@ class Engine:
     def _on_grid(self, accepted: list[Arrival], errors: list[ErrorEvent]) -> list[Arrival]:
         """The accepted chunks as 50 Hz chunks: resampled streams go through their resampler.
 
-        A resampled chunk becomes one chunk per run of consecutive output
-        indices (``seq`` = the 50 Hz index of its first row); a dropout longer
-        than the resampler's ``max_gap_s`` restarts the stream at the index
-        where output resumes, reported as ``seq_gap``. Timestamps going back
-        are rejected (``times``) with the stream as it was.
+        A resampled chunk becomes a chunk of its 50 Hz rows (``seq`` = the 50 Hz index of the
+        first). Dropouts longer than the resampler's ``max_gap_s`` restart the stream where
+        output resumes, reported by one ``seq_gap`` for the chunk (:meth:`_filter_runs`).
+        Timestamps going back, or too far from the origin, are rejected (``times``) with the
+        stream as it was; any other failure of the resampler is that stream's alone (``internal``).
         """
         out: list[Arrival] = []
         for a in accepted:
@@ -294,39 +336,55 @@ class Engine:
             try:
                 result = resample.resample(stream.resampler, c.samples, c.times)
             except resample.ResampleError as exc:
-                self._reject(errors, c, "times", str(exc))
+                self._reject(errors, c, exc.field, exc.detail)
+                continue
+            except Exception as exc:  # one stream's failure must not reach the others of the slice
+                self._fail([c.stream], "resampling", exc, errors)
                 continue
             stream.resampler = result.state
             stream.input_next = c.seq + len(c.samples)
             runs = result.runs()
-            for i, (first, rows) in enumerate(runs):
-                if i > 0:  # a long dropout: filtered in order, run by run (rare)
-                    gap = result.gaps[i - 1]
-                    errors.append(ErrorEvent(
-                        c.stream, "seq_gap",
-                        f"no sample for {gap.seconds:.3f} s in the timestamps (more than "
-                        f"{stream.resampler.max_gap_s:g} s): the stream restarts at index {gap.resume}",
-                    ))
-                    self._restart_grid(stream, gap.resume, rows)
-                if not len(rows):
-                    continue
-                ring = stream.ring
-                if ring.next_index != first and ring.next_index == ring.first_index:  # no row yet
-                    stream.ring = RingBuffer(channels=len(CHANNELS), first_index=first)
-                t0 = None if c.t0 is None else c.t0 + self._seconds_after_first(stream, c, first)
-                arrival = Arrival(Chunk(c.stream, first, SAMPLE_RATE_HZ, t0, rows, owner=c.owner),
-                                  a.t_recv, a.t_wall)
-                if len(runs) == 1:
-                    out.append(arrival)  # filtered with the others of its length
-                else:
-                    self._filter_group([arrival], self.clock(), errors)
+            if len(runs) == 1:  # filtered with the others of its length
+                if len(runs[0][1]):
+                    out.append(self._run_arrival(a, stream, *runs[0]))
+                else:  # no grid point reached yet
+                    self.counters.chunks += 1
+                continue
+            errors.append(_dropouts(c.stream, result.gaps, stream.resampler.max_gap_s))
+            self._filter_runs(a, stream, runs, errors)
         return out
 
-    def _restart_grid(self, stream: _Stream, index: int, rows: npt.NDArray[np.float32]) -> None:
-        """After a long dropout: the stream's filters and windows start again at ``index``."""
-        if len(rows):
+    def _filter_runs(self, a: Arrival, stream: _Stream, runs: list[tuple[int, npt.NDArray[np.float32]]],
+                     errors: list[ErrorEvent]) -> None:
+        """A chunk with dropouts, run by run in order: each run after a dropout restarts the stream's
+        filters and windows at its first index. A run the next dropout cuts short of a window is
+        skipped (nothing of it could be classified), so the work stays bounded by the rows, however
+        many dropouts a chunk holds."""
+        last = len(runs) - 1
+        for i, (first, rows) in enumerate(runs):
+            if i > 0:
+                if i < last and not len(window_ends(first, first + len(rows))):
+                    continue
+                stream.ring = RingBuffer(channels=len(CHANNELS), first_index=first)
+                stream.reseed = True
+            if len(rows):
+                self._filter_group([self._run_arrival(a, stream, first, rows)], self.clock(), errors,
+                                   count=False)
+                if stream.forgotten:
+                    return
+        self.counters.chunks += 1
+
+    def _run_arrival(self, a: Arrival, stream: _Stream, first: int, rows: npt.NDArray[np.float32]) -> Arrival:
+        """The 50 Hz ``rows`` from index ``first`` of ``a``'s chunk as an arrival to filter."""
+        c = a.chunk
+        ring = stream.ring
+        if ring.next_index != first and ring.next_index == ring.first_index:  # no row yet
+            stream.ring = RingBuffer(channels=len(CHANNELS), first_index=first)
+        if stream.reseed and len(rows):  # a dropout restarted the stream: its filters start here
             self._state.put([stream.row], chain.initial_state(rows[:1]))
-        stream.ring = RingBuffer(channels=len(CHANNELS), first_index=index)
+            stream.reseed = False
+        t0 = None if c.t0 is None else c.t0 + self._seconds_after_first(stream, c, first)
+        return Arrival(Chunk(c.stream, first, SAMPLE_RATE_HZ, t0, rows, owner=c.owner), a.t_recv, a.t_wall)
 
     @staticmethod
     def _seconds_after_first(stream: _Stream, chunk: Chunk, index: int) -> float:
@@ -351,44 +409,62 @@ class Engine:
                 return self._reject(errors, chunk, "too_many_streams",
                                     f"the engine holds its limit of {self.max_streams} streams; "
                                     "a stream is freed after its idle timeout")
-            self._start_stream(chunk, now)
-            return True
+            return self._open(chunk, now, errors)
         if stream.owner != chunk.owner:
             return self._reject(errors, chunk, "not_owner",
                                 "the stream id belongs to another producer key; chunk dropped")
         expected = stream.ring.next_index if stream.resampler is None else stream.input_next
         if chunk.restart:
-            self._start_stream(chunk, now)
-            return True
+            return self._open(chunk, now, errors)
         if not _same_kind(stream, chunk):
-            errors.append(ErrorEvent(
-                chunk.stream, "seq_gap",
+            return self._open(chunk, now, errors, gap=(
                 f"the stream changed to rate {chunk.rate:g} Hz "
-                f"{'with' if chunk.times is not None else 'without'} timestamps: it restarts at {chunk.seq}",
-            ))
-            self._start_stream(chunk, now)
-            return True
+                f"{'with' if chunk.times is not None else 'without'} timestamps: it restarts at {chunk.seq}"))
         if chunk.seq == expected:
             stream.last_seen = now
             return True
         if chunk.seq > expected:
-            errors.append(ErrorEvent(
-                chunk.stream, "seq_gap",
+            return self._open(chunk, now, errors, origin=stream.t_origin, gap=(
                 f"expected seq {expected}, got {chunk.seq}: {chunk.seq - expected} samples "
-                f"missing; the stream restarts at {chunk.seq}",
-            ))
-            self._start_stream(chunk, now, origin=stream.t_origin)
-            return True
+                f"missing; the stream restarts at {chunk.seq}"))
         return self._reject(errors, chunk, "seq_replay",
                             f"expected seq {expected}, got {chunk.seq}: chunk dropped "
                             '(send "restart": true to restart the stream on purpose)')
+
+    def _open(self, chunk: Chunk, now: float, errors: list[ErrorEvent], origin: float | None = None,
+              gap: str | None = None) -> bool:
+        """Start ``chunk``'s stream afresh at ``chunk.seq``, reporting ``gap`` as ``seq_gap`` if given.
+
+        A timed stream keeps ``origin`` (its 50 Hz grid) unless the chunk's first timestamp lies
+        before it, where its samples would fall on negative indices and never be windowed: then,
+        as a new stream, its first sample is at index ``seq`` at its rate. Timestamps too far
+        from the origin for the grid reject the chunk (``times``) and leave the stream as it was.
+        """
+        if chunk.times is not None:
+            first = float(chunk.times[0])
+            if origin is not None and first < origin:
+                origin = None
+                gap = None if gap is None else (
+                    f"{gap}; its timestamps lie before the stream's time origin, so its 50 Hz grid "
+                    "starts afresh from this chunk")
+            if origin is None:
+                origin = first - chunk.seq / chunk.rate
+            try:
+                resample.seconds_since(origin, chunk.times)
+            except resample.ResampleError as exc:
+                return self._reject(errors, chunk, exc.field, exc.detail)
+        if gap is not None:
+            errors.append(ErrorEvent(chunk.stream, "seq_gap", gap))
+        self._start_stream(chunk, now, origin)
+        return True
 
     def _reject(self, errors: list[ErrorEvent], chunk: Chunk, code: str, detail: str) -> bool:
         errors.append(ErrorEvent(chunk.stream, code, detail))
         self.counters.rejected += 1
         return False
 
-    def _filter_group(self, group: list[Arrival], now: float, errors: list[ErrorEvent]) -> None:
+    def _filter_group(self, group: list[Arrival], now: float, errors: list[ErrorEvent],
+                      count: bool = True) -> None:
         try:
             rows = [self._streams[a.chunk.stream].row for a in group]
             samples = np.stack([a.chunk.samples for a in group])
@@ -415,7 +491,7 @@ class Engine:
             except Exception as exc:
                 self._fail([c.stream], "windowing", exc, errors)
                 continue
-            self.counters.chunks += 1
+            self.counters.chunks += count
 
     def _fail(self, streams: list[str], stage: str, exc: Exception, errors: list[ErrorEvent]) -> None:
         """Report ``internal`` for ``streams`` and forget them (on the ingesting thread)."""

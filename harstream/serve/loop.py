@@ -31,7 +31,7 @@ from typing import Any
 
 import zmq
 
-from harstream.engine.core import Arrival, Engine
+from harstream.engine.core import Arrival, Engine, chunk_cost
 from harstream.errors import ProtocolError
 from harstream.model.process import ModelProcess
 from harstream.model.stage import ModelStage
@@ -88,7 +88,10 @@ class Loop:
         if hold_s > 0 and not self.can_filter:
             self._take_answers_for(hold_s)
             return
-        if self._input_within(self._wait_ms(now, next_stats)):
+        self.stats.stalls.looking()
+        ready = self._input_within(self._wait_ms(now, next_stats))
+        self.stats.stalls.looked()
+        if ready:
             self.last_read = time.monotonic()
             self.receive(self.config.max_drain)
         self.stage.pump()
@@ -255,7 +258,9 @@ class Loop:
 
 
 def _cost(chunk: Chunk) -> int:
-    return max(len(chunk.samples), MIN_CHUNK_COST)
+    """Samples ``chunk`` counts as in the queue and the turn's budget: what the engine's work on it
+    can produce (:func:`~harstream.engine.core.chunk_cost`), at least :data:`MIN_CHUNK_COST`."""
+    return max(chunk_cost(chunk), MIN_CHUNK_COST)
 
 
 def _stream_of(frames: list[Any]) -> str | None:

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -36,6 +37,8 @@ class Stats:
         """The serving process's garbage-collector pauses (``serve`` installs it while serving)."""
         self.started = clock()
         self.history: deque[tuple[float, int]] = deque([(self.started, 0)])
+        self.stalls = StallMeter(clock)
+        """How long the serving loop went without looking at its ingest socket (the loop marks it)."""
 
     def report(self, now: float, queued_samples: int = 0) -> dict[str, Any]:
         """The ``$stats`` fields at monotonic time ``now`` (latency samples and pauses are taken)."""
@@ -59,12 +62,55 @@ class Stats:
             "chunks": counters.chunks,
             "queued_samples": queued_samples,
             "gc_pauses": self.pauses.take(),
+            "loop_stall_ms": self.stalls.take(),
             "uptime_s": round(max(now - self.started, 0.0), 3),
             "t": self.engine.wall_clock(),
             "labels": list(self.engine.labels),
             "limits": {**self.config.limits(), "max_streams": self.engine.max_streams,
                        "idle_timeout_s": self.engine.idle_timeout_s},
         }
+
+
+class StallMeter:
+    """The longest time the serving loop went without looking at its ingest socket, per period.
+
+    A message arriving then waits unread, before the receipt ``latency_ms`` counts from. The
+    loop calls :meth:`looking` as it starts waiting for input and :meth:`looked` when it
+    stops; :meth:`take` (any thread) returns the period's longest stall in ms, the one still
+    going included, and starts the next period.
+
+    >>> now = [0.0]
+    >>> meter = StallMeter(lambda: now[0])
+    >>> meter.looking(); meter.looked(); now[0] = 0.25; meter.looking(); meter.looked(); now[0] = 0.3
+    >>> meter.take(), meter.take()
+    (250.0, 0.0)
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._since: float | None = None
+        """When the loop last stopped looking (None: while it looks, or before it first did)."""
+        self._longest = 0.0
+
+    def looking(self) -> None:
+        with self._lock:
+            if self._since is not None:
+                self._longest = max(self._longest, self.clock() - self._since)
+            self._since = None
+
+    def looked(self) -> None:
+        with self._lock:
+            self._since = self.clock()
+
+    def take(self) -> float:
+        with self._lock:
+            now = self.clock()
+            longest = self._longest if self._since is None else max(self._longest, now - self._since)
+            self._longest = 0.0
+            if self._since is not None:
+                self._since = now
+        return round(longest * 1000.0, 3)
 
 
 def percentiles(values: list[float], low: float | None = None) -> dict[str, float | None]:
@@ -122,4 +168,4 @@ class ServeSummary:
         return text
 
 
-__all__ = ["ServeSummary", "Stats", "percentiles"]
+__all__ = ["ServeSummary", "StallMeter", "Stats", "percentiles"]

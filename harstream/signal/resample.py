@@ -29,6 +29,12 @@ not interpolated across: it is reported as a :class:`Gap`, the filter is
 re-seeded at the sample after it, and output resumes at the first grid point
 at or after that sample.
 
+Output indices stay within ±:data:`MAX_INDEX` (exact in a double): a chunk
+whose timestamps lie further than :data:`MAX_TIME_S` from the origin, or
+whose last input index lies past index :data:`MAX_INDEX` on the grid, is
+rejected. Every grid search is arithmetic (a guess, then a bisection bounded
+by the guess's error), so no timestamp can make it take long.
+
 Everything is a pure function ``(state, chunk) -> (output, new state)``;
 resampling a stream in chunks of any sizes equals resampling it whole, and a
 rejected chunk (:class:`ResampleError`) leaves the state as it was.
@@ -48,6 +54,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
@@ -75,12 +82,28 @@ MAX_ABS_VALUE: Final = 1e30
 """Largest magnitude of an input value: any sensor is far below, float32 overflow far above."""
 CHANNELS: Final = 6
 """Input and output columns: acc xyz (g), gyro xyz (rad/s)."""
+MAX_INDEX: Final = 2**53 - 1
+"""Largest output index (in magnitude): exact in a double, the protocol's largest ``seq_end``."""
+MAX_TIME_S: Final = (MAX_INDEX - 1) / OUTPUT_RATE_HZ
+"""Largest distance of a timestamp from the origin, s (about 5.7 million years): within it the
+output index stays within ±:data:`MAX_INDEX`."""
+_SAFE_INPUT_INDEX: Final = (MAX_INDEX + 1) * MIN_RATE_HZ // OUTPUT_RATE_HZ
+"""Untimed input indices below this lie at output indices within :data:`MAX_INDEX` at any rate."""
 
 Array = npt.NDArray[np.float64]
 
 
 class ResampleError(HarstreamError, ValueError):
-    """A chunk the resampler cannot take (bad shape, values or timestamps); the state is unchanged."""
+    """A chunk the resampler cannot take (bad shape, values or timestamps); the state is unchanged.
+
+    ``field`` names what was wrong (``samples``, ``times``, ``seq``, or an argument of
+    :func:`start`); ``detail`` says what was expected and what came.
+    """
+
+    def __init__(self, field: str, detail: str) -> None:
+        super().__init__(f"{field}: {detail}")
+        self.field = field
+        self.detail = detail
 
 
 class Gap(NamedTuple):
@@ -114,22 +137,43 @@ class Grid:
         return self.base + float(k - self.k_base) / self.per_unit
 
     def first_at_or_after(self, t: float) -> int:
-        """Smallest index whose time is >= ``t``."""
-        k = self.k_base + math.ceil((t - self.base) * self.per_unit)
-        while self.time(k - 1) >= t:
-            k -= 1
-        while self.time(k) < t:
-            k += 1
-        return k
+        """Smallest index whose time is >= ``t`` (finite).
+
+        >>> Grid(0.0, 0, 50.0).first_at_or_after(0.03), Grid(0.0, 0, 50.0).first_at_or_after(1e300) > 0
+        (2, True)
+        """
+        guess = self.k_base + math.ceil((t - self.base) * self.per_unit)
+        return self._first(guess, lambda k: self.time(k) >= t)
 
     def first_after(self, t: float) -> int:
-        """Smallest index whose time is > ``t``."""
-        k = self.k_base + math.floor((t - self.base) * self.per_unit) + 1
-        while self.time(k - 1) > t:
-            k -= 1
-        while self.time(k) <= t:
-            k += 1
-        return k
+        """Smallest index whose time is > ``t`` (finite)."""
+        guess = self.k_base + math.floor((t - self.base) * self.per_unit) + 1
+        return self._first(guess, lambda k: self.time(k) > t)
+
+    @staticmethod
+    def _first(guess: int, reached: Callable[[int], bool]) -> int:
+        """Smallest ``k`` with ``reached(k)`` (false below it, true from it on), found from ``guess``.
+
+        Times are rounded, so the guess can be a few indices off (more where doubles are sparser
+        than the grid); steps double away from it until they bracket the answer, then bisect:
+        steps grow with the logarithm of the guess's error, never with the index.
+        """
+        step = 1
+        if reached(guess):
+            high, low = guess, guess - 1
+            while reached(low):
+                high, low, step = low, low - step, 2 * step
+        else:
+            low, high = guess, guess + 1
+            while not reached(high):
+                low, high, step = high, high + step, 2 * step
+        while high - low > 1:
+            middle = (low + high) // 2
+            if reached(middle):
+                high = middle
+            else:
+                low = middle
+        return high
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,17 +322,17 @@ def start(
     """
     rate = float(rate_hz)
     if not (math.isfinite(rate) and MIN_RATE_HZ <= rate <= MAX_RATE_HZ):
-        raise ResampleError(f"rate_hz: expected a number of Hz in [{MIN_RATE_HZ}, {MAX_RATE_HZ}], got {rate_hz!r}")
+        raise ResampleError("rate_hz", f"expected a number of Hz in [{MIN_RATE_HZ}, {MAX_RATE_HZ}], got {rate_hz!r}")
     if not isinstance(seq, int | np.integer) or isinstance(seq, bool) or seq < 0:
-        raise ResampleError(f"seq: expected an integer >= 0, got {seq!r}")
+        raise ResampleError("seq", f"expected an integer >= 0, got {seq!r}")
     seq = int(seq)
     gap = float(max_gap_s)
     if not (math.isfinite(gap) and gap > 0):
-        raise ResampleError(f"max_gap_s: expected a finite number > 0, got {max_gap_s!r}")
+        raise ResampleError("max_gap_s", f"expected a finite number > 0, got {max_gap_s!r}")
     if origin is not None:
         o = float(origin)
         if not math.isfinite(o):
-            raise ResampleError(f"origin: expected a finite number of seconds, got {origin!r}")
+            raise ResampleError("origin", f"expected a finite number of seconds, got {origin!r}")
         return ResampleState(rate, o, gap, Grid(0.0, 0, float(OUTPUT_RATE_HZ)), seq, seq, None)
     # Untimed: internal time = input index - seq. The grid's anchor is computed exactly (as
     # rationals), so a stream starting at a huge seq keeps full precision.
@@ -301,42 +345,81 @@ def _check(state: ResampleState, samples: npt.ArrayLike, times: npt.ArrayLike | 
     """Validated samples (n, 6) and internal times (n,), both float64."""
     x = np.asarray(samples, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] != CHANNELS:
-        raise ResampleError(f"samples: expected shape (n, {CHANNELS}), got {x.shape}")
+        raise ResampleError("samples", f"expected shape (n, {CHANNELS}), got {x.shape}")
     bad = ~(np.abs(x) <= MAX_ABS_VALUE)  # NaN fails too
     if bad.any():
         row, col = (int(v) for v in np.argwhere(bad)[0])
         raise ResampleError(
-            f"samples: expected finite values within ±{MAX_ABS_VALUE:g}, got {float(x[row, col])!r} at row {row}, "
+            "samples", f"expected finite values within ±{MAX_ABS_VALUE:g}, got {float(x[row, col])!r} at row {row}, "
             f"column {col}"
         )
     n = len(x)
     if state.origin is None:
         if times is not None:
-            raise ResampleError("times: this stream was started without timestamps (origin=None)")
+            raise ResampleError("times", "this stream was started without timestamps (origin=None)")
+        _check_last_input(state, n)
         first = state.next_seq - state.seq_base
         return x, np.arange(first, first + n, dtype=np.float64)
     if times is None:
-        raise ResampleError("times: this stream was started with timestamps (an origin); every chunk needs them")
+        raise ResampleError("times", "this stream was started with timestamps (an origin); every chunk needs them")
     raw = np.asarray(times, dtype=np.float64)
     if raw.shape != (n,):
-        raise ResampleError(f"times: expected shape ({n},), one per sample, got {raw.shape}")
+        raise ResampleError("times", f"expected shape ({n},), one per sample, got {raw.shape}")
     if not np.isfinite(raw).all():
         i = int(np.argmax(~np.isfinite(raw)))
-        raise ResampleError(f"times: expected finite timestamps, got {float(raw[i])!r} at index {i}")
-    t = raw - state.origin
+        raise ResampleError("times", f"expected finite timestamps, got {float(raw[i])!r} at index {i}")
+    t = seconds_since(state.origin, raw)
     if n and state.last_time is not None and not t[0] > state.last_time:
         raise ResampleError(
-            f"times: expected strictly increasing timestamps, got {float(raw[0])!r} at index 0 after "
+            "times", f"expected strictly increasing timestamps, got {float(raw[0])!r} at index 0 after "
             f"{state.last_raw!r}, the previous chunk's last"
         )
     steps = np.diff(t)
     if (steps <= 0).any():
         i = int(np.argmax(steps <= 0))
         raise ResampleError(
-            f"times: expected strictly increasing timestamps, got {float(raw[i])!r} at index {i} then "
+            "times", f"expected strictly increasing timestamps, got {float(raw[i])!r} at index {i} then "
             f"{float(raw[i + 1])!r} at index {i + 1}"
         )
     return x, t
+
+
+def seconds_since(origin: float, times: Array) -> Array:
+    """Finite ``times`` as seconds since ``origin``, each within :data:`MAX_TIME_S` of it, where the
+    output index stays within ±:data:`MAX_INDEX`; else :class:`ResampleError` (``times``).
+
+    >>> seconds_since(10.0, np.array([10.5, 11.0])).tolist()
+    [0.5, 1.0]
+    >>> try:
+    ...     seconds_since(0.0, np.array([0.0, 1e300]))
+    ... except ResampleError as exc:
+    ...     print(exc.field, "|", exc.detail[:60], "|", exc.detail[-21:])
+    times | expected timestamps within 1.80144e+14 s of the stream's tim | got 1e+300 at index 1
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        t = times - origin
+    outside = ~(np.abs(t) <= MAX_TIME_S)
+    if outside.any():
+        i = int(np.argmax(outside))
+        raise ResampleError(
+            "times", f"expected timestamps within {MAX_TIME_S:.6g} s of the stream's time origin {origin!r} (so "
+            f"that its 50 Hz index stays within 2**53-1), got {float(times[i])!r} at index {i}"
+        )
+    return t
+
+
+def _check_last_input(state: ResampleState, n: int) -> None:
+    """An untimed chunk of ``n`` samples ends at an output index within :data:`MAX_INDEX`; else
+    :class:`ResampleError` (``seq``)."""
+    last = state.next_seq + n - 1
+    if last < _SAFE_INPUT_INDEX:
+        return
+    index = math.floor(Fraction(last) * OUTPUT_RATE_HZ / Fraction(state.rate_hz))
+    if index > MAX_INDEX:
+        raise ResampleError(
+            "seq", f"expected the chunk's last sample to lie at a 50 Hz index within 2**53-1, got input "
+            f"index {last} at {state.rate_hz:g} Hz, 50 Hz index {index}"
+        )
 
 
 def _interpolate(
