@@ -1,6 +1,6 @@
 """The ``harstream`` command: one verb per job, one module per verb.
 
-serve · replay · record · dashboard · demo · train · evaluate · export · bench · data · keys
+serve · web · replay · record · dashboard · demo · train · evaluate · export · bench · data · keys
 
 A verb is a module with ``NAME``, ``HELP`` (its line in ``harstream --help``),
 ``add_arguments(parser)`` and ``run(args) -> int`` (:class:`Verb`). Most live
@@ -13,7 +13,7 @@ its heavy imports (numpy, TensorFlow, ZeroMQ) inside ``run``: ``harstream
 --help`` and ``harstream serve --help`` import none of them.
 
 >>> [verb.NAME for verb in verbs()][:5]
-['serve', 'replay', 'record', 'dashboard', 'demo']
+['serve', 'web', 'replay', 'record', 'dashboard']
 """
 
 from __future__ import annotations
@@ -33,10 +33,11 @@ from rich.console import Console
 from rich.markup import escape
 
 from harstream import __version__
-from harstream.cli import bench, dashboard, data, demo, export, keys, record, serve
+from harstream.cli import bench, dashboard, data, demo, export, keys, record, serve, web
 from harstream.errors import HarstreamError
 
-ORDER = ("serve", "replay", "record", "dashboard", "demo", "train", "evaluate", "export", "bench", "data", "keys")
+ORDER = ("serve", "web", "replay", "record", "dashboard", "demo", "train", "evaluate", "export", "bench", "data",
+         "keys")
 """The verbs in the order ``harstream --help`` lists them (verbs other packages add come after)."""
 ENTRY_POINTS = "harstream.verbs"
 """The entry-point group through which ``replay`` and ``training`` add their verbs."""
@@ -83,7 +84,7 @@ class _Missing:
 def verbs() -> tuple[Verb, ...]:
     """Every verb, in :data:`ORDER`: the built-in ones and those of the entry points."""
     table: dict[str, Verb] = {module.NAME: module for module in (serve, record, dashboard, demo, export, bench,
-                                                                  data, keys)}
+                                                                  data, keys, web)}
     for point in entry_points(group=ENTRY_POINTS):
         if point.name not in table:
             table[point.name] = _load(point.name, point.value)
