@@ -61,9 +61,9 @@ from harstream import ACTIVITIES, SAMPLE_RATE_HZ
 from harstream.data.csv_text import header_names, line_of_row, open_text, read_columns, read_text
 from harstream.data.types import Dataset, Recording, Segment, six_names
 from harstream.errors import DatasetError
-from harstream.protocol import MAX_ABS_SAMPLE, MAX_SEQ, STREAM_ID
+from harstream.protocol import MAX_ABS_SAMPLE, STREAM_ID
 from harstream.signal.chain import INPUT_COLUMNS
-from harstream.signal.resample import MAX_RATE_HZ, MIN_RATE_HZ, ResampleError, resample, start
+from harstream.signal.resample import MAX_RATE_HZ, MAX_TIME_S, MIN_RATE_HZ, ResampleError, resample, start
 
 NAME = "recordings"
 """Layout name, the value of ``Dataset.name`` and ``Recording.dataset``."""
@@ -85,10 +85,11 @@ NEW_CLASS_ID = 101
 """Activity id of the first new class name (alphabetical order), beyond every dataset's own ids."""
 MIN_SAMPLES = 2
 """Fewest samples a recording file may hold."""
-MAX_T_S = MAX_SEQ / SAMPLE_RATE_HZ / 2
-"""Largest ``|t|`` (and ``|start_s|``, ``|end_s|``) read, s (about 9e13 s, 2.8 million years): two times are
-then at most 2**53-1 steps of the 50 Hz grid apart, the largest index the resampler and the protocol's ``seq``
-hold exactly. A time beyond it is refused where it is read, never a grid search that cannot end."""
+MAX_T_S = MAX_TIME_S / 2
+"""Largest ``|t|`` (and ``|start_s|``, ``|end_s|``) read, s (about 9e13 s, 2.8 million years): half the
+resampler's largest distance from a stream's first time (:data:`~harstream.signal.resample.MAX_TIME_S`), so
+any two times of a recording are within it and its 50 Hz grid indices within 2**53-1. A time beyond it is
+refused on its line, before the resampler sees it."""
 
 
 @dataclass(frozen=True)
