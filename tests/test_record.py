@@ -6,6 +6,7 @@ import json
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,6 +16,8 @@ from typing import Any
 import numpy as np
 import pytest
 import zmq
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from harstream.data.device import Device
 from harstream.data.hapt import read_dataset as read_hapt
@@ -23,7 +26,7 @@ from harstream.errors import DatasetError
 from harstream.protocol import Chunk, Prediction, StatsEvent, encode_chunk
 from harstream.serve.client import Subscriber
 from harstream.signal.windows import window_ends
-from harstream.tools import record as record_module
+from harstream.tools import record_relay
 from harstream.tools.record import Recorder, describe, record
 
 
@@ -145,6 +148,37 @@ def test_a_file_the_reader_would_refuse_is_set_aside_and_reported(tmp_path: Path
     assert len(read_dataset(tmp_path).recordings) == 1
 
 
+STEPS = st.one_of(st.floats(1e-7, 2e-3), st.floats(2e-3, 0.05), st.floats(0.05, 100.0))
+TIMED = st.builds(lambda base, steps, restart: ("timed", base, steps, restart),
+                  st.floats(-10.0, 1e4), st.lists(STEPS, min_size=1, max_size=8), st.booleans())
+UNTIMED = st.builds(lambda seq, n, rate, t0, restart: ("untimed", seq, n, rate, t0, restart),
+                    st.integers(0, 400), st.integers(1, 8), st.sampled_from([20, 50, 100, 500]),
+                    st.one_of(st.none(), st.floats(0.0, 2e9)), st.booleans())
+
+
+@settings(max_examples=80, deadline=None)
+@given(chunks=st.lists(st.tuples(st.sampled_from(["a", "b", "labels"]), st.one_of(TIMED, UNTIMED)), max_size=30))
+def test_whatever_producers_send_the_folder_reads(chunks: list[tuple[str, tuple[Any, ...]]]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        recorder = Recorder(folder, label="WALKING")
+        for stream, spec in chunks:
+            if spec[0] == "timed":
+                _, base, steps, restart = spec
+                times = base + np.cumsum(steps)
+                recorder.take(encode_chunk(stream, 0, np.zeros((len(times), 6), np.float32), rate=100,
+                                           times=times, restart=restart))
+            else:
+                _, seq, n, rate, t0, restart = spec
+                recorder.take(encode_chunk(stream, seq, np.zeros((n, 6), np.float32), rate=rate, t0=t0,
+                                           restart=restart))
+        summary = recorder.close()
+        data = read_dataset(folder)  # never a file or a span the reader refuses
+        kept = {r["name"]: r["samples"] for r in summary["recordings"]}
+        assert {name: len(read_samples(folder / f"{name}.csv")[0]) for name in kept} == kept
+        assert {r.stream_id.split(":")[0] for r in data.recordings} <= set(kept)
+
+
 def test_open_files_stay_bounded_and_every_sample_lands(tmp_path: Path) -> None:
     recorder = Recorder(tmp_path, max_open=4)
     for k in range(3):
@@ -204,8 +238,8 @@ def recording(tmp_path: Path, free_endpoint: Callable[[], str],
               monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., dict[str, Any]]]:
     """Runs :func:`record` on a thread: ``start(engine)`` returns its listen endpoint and the stop event's
     ``finish()``; the summary is what ``finish`` returns."""
-    monkeypatch.setattr(record_module, "QUIET_S", 2.0)  # a busy test machine must not end a drain early
-    monkeypatch.setattr(record_module, "ENGINE_WAIT_S", 0.2)
+    monkeypatch.setattr(record_relay, "QUIET_S", 2.0)  # a busy test machine must not end a drain early
+    monkeypatch.setattr(record_relay, "ENGINE_WAIT_S", 0.2)
     threads: list[threading.Thread] = []
 
     def start(engine: str | None) -> dict[str, Any]:
@@ -271,12 +305,12 @@ def test_forwarding_counts_only_what_a_connected_engine_took(
     assert received[-1] == encode_chunk("q", 198, X[:2])
 
 
-@pytest.mark.parametrize("drain_s", [record_module.DRAIN_S, 0.0])
+@pytest.mark.parametrize("drain_s", [record_relay.DRAIN_S, 0.0])
 def test_a_stop_drains_the_socket_or_counts_what_is_left(
     drain_s: float, tmp_path: Path, recording: Callable[..., dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(record_module, "DRAIN_S", drain_s)
-    monkeypatch.setattr(record_module, "COUNT_S", 30.0)  # ends when nothing arrives for QUIET_S
+    monkeypatch.setattr(record_relay, "DRAIN_S", drain_s)
+    monkeypatch.setattr(record_relay, "COUNT_S", 30.0)  # ends when nothing arrives for QUIET_S
     entered, gate = threading.Event(), threading.Event()
     take = Recorder.take
 

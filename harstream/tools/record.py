@@ -23,12 +23,13 @@ end (the producer restarted it); otherwise the chunk replays what the file
 holds and, as the engine drops it (``seq_replay``), it is not recorded but
 counted. Names come from the reader's rule (:func:`recording_name`): never
 ``labels`` or another reserved name, never longer than the reader takes. A
-file is created once it holds two samples, and when finished it is read
-back with the reader's own checks: one the reader refuses is set aside as
-``<name>.csv.refused`` and reported, so the folder stays readable. At most
+file is created once it holds two samples, and ``t`` kept increasing as
+written and within the reader's range; a finished file whose rate the reader
+might refuse is read back with the reader's own checks, and set aside as
+``<name>.csv.refused`` (reported) if refused, so the folder stays readable. At most
 a bounded number of files are open at once (:mod:`harstream.tools.record_files`).
 
-Forwarding counts only what a connected engine took (:class:`Relay`). Ctrl-C,
+Forwarding counts only what a connected engine took (:mod:`harstream.tools.record_relay`). Ctrl-C,
 SIGTERM, ``q`` or ``--duration`` stop cleanly: what is still arriving is
 recorded and forwarded for a bounded time (:func:`drain`), whatever comes
 after is counted, files are closed and ``labels.csv`` written.
@@ -57,6 +58,7 @@ import numpy.typing as npt
 from harstream import ACTIVITIES
 from harstream.data.recordings import (
     LABELS_FILE,
+    MAX_T_S,
     MIN_SAMPLES,
     Span,
     as_written,
@@ -71,20 +73,14 @@ from harstream.data.recordings import (
 )
 from harstream.errors import DatasetError, HarstreamError, ProtocolError, ServeError
 from harstream.protocol import DEFAULT_INGEST, MAX_SAMPLES_PER_CHUNK, Chunk, decode_chunk
+from harstream.signal.resample import MAX_RATE_HZ, MIN_RATE_HZ
 from harstream.tools.record_files import OpenFiles
+from harstream.tools.record_relay import Relay, drain, pump
 
 DEFAULT_LISTEN = "tcp://127.0.0.1:5565"
 """Where the recorder binds its PULL socket by default (point producers here instead of the engine)."""
 KEYS = "123456789abcdefghijklmnoprstuvwyz"
 """Keys picking activities, in the order of the activity list (``q`` stops, ``0``/space unlabels)."""
-ENGINE_WAIT_S = 2.0
-"""Seconds the recorder waits at its start for the engine to connect before warning that none does."""
-DRAIN_S = 5.0
-"""Longest the recorder goes on recording and forwarding after a stop, s."""
-QUIET_S = 0.2
-"""Seconds with nothing arriving that end the drain after a stop."""
-COUNT_S = 1.0
-"""After :data:`DRAIN_S`, seconds spent counting (only) what still arrives, so that it is reported."""
 
 
 def chunk_times(chunk: Chunk, base: float | None) -> tuple[npt.NDArray[np.float64], float]:
@@ -173,6 +169,17 @@ class StreamFile:
     """Untimed streams: ``t = base + index / rate``."""
     rate: float = 50.0
     """Nominal rate of its latest chunk, Hz."""
+    slow_steps: int = 0
+    """Steps between samples slower than the reader's lowest rate (:data:`MIN_RATE_HZ`)."""
+    fast_steps: int = 0
+    """Steps faster than its highest (:data:`MAX_RATE_HZ`)."""
+
+    @property
+    def rate_in_doubt(self) -> bool:
+        """Whether the reader might refuse the file's rate (one over its median step): it cannot when fewer
+        than half the steps are too slow and fewer than half too fast, as the median then lies in between."""
+        steps = self.samples - 1
+        return 2 * self.slow_steps >= steps or 2 * self.fast_steps >= steps
 
     @property
     def seconds(self) -> float:
@@ -199,6 +206,8 @@ class Losses:
     write_error: str = ""
     same_microsecond: int = 0
     """Samples within a microsecond of the one before (``t`` is written to the microsecond)."""
+    out_of_range: int = 0
+    """Chunks with a ``t`` beyond the reader's ±:data:`MAX_T_S`."""
     short: int = 0
     """Recordings left unwritten for holding fewer than :data:`MIN_SAMPLES` samples."""
     refused: list[dict[str, Any]] = field(default_factory=list)
@@ -247,8 +256,12 @@ class Recorder:
             self.losses.replayed += 1
             return None
         f, t, base = placed
-        keep = np.diff(t, prepend=f.t_last if f.samples else -math.inf) > 0
-        t = t[keep]
+        if not (np.abs(t) <= MAX_T_S).all():
+            self.losses.out_of_range += 1
+            return None
+        steps = np.diff(t, prepend=f.t_last if f.samples else -math.inf)
+        keep = steps > 0
+        t, steps = t[keep], steps[keep][0 if f.samples else 1:]
         try:
             self._write(f, format_rows(t, chunk.samples[keep]), len(t))
         except OSError as exc:
@@ -256,6 +269,9 @@ class Recorder:
             self.losses.write_error = f"{f.path}: {exc.strerror or exc}"
             return None
         self.losses.same_microsecond += len(keep) - len(t)
+        rates = 1.0 / steps
+        f.slow_steps += int((rates < MIN_RATE_HZ).sum())
+        f.fast_steps += int((rates > MAX_RATE_HZ).sum())
         if not f.samples:
             f.t_first = float(t[0])
         f.samples += len(t)
@@ -334,8 +350,10 @@ class Recorder:
         return write_labels(self.folder, [*self.existing, *self.spans()])
 
     def _finish(self, f: StreamFile) -> None:
-        """Close a stream's file and check it with the reader's own rules: a file the reader refuses is
-        set aside as ``<name>.csv.refused`` and reported, so the folder stays readable."""
+        """Close a stream's file. Every rule of the reader holds by construction (names, two samples, ``t``
+        increasing and in range, values as the protocol bounds them) but the rate, one over the median step:
+        a file whose rate is in doubt is read back by the reader, and set aside as ``<name>.csv.refused``
+        (reported) if it refuses it, so the folder stays readable."""
         self.files.pop(f.stream, None)
         self.open_files.close(f.path)
         if not f.created:
@@ -343,7 +361,8 @@ class Recorder:
             self.losses.short += f.samples > 0
             return
         try:
-            read_samples(f.path)
+            if f.rate_in_doubt:
+                read_samples(f.path)
         except (DatasetError, OSError) as exc:
             aside = f.path.with_name(f"{f.path.name}.refused")
             for k in range(2, 1000):
@@ -353,6 +372,7 @@ class Recorder:
             f.path.replace(aside)
             self.losses.refused.append({"file": str(aside), "stream": f.stream, "samples": f.samples,
                                         "reason": str(exc)})
+            self.write_labels()  # no longer naming it
             return
         self.done.append(f)
 
@@ -373,6 +393,7 @@ class Recorder:
             "unwritten": losses.unwritten,
             "write_error": losses.write_error,
             "same_microsecond": losses.same_microsecond,
+            "out_of_range": losses.out_of_range,
             "too_short": losses.short,
             "refused": losses.refused,
             "recordings": [
@@ -386,97 +407,6 @@ class Recorder:
 
 
 # -- the live loop ---------------------------------------------------------------------------------
-
-
-class Relay:
-    """Forwards messages to the engine's ingest, counting only what a connected engine took.
-
-    The PUSH socket queues only while an engine is connected (``IMMEDIATE``): with none there, or one not
-    taking messages, a message is counted in ``dropped`` at once instead of waiting in a queue that nothing
-    reads, so ``forwarded`` never counts a message no engine was there to receive.
-    """
-
-    def __init__(self, context: Any, engine: str | None) -> None:
-        import zmq
-
-        self.engine = engine
-        self.forwarded = self.dropped = 0
-        self.seen = False
-        """Whether an engine was ever connected."""
-        self.socket: Any = None
-        if engine is not None:
-            self.socket = context.socket(zmq.PUSH)
-            self.socket.setsockopt(zmq.SNDHWM, 10_000)
-            self.socket.setsockopt(zmq.LINGER, 5000)
-            self.socket.setsockopt(zmq.IMMEDIATE, 1)
-            self.socket.connect(engine)
-
-    def ready(self, timeout_s: float = 0.0) -> bool:
-        """Whether an engine is connected and taking messages (waiting up to ``timeout_s`` for one)."""
-        import zmq
-
-        if self.socket is None:
-            return False
-        if self.socket.poll(int(timeout_s * 1000), zmq.POLLOUT):
-            self.seen = True
-            return True
-        return False
-
-    def send(self, frames: Sequence[bytes]) -> None:
-        """Forward one message (counted in ``forwarded`` or ``dropped``)."""
-        import zmq
-
-        if self.socket is None:
-            return
-        try:
-            self.socket.send_multipart(frames, zmq.NOBLOCK)
-        except zmq.Again:
-            self.dropped += 1
-            return
-        self.forwarded += 1
-        self.seen = True
-
-    def close(self) -> None:
-        """Close the socket (queued messages get its linger to reach the engine)."""
-        if self.socket is not None:
-            self.socket.close()
-
-
-def pump(pull: Any, relay: Relay, recorder: Recorder, limit: int = 1000) -> int:
-    """Forward and record up to ``limit`` waiting messages; returns how many there were."""
-    import zmq
-
-    for n in range(limit):
-        try:
-            frames = pull.recv_multipart(zmq.NOBLOCK)
-        except zmq.Again:
-            return n
-        relay.send(frames)
-        recorder.take(frames)
-    return limit
-
-
-def drain(pull: Any, relay: Relay, recorder: Recorder) -> int:
-    """After a stop: forward and record what is still arriving until nothing has for :data:`QUIET_S`, for at
-    most :data:`DRAIN_S`; then count what arrives within :data:`COUNT_S` more without recording or forwarding
-    it. Returns that count (messages left)."""
-    import zmq
-
-    deadline = time.monotonic() + DRAIN_S
-    while time.monotonic() < deadline:
-        if not pull.poll(int(QUIET_S * 1000)):
-            return 0
-        pump(pull, relay, recorder, 100)
-    left = 0
-    deadline = time.monotonic() + COUNT_S
-    while time.monotonic() < deadline and pull.poll(int(QUIET_S * 1000)):
-        for _ in range(1000):
-            try:
-                pull.recv_multipart(zmq.NOBLOCK, copy=False)
-            except zmq.Again:
-                break
-            left += 1
-    return left
 
 
 def _view(recorder: Recorder, keys: dict[str, str], relay: Relay, started: float, keys_active: bool) -> Any:
@@ -547,7 +477,7 @@ def record(
             raise ServeError(f"cannot bind the recorder's endpoint {listen!r}: {exc}") from None
         relay = Relay(context, engine)
         err = Console(stderr=True)
-        if engine is not None and not relay.ready(ENGINE_WAIT_S):
+        if engine is not None and not relay.ready():
             err.print(f"harstream record: no engine is taking messages at {engine}: recording goes on, and "
                       "forwarding starts once one does (messages until then are counted as not forwarded)",
                       style="yellow", highlight=False, markup=False)
@@ -556,7 +486,7 @@ def record(
         if on_ready is not None:
             on_ready(endpoint)
         _loop(pull, relay, recorder, keys, stop or threading.Event(), duration_s, err if progress else None)
-        left = drain(pull, relay, recorder)
+        left = drain(pull, relay, recorder.take)
         summary = recorder.close()
         summary.update(forwarded=relay.forwarded, not_forwarded=relay.dropped, engine=engine,
                        engine_connected=relay.seen, left=left, listen=endpoint)
@@ -587,7 +517,7 @@ def _loop(pull: Any, relay: Relay, recorder: Recorder, keys: dict[str, str], sto
             if duration_s is not None and time.monotonic() - started >= duration_s:
                 break
             if pull.poll(50):
-                pump(pull, relay, recorder)
+                pump(pull, relay, recorder.take)
             pressed = reader.read(0.0)
             if "q" in pressed:
                 break
@@ -641,6 +571,7 @@ def describe(summary: dict[str, Any]) -> str:
                     "not recorded",
         "unwritten": "{:,} chunk(s) NOT written: " + str(summary.get("write_error")),
         "same_microsecond": "{:,} sample(s) within a microsecond of the one before were not written",
+        "out_of_range": f"{{:,}} chunk(s) with t beyond ±{MAX_T_S:.4g} s (what the reader takes) were not written",
         "too_short": f"{{:,}} recording(s) of fewer than {MIN_SAMPLES} samples were not written",
     }
     for key, text in notes.items():
