@@ -93,5 +93,7 @@ def test_sensor_logger_push_scores_like_replay(engine: tuple[str, str], recordin
     assert plain["windows_missing"] == 0
     for frame in ("android", "ios"):
         report = asyncio.run(_run_push(ingest, publish, recordings, frame))
+        print(f"Sensor Logger {frame}: accuracy {report['accuracy']:.4f} over {report['n_scored']} windows; "
+              f"replay {plain['accuracy']:.4f}")
         assert report["windows_missing"] == 0 and report["errors"] == {}, report
         assert abs(report["accuracy"] - plain["accuracy"]) <= 0.01, (frame, report["accuracy"], plain["accuracy"])
