@@ -157,8 +157,8 @@ def _series(payload: Sequence[Any]) -> dict[str, tuple[npt.NDArray[np.float64], 
         numbers = []
         for value in (item.get("time"), *xyz):
             if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
-                raise WebInputError("payload", f"item {i} ({name}): expected numbers 'time' (ns), 'x', 'y', "
-                                    f"'z', got {_show(value)}")
+                raise WebInputError("payload", f"item {i} ({name}): expected finite numbers 'time' (ns), "
+                                    f"'x', 'y', 'z', got {_show(value)}")
             numbers.append(float(value))
         rows.setdefault(str(name), []).append((numbers[0] / 1e9, numbers[1], numbers[2], numbers[3]))
     out = {}

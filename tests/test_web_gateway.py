@@ -1,0 +1,214 @@
+"""`harstream web` against a stand-in engine (a PULL and a PUB socket in the test): what reaches the
+engine, what is refused and why, what the phones and the labels feed receive. Loopback only."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("aiohttp", reason="the web extra is not installed: pip install -e '.[web]'")
+
+import zmq
+from aiohttp import ClientSession, WSMsgType
+from aiohttp.test_utils import TestServer
+
+from harstream.protocol import Prediction as P
+from harstream.protocol import decode_chunk, encode_error, encode_prediction
+from harstream.web.app import make_app
+from harstream.web.gateway import WebConfig, push_stream_id
+from harstream.web.limits import Limits
+
+TOKEN = "gateway-test-token"
+
+
+def sensor_logger(message_id: int, n: int = 10, t0_ns: int = 1_700_000_000 * 10**9, g: float = 9.80665,
+                  device: str = "dev", gyro: bool = True) -> dict[str, Any]:
+    items = []
+    for i in range(n):
+        t = t0_ns + (message_id * n + i) * 10_000_000
+        items += [{"name": "accelerometer", "time": t, "x": 0.1, "y": 0.0, "z": 0.0},
+                  {"name": "gravity", "time": t, "x": 0.0, "y": g, "z": 0.0}]
+        if gyro:
+            items.append({"name": "gyroscope", "time": t, "x": 0.0, "y": 0.0, "z": 0.5})
+    return {"messageId": message_id, "sessionId": "s", "deviceId": device, "payload": items}
+
+
+class FakeEngine:
+    """PULL and PUB bound on loopback: what the gateway sends, and events to send it."""
+
+    def __init__(self, endpoint: Callable[[], str]) -> None:
+        self.ingest, self.publish = endpoint(), endpoint()
+        self.context = zmq.Context()
+        self.pull = self.context.socket(zmq.PULL)
+        self.pull.bind(self.ingest)
+        self.pub = self.context.socket(zmq.PUB)
+        self.pub.bind(self.publish)
+
+    async def received(self, wait_s: float = 0.3) -> list[list[bytes]]:
+        """Every message the gateway has sent so far (waiting ``wait_s`` for stragglers)."""
+        await asyncio.sleep(wait_s)
+        out = []
+        while self.pull.poll(0):
+            out.append(self.pull.recv_multipart())
+        return out
+
+    def close(self) -> None:
+        self.context.destroy(linger=0)
+
+
+@asynccontextmanager
+async def gateway(engine: FakeEngine, limits: Limits | None = None) -> AsyncIterator[tuple[str, ClientSession]]:
+    config = WebConfig(TOKEN, engine.ingest, engine.publish, limits=limits or Limits())
+    server = TestServer(make_app(config), host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with ClientSession() as http:
+            yield str(server.make_url("")).rstrip("/"), http
+    finally:
+        await server.close()
+
+
+@pytest.fixture
+def engine(free_endpoint: Callable[[], str]) -> Any:
+    fake = FakeEngine(free_endpoint)
+    yield fake
+    fake.close()
+
+
+def test_without_the_token_nothing_reaches_the_engine(engine: FakeEngine) -> None:
+    async def check() -> None:
+        async with gateway(engine) as (base, http):
+            for url in (f"{base}/push", f"{base}/push?token=wrong"):
+                async with http.post(url, json=sensor_logger(0)) as reply:
+                    assert reply.status == 403 and (await reply.json())["error"] == "token"
+            for path in ("/", "/phone", "/labels?stream=a", "/stats"):
+                async with http.get(base + path) as reply:
+                    assert reply.status == 403
+                    assert "pairing token is missing or wrong" in (await reply.json())["detail"]
+            assert await engine.received() == []
+            async with http.post(f"{base}/push", json=sensor_logger(0), headers={"X-Harstream-Token": TOKEN}) as r:
+                assert r.status == 200
+            assert len(await engine.received()) == 1
+            async with http.get(f"{base}/stats?token={TOKEN}") as reply:
+                assert (await reply.json())["refused"]["token"] == 6
+
+    asyncio.run(check())
+
+
+@pytest.mark.parametrize(("body", "status", "code", "words"), [
+    (b"{not json", 400, "json", "expected a JSON body"),
+    (json.dumps(sensor_logger(0, gyro=False)).encode(), 400, "payload", "'gyroscope'"),
+    (json.dumps(sensor_logger(0, g=1.0)).encode(), 400, "gravity", "in g"),
+    (json.dumps({**sensor_logger(0), "deviceId": 7}).encode(), 400, "deviceId", "got 7"),
+    (json.dumps(sensor_logger(0)).replace("0.1", "NaN").encode(), 400, "payload", "finite"),
+    (json.dumps(sensor_logger(0, n=400)).encode(), 413, "body_size", "at most 20000 bytes"),
+])
+def test_a_bad_push_says_why_and_nothing_reaches_the_engine(engine: FakeEngine, body: bytes, status: int,
+                                                            code: str, words: str) -> None:
+    async def check() -> None:
+        async with gateway(engine, Limits(max_body_bytes=20_000)) as (base, http):
+            async with http.post(f"{base}/push?token={TOKEN}", data=body) as reply:
+                answer = await reply.json()
+                assert (reply.status, answer["error"]) == (status, code) and words in answer["detail"], answer
+            assert await engine.received() == []
+
+    asyncio.run(check())
+
+
+def test_push_chunks_gaps_and_repeats(engine: FakeEngine) -> None:
+    async def check() -> None:
+        async with gateway(engine) as (base, http):
+            stream = push_stream_id("dev", "s")
+            async with http.ws_connect(f"{base}/labels?token={TOKEN}&stream={stream}") as feed:
+                replies = []
+                for message_id in (0, 1, 4, 4):
+                    url = f"{base}/push?token={TOKEN}&frame=ios"
+                    async with http.post(url, json=sensor_logger(message_id)) as r:
+                        replies.append((r.status, await r.json()))
+                assert [status for status, _ in replies] == [200, 200, 200, 409]
+                assert replies[2][1]["gap"] == 2 and replies[3][1]["error"] == "messageId"
+                notice = json.loads((await feed.receive(timeout=10)).data)
+                assert notice["topic"] == "$web" and notice["body"]["code"] == "message_gap"
+            chunks = [decode_chunk(frames) for frames in await engine.received()]
+            assert [(c.stream, c.seq, c.restart, len(c.samples)) for c in chunks] == [
+                (stream, 0, True, 10), (stream, 10, False, 10), (stream, 20, False, 10)]
+            first = chunks[0]
+            assert first.rate == 100.0 and first.times is not None and first.times[0] == 1_700_000_000.0
+            # iOS frame negated back; m/s2 converted by the engine's decoder to g
+            assert np.allclose(first.samples[0], [-0.1 / 9.80665, -1.0, 0.0, 0.0, 0.0, 0.5], atol=1e-6)
+
+    asyncio.run(check())
+
+
+def test_limits_refuse_and_count(engine: FakeEngine) -> None:
+    async def check() -> None:
+        limits = Limits(max_samples_per_s=10.0, burst_s=1.0, max_phones=1)
+        async with gateway(engine, limits) as (base, http):
+            async with http.post(f"{base}/push?token={TOKEN}", json=sensor_logger(0, n=20)) as reply:
+                assert reply.status == 429 and (await reply.json())["rate_limit"] == 20
+            async with http.post(f"{base}/push?token={TOKEN}", json=sensor_logger(0, device="other")) as reply:
+                assert reply.status == 429 and (await reply.json())["error"] == "too_many_phones"
+            async with http.ws_connect(f"{base}/phone?token={TOKEN}") as ws:
+                await ws.send_json({"type": "hello", "stream": None})
+                refusal = json.loads((await ws.receive(timeout=10)).data)["body"]
+                assert refusal["code"] == "too_many_phones"
+            async with http.get(f"{base}/stats?token={TOKEN}") as reply:
+                stats = await reply.json()
+            assert stats["dropped_samples"] == {"rate_limit": 20}
+            assert stats["refused"] == {"too_many_phones": 2}
+            assert await engine.received() == []
+
+    asyncio.run(check())
+
+
+def test_a_phone_socket_end_to_end(engine: FakeEngine) -> None:
+    async def check() -> None:
+        async with gateway(engine, Limits(max_message_bytes=4096)) as (base, http):
+            async with http.ws_connect(f"{base}/phone?token={TOKEN}") as ws:
+                await ws.send_json({"type": "hello", "stream": "not-mine"})
+                hello = json.loads((await ws.receive(timeout=10)).data)["body"]
+                stream = hello["stream"]
+                assert hello["type"] == "hello" and stream.startswith("web-") and stream != "not-mine"
+                await ws.send_json({"type": "batch", "samples": [[1.0, 0, 0, 9.8, None, 0, 0]]})
+                error = json.loads((await ws.receive(timeout=10)).data)["body"]
+                assert error["type"] == "error" and "no gyroscope" in error["detail"]
+                rows = [[1_700_000_000_000.0 + 20 * i, 0.0, 9.80665, 0.0, 90.0, 0.0, 0.0] for i in range(5)]
+                await ws.send_json({"type": "batch", "samples": rows})
+                (frames,) = await engine.received()
+                chunk = decode_chunk(frames)
+                assert (chunk.stream, chunk.seq, chunk.restart, chunk.rate) == (stream, 0, True, 50.0)
+                assert np.allclose(chunk.samples[0], [0, 1, 0, 0, 0, np.pi / 2], atol=1e-6)
+                # the engine's events for this stream come back with their bodies unchanged
+                prediction = encode_prediction(P(stream, 127, "WALKING", (1.0,), "WALKING", 1.0, 1.1))
+                other = encode_prediction(P("web-000000000000", 127, "SITTING", (1.0,), "SITTING", 1.0, 1.1))
+                error_frames = encode_error(stream, "seq_gap", "a pause of 0.2 s")
+                got = None
+                for _ in range(100):  # PUB/SUB: repeat until the subscription has reached the publisher
+                    for frames in (other, prediction):
+                        engine.pub.send_multipart(frames)
+                    try:
+                        got = await ws.receive(timeout=0.1)
+                        break
+                    except TimeoutError:
+                        continue
+                assert got is not None and got.type == WSMsgType.TEXT
+                assert got.data == f'{{"topic":"{stream}","body":{prediction[1].decode()}}}'
+
+                engine.pub.send_multipart(error_frames)
+                while (msg := json.loads((await ws.receive(timeout=10)).data))["topic"] == stream:
+                    pass
+                assert msg == {"topic": "$error", "body": json.loads(error_frames[1])}
+                await ws.send_str("x" * 5000)  # over max_message_bytes: the socket is closed
+                closed = (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.CLOSING)
+                assert (await ws.receive(timeout=10)).type in closed
+            async with http.get(f"{base}/stats?token={TOKEN}") as reply:
+                stats = await reply.json()
+            assert stats["refused"]["batch"] == 1 and stats["chunks_out"] == 1
+
+    asyncio.run(check())
