@@ -51,6 +51,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="small, fast measurements (a smoke test; the numbers are rough)")
     parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
+    parser.add_argument("--web", action="store_true",
+                        help="instead: simulated phones through `harstream web` (WebSocket, 50 Hz, 5 batches/s): "
+                        "the gateway's CPU and added latency, windows lost (--phones, --duration, --warmup)")
+    parser.add_argument("--phones", type=int_in(1, 100_000), default=500,
+                        help="with --web: simulated phones (default: %(default)s)")
 
 
 def _add_load_options(parser: argparse.ArgumentParser) -> None:
@@ -80,6 +85,16 @@ def run(args: argparse.Namespace) -> int:
 
     err = Console(stderr=True)
     quick = args.quick
+    if args.web:
+        from harstream.web.bench import run_web_bench
+
+        report = run_web_bench(args.phones, duration_s=args.duration or (5.0 if quick else 30.0),
+                               warmup_s=args.warmup if args.warmup is not None else (5.0 if quick else 10.0),
+                               log=lambda text: err.print(f"bench: {text}", highlight=False, markup=False))
+        if args.out is not None:
+            args.out.write_text(json.dumps(report, indent=2) + "\n")
+        print_json(report)
+        return 0
     if args.json:
         def say(text: str) -> None:
             err.print(f"[dim]bench:[/] {escape(text)}", highlight=False)

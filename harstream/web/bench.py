@@ -1,0 +1,253 @@
+"""``harstream bench --web``: many simulated phones through one ``harstream web``; its CPU and added latency.
+
+A ``harstream serve`` child and a ``harstream web`` child (plain http on
+loopback) run as in production; this process simulates the phones: each a
+WebSocket sending ``rate`` Hz samples in ``batches_per_s`` batches, in real
+time, with random phases. For every prediction a phone receives:
+
+* end to end = phone receive time - send time of the last batch the phone
+  sent before the engine received the window's last chunk (``t_arrival``);
+* engine = the prediction's ``latency_ms`` (engine receipt to publication);
+* **added** = end to end - engine: what the gateway adds, both ways
+  (browser -> gateway -> engine, and engine -> gateway -> browser), plus
+  this process's own scheduling.
+
+Lost = windows the engine should have emitted for a phone during the
+measured span but the phone never received, plus every drop the gateway
+and the engine count. CPU is read from ``/proc`` (Linux).
+
+>>> percentiles([1.0, 2.0, 3.0, 4.0])["p50"]
+2.5
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harstream import HOP, WINDOW
+
+
+@dataclass
+class Phone:
+    """One simulated phone's record."""
+
+    stream: str = ""
+    sends: list[float] = field(default_factory=list)
+    """Send times (unix s) of its batches, in order."""
+    received: list[tuple[float, str]] = field(default_factory=list)
+    """Receive time (unix s) and text of each message on the phone's own topic."""
+    samples_sent: int = 0
+
+
+def percentiles(values: list[float]) -> dict[str, float | None]:
+    """p50, p99 and max of ``values`` (None when empty)."""
+    if not values:
+        return {"p50": None, "p99": None, "max": None}
+    array = np.asarray(values)
+    return {"p50": float(np.percentile(array, 50)), "p99": float(np.percentile(array, 99)),
+            "max": float(array.max())}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` (Linux /proc), None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu(pids: tuple[int, int]) -> tuple[float | None, ...]:
+    """CPU seconds of the gateway, the engine, this process (the phones) and the whole machine (busy)."""
+    machine = None
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        machine = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
+    return _cpu_seconds(pids[0]), _cpu_seconds(pids[1]), time.process_time(), machine
+
+
+async def _phone(session: Any, url: str, phone: Phone, rate: float, per_batch: int, start: float,
+                 stop: float) -> None:
+    """Connect, say hello, then send ``per_batch`` samples every ``per_batch / rate`` s until ``stop``."""
+    async with session.ws_connect(url, heartbeat=None) as ws:
+        await ws.send_str('{"type":"hello","stream":null}')
+        hello = json.loads((await ws.receive(timeout=60)).data)
+        phone.stream = hello["body"]["stream"]
+
+        prefix = f'{{"topic":"{phone.stream}",'
+
+        async def receive() -> None:
+            async for msg in ws:
+                if msg.data.startswith(prefix):  # parsed later: only predictions, and off the clock
+                    phone.received.append((time.time(), msg.data))
+
+        reader = asyncio.create_task(receive())
+        period = per_batch / rate
+        k, t_batch = 0, start
+        rng = random.Random(hash(phone.stream))
+        # the values are made once (this process simulates every phone: its own CPU would blur the numbers)
+        values = [",".join(f"{v:.4f}" for v in (rng.gauss(0, 0.5), 9.81 + rng.gauss(0, 0.5), rng.gauss(0, 0.5),
+                                                rng.gauss(0, 5), rng.gauss(0, 5), rng.gauss(0, 5)))
+                  for _ in range(per_batch)]
+        try:
+            while t_batch < stop:
+                await asyncio.sleep(max(0.0, t_batch + period - time.time()))  # the batch's last sample is due
+                rows = ",".join(f"[{(t_batch + i / rate) * 1000.0:.3f},{v}]" for i, v in enumerate(values))
+                await ws.send_str(f'{{"type":"batch","samples":[{rows}]}}')
+                phone.sends.append(time.time())
+                phone.samples_sent += per_batch
+                k += 1
+                t_batch = start + k * period
+            await asyncio.sleep(3.0)  # the last windows' predictions
+        finally:
+            reader.cancel()
+
+
+def _phone_numbers(phone: Phone, rate: float, measure_from: float, first_t: float, end_t: float
+                   ) -> tuple[list[float], list[float], list[float], int, int]:
+    """End-to-end, engine and added latencies (ms), windows expected and received in the measured span."""
+    e2e, engine, added = [], [], []
+    got = set()
+    for t_recv, text in phone.received:
+        body = json.loads(text)["body"]
+        window_end_t = first_t + body["seq_end"] / 50.0
+        if window_end_t < measure_from:
+            continue
+        got.add(body["seq_end"])
+        i = bisect.bisect_right(phone.sends, body["t_arrival"]) - 1
+        if i < 0:
+            continue
+        total = (t_recv - phone.sends[i]) * 1000.0
+        e2e.append(total)
+        engine.append(body["latency_ms"])
+        added.append(total - body["latency_ms"])
+    last = int((end_t - first_t) * 50.0) - 1  # the last 50 Hz index sent
+    first = int(np.ceil((measure_from - first_t) * 50.0))
+    expected = [e for e in range(WINDOW - 1, last + 1, HOP) if e >= first]
+    return e2e, engine, added, len(expected), len(got & set(expected))
+
+
+def run_web_bench(phones: int = 500, rate: float = 50.0, batches_per_s: float = 5.0, duration_s: float = 30.0,
+                  warmup_s: float = 10.0, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run the benchmark; the report as a JSON-ready dict."""
+    ingest, publish = f"tcp://127.0.0.1:{_free_port()}", f"tcp://127.0.0.1:{_free_port()}"
+    port = _free_port()
+    folder = Path(tempfile.mkdtemp(prefix="harstream-webbench-"))
+    token = "bench-" + os.urandom(12).hex()
+    (folder / "token").write_text(token)
+    engine = subprocess.Popen(
+        [sys.executable, "-m", "harstream", "serve", "--ingest", ingest, "--publish", publish],
+        stdout=subprocess.DEVNULL, stderr=(folder / "serve.log").open("w"))
+    gateway = subprocess.Popen(
+        [sys.executable, "-m", "harstream", "web", "--ingest", ingest, "--publish", publish, "--listen",
+         f"127.0.0.1:{port}", "--plain-http", "--no-qr", "--token-file", str(folder / "token"),
+         "--max-phones", str(phones + 10)], stdout=subprocess.DEVNULL, stderr=(folder / "web.log").open("w"))
+    try:
+        _wait_for_engine(publish, engine)
+        log(f"engine and gateway up; {phones} phones, {rate:g} Hz, {batches_per_s:g} batches/s, "
+            f"{warmup_s:g} s warm-up + {duration_s:g} s measured")
+        return asyncio.run(_measure(port, token, (gateway.pid, engine.pid), phones, rate, batches_per_s,
+                                    duration_s, warmup_s))
+    finally:
+        for proc in (gateway, engine):
+            with contextlib.suppress(OSError):
+                proc.send_signal(signal.SIGTERM)
+        for proc in (gateway, engine):
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _wait_for_engine(publish: str, engine: subprocess.Popen[bytes]) -> None:
+    from harstream.protocol import StatsEvent
+    from harstream.serve.client import Subscriber
+
+    with Subscriber(publish) as sub:
+        deadline = time.monotonic() + 180
+        while not isinstance(sub.receive(timeout_s=1.0), StatsEvent):
+            if engine.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("harstream serve did not start")
+
+
+async def _measure(port: int, token: str, pids: tuple[int, int], phones: int, rate: float,
+                   batches_per_s: float, duration_s: float, warmup_s: float) -> dict[str, Any]:
+    import aiohttp
+
+    base = f"http://127.0.0.1:{port}"
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(aiohttp.ClientError):
+                async with session.get(f"{base}/stats?token={token}") as reply:
+                    if reply.status == 200:
+                        break
+            if time.monotonic() > deadline:
+                raise RuntimeError("harstream web did not start")
+            await asyncio.sleep(0.2)
+        per_batch = max(1, round(rate / batches_per_s))
+        now = time.time() + 2.0
+        stop = now + warmup_s + duration_s
+        records = [Phone() for _ in range(phones)]
+        starts = [now + random.random() * per_batch / rate for _ in range(phones)]
+        url = f"{base.replace('http', 'ws')}/phone?token={token}"
+        tasks = [asyncio.create_task(_phone(session, url, p, rate, per_batch, s, stop))
+                 for p, s in zip(records, starts, strict=True)]
+        await asyncio.sleep(max(0.0, now + warmup_s - time.time()))
+        cpu0, wall0 = _cpu(pids), time.monotonic()
+        await asyncio.sleep(max(0.0, stop - time.time()))
+        cpu1, wall1 = _cpu(pids), time.monotonic()
+        await asyncio.gather(*tasks)
+        async with session.get(f"{base}/stats?token={token}") as reply:
+            stats = await reply.json()
+    cpu = {name: None if a is None or b is None else round(100.0 * (b - a) / (wall1 - wall0), 1)
+           for name, a, b in zip(("gateway", "engine", "phones", "machine"), cpu0, cpu1, strict=True)}
+    return _report(records, starts, now + warmup_s, stop, rate, per_batch, stats, cpu)
+
+
+def _report(records: list[Phone], starts: list[float], measure_from: float, stop: float, rate: float,
+            per_batch: int, stats: dict[str, Any], cpu_percent: dict[str, float | None]) -> dict[str, Any]:
+    e2e: list[float] = []
+    engine: list[float] = []
+    added: list[float] = []
+    expected = received = 0
+    for phone, start in zip(records, starts, strict=True):
+        end_t = start + phone.samples_sent / rate
+        a, b, c, n_expected, n_got = _phone_numbers(phone, rate, measure_from, start, end_t)
+        e2e += a
+        engine += b
+        added += c
+        expected += n_expected
+        received += n_got
+    return {
+        "phones": len(records), "rate_hz": rate, "batch_samples": per_batch,
+        "measured_s": round(stop - measure_from, 3), "cpu_percent": cpu_percent, "cores": os.cpu_count(),
+        "windows_expected": expected, "windows_received": received, "windows_lost": expected - received,
+        "latency_ms": {"end_to_end": percentiles(e2e), "engine": percentiles(engine), "added": percentiles(added)},
+        "gateway": {key: stats[key] for key in ("samples_in", "chunks_out", "events_out", "dropped_samples",
+                                                "refused", "events_dropped")},
+    }
