@@ -95,6 +95,18 @@ def browser_batch(samples: object, max_samples: int = 3000) -> Batch:
         raise WebInputError("batch", f"expected 'samples' to be a non-empty list of rows, got {_show(samples)}")
     if len(samples) > max_samples:
         raise WebInputError("batch", f"expected at most {max_samples} samples in a batch, got {len(samples)}")
+    width = len(BROWSER_COLUMNS)
+    # the fast check first (every row a list of 7 ints or floats); the slow one only to name a problem
+    if not ({type(row) for row in samples} == {list} and {len(row) for row in samples} == {width}
+            and {type(value) for row in samples for value in row} <= {int, float}):
+        _name_bad_sample(samples)
+    table = np.asarray(samples, dtype=np.float64)
+    _check_values(table[:, 1:], "sample")
+    return _ordered(table[:, _BROWSER_TO_PROTOCOL], table[:, 0] / 1000.0, BROWSER_UNITS)
+
+
+def _name_bad_sample(samples: list[Any]) -> None:
+    """Raise the :class:`WebInputError` naming the first malformed browser sample."""
     for i, row in enumerate(samples):
         if not isinstance(row, list) or len(row) != len(BROWSER_COLUMNS):
             raise WebInputError("batch", f"sample {i}: expected [{', '.join(BROWSER_COLUMNS)}], got {_show(row)}")
@@ -102,9 +114,6 @@ def browser_batch(samples: object, max_samples: int = 3000) -> Batch:
             if type(value) not in (int, float):
                 what = "a null rotationRate: this device has no gyroscope" if value is None else _show(value)
                 raise WebInputError("batch", f"sample {i}: expected numbers, got {what}")
-    table = np.asarray(samples, dtype=np.float64)
-    _check_values(table[:, 1:], "sample")
-    return _ordered(table[:, _BROWSER_TO_PROTOCOL], table[:, 0] / 1000.0, BROWSER_UNITS)
 
 
 def sensor_logger_batch(body: object, frame: str = "android") -> Push:
