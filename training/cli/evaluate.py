@@ -6,11 +6,9 @@ The scoring itself: :mod:`training.evaluate`.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 
-from harstream.paths import ENV_VAR, resolve_data_dir
+from harstream.cli.args import add_data_arg, add_model_arg, data_dir, print_json
 
 NAME = "evaluate"
 HELP = "score a model on a split (or a recordings folder), raw and smoothed"
@@ -24,17 +22,8 @@ DESCRIPTION = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``harstream evaluate``."""
     parser.description = DESCRIPTION
-    parser.add_argument(
-        "--model", type=Path, default=None,
-        help="model artifact (.keras file with its .json beside it, or their folder); "
-        "default: the model shipped with harstream",
-    )
-    parser.add_argument(
-        "--data", type=Path, default=None,
-        help="dataset folder: HAPT (holding RawData/) or MotionSense (holding A_DeviceMotion_data/), told "
-        f"apart by its layout; default: ${ENV_VAR}, else the user cache where `harstream data download` "
-        "puts HAPT",
-    )
+    add_model_arg(parser)
+    add_data_arg(parser, any_layout=True)
     parser.add_argument("--split", default="test", choices=["train", "validation", "test"],
                         help="subjects to score, the dataset's own split (default: test; MotionSense's "
                         "test subjects are kept out of the project: use validation there)")
@@ -54,12 +43,12 @@ def run(args: argparse.Namespace) -> int:
     with err.status("loading model..."):
         classifier = Classifier.load(args.model)
     with err.status(f"classifying the {args.split} subjects' streams..."):
-        result = evaluate(classifier, resolve_data_dir(args.data), args.split)
+        result = evaluate(classifier, data_dir(args), args.split)
     if args.report:
         write_report(result, args.report)
         err.print(f"wrote the {args.split} report to {args.report}")
     if args.json:
-        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+        print_json(result)
     else:
         print_evaluation(result, Console())
     return 0

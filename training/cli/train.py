@@ -18,13 +18,12 @@ True
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
 from harstream import HOP
+from harstream.cli.args import int_in, print_json
 from harstream.errors import HarstreamError
 from harstream.paths import ENV_VAR, MOTIONSENSE_ENV_VAR, resolve_data_dir, resolve_motionsense_dir
 from training.recipe import EPOCHS, FINETUNE, POCKET_TURNS, SHIPPED, SHIPPED_DATASETS, FinetuneConfig, TrainConfig
@@ -38,17 +37,6 @@ DESCRIPTION = (
 )
 MAX_BASE_WINDOWS = 1_000_000
 """The most ``--base-windows`` takes."""
-
-
-def _base_windows(text: str) -> int:
-    """The argparse type of ``--base-windows``: an integer in [0, :data:`MAX_BASE_WINDOWS`]."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if not 0 <= value <= MAX_BASE_WINDOWS:
-        raise argparse.ArgumentTypeError(f"expected an integer in [0, {MAX_BASE_WINDOWS}], got {value}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -101,7 +89,7 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with --base: folder of the base model's own training data, mixed in so the old "
                         f"classes are not forgotten (repeatable; default: HAPT at ${ENV_VAR}, else the user "
                         "cache, and MotionSense where `train` finds it)")
-    parser.add_argument("--base-windows", type=_base_windows, default=FINETUNE.base_windows,
+    parser.add_argument("--base-windows", type=int_in(0, MAX_BASE_WINDOWS), default=FINETUNE.base_windows,
                         help="with --base: windows of the base model's training data mixed in (default: "
                         f"{FINETUNE.base_windows}; 0: none)")
 
@@ -219,5 +207,5 @@ def run(args: argparse.Namespace) -> int:
         metrics = finetune(args.base, args.data, args.out, config, base_data=_base_data(args, config),
                            console=err)
     if args.json:
-        sys.stdout.write(json.dumps(metrics, indent=2) + "\n")
+        print_json(metrics)
     return 0
