@@ -35,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--publish", default=config.publish, type=endpoint, help="engine publish endpoint")
     parser.add_argument("--logs", type=Path, default=Path("/tmp/harstream-demo"),
                         help="folder for the engine and replay logs (default: %(default)s)")
+    parser.add_argument("--web", nargs="?", const="0.0.0.0:8443", default=None, metavar="HOST:PORT",
+                        help="phones instead of the replay: also run `harstream web` (default address "
+                        "0.0.0.0:8443) and show its URL and QR code before the dashboard (docs/phones.md)")
     add_demo_key_arguments(parser)
 
 
@@ -46,5 +49,5 @@ def run(args: argparse.Namespace) -> int:
 
     return run_demo(
         args.data, args.ingest, args.publish, args.subjects, args.speed, args.logs, Console(),
-        model=args.model, security=demo_security_from_args(args),
+        model=args.model, security=demo_security_from_args(args), web=args.web,
     )

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from harstream.data.download import download
 from harstream.data.hapt import raw_dir
-from harstream.errors import DatasetError, DownloadError, SecurityError
+from harstream.errors import DatasetError, DownloadError, HarstreamError, SecurityError
 from harstream.paths import resolve_data_dir
 from harstream.serve.security import (
     ClientSecurity,
@@ -191,6 +191,28 @@ def _replay_argv(
     return argv
 
 
+def _web_argv(listen: str, ingest: str, publish: str, security: DemoSecurity | None) -> list[str]:
+    argv = ["web", "--listen", listen, "--ingest", ingest, "--publish", publish]
+    if security is not None:
+        argv += ["--client-key", str(security.client.key_file),
+                 "--server-key", str(security.client.server_key_file)]
+    return argv
+
+
+def _show_web_address(child: subprocess.Popen[bytes], log: Path, console: Console,
+                      wait_s: float = 60.0) -> None:
+    """Print what ``harstream web`` printed (its URL and QR code) once it has, and wait for Enter."""
+    deadline = time.monotonic() + wait_s
+    while "token=" not in (text := log.read_text(errors="replace")):
+        if child.poll() is not None or time.monotonic() > deadline:
+            raise HarstreamError(f"harstream web did not start; its log {log}:\n{text[-2000:]}")
+        time.sleep(0.2)
+    time.sleep(0.5)  # the QR code follows the URL
+    console.print(log.read_text(errors="replace"), highlight=False, markup=False, soft_wrap=True)
+    if sys.stdin.isatty():
+        console.input("scan the code with the phone, tap Start, then press Enter for the dashboard ")
+
+
 def run_demo(
     data: Path | None,
     ingest: str,
@@ -201,26 +223,35 @@ def run_demo(
     console: Console,
     model: Path | None = None,
     security: DemoSecurity | None = None,
+    web: str | None = None,
 ) -> int:
     """Start engine and replay, run the dashboard until Ctrl-C or q, then stop both.
 
     ``security`` (:func:`demo_security`) runs the engine with access
-    control, and the replay and the dashboard with the demo's key.
+    control, and the replay and the dashboard with the demo's key. ``web``
+    (``HOST:PORT``): a ``harstream web`` gateway for phones instead of the
+    replay; its URL and QR code are shown before the dashboard.
     """
     from harstream.tools.dashboard.app import run_dashboard
 
-    folder = ensure_dataset(data, console)
+    folder = ensure_dataset(data, console) if web is None else None
     log_dir.mkdir(parents=True, exist_ok=True)
     children: list[subprocess.Popen[bytes]] = []
     try:
         with _DeferredInterrupts() as interrupts:  # no child may start unrecorded
             children.append(_spawn(_serve_argv(ingest, publish, model, security),
                                    log_dir / "engine.log"))
-            children.append(_spawn(_replay_argv(folder, subjects, speed, ingest, security),
-                                   log_dir / "replay.log"))
+            if folder is not None:
+                children.append(_spawn(_replay_argv(folder, subjects, speed, ingest, security),
+                                       log_dir / "replay.log"))
+            else:
+                children.append(_spawn(_web_argv(web or "", ingest, publish, security), log_dir / "web.log"))
         if interrupts.count:
             return 0
-        console.print(f"engine and replay started (logs in {log_dir}); opening the dashboard")
+        if folder is None:
+            _show_web_address(children[-1], log_dir / "web.log", console)
+        console.print(f"engine and {'replay' if folder else 'gateway'} started (logs in {log_dir}); "
+                      "opening the dashboard")
         return run_dashboard(publish, console=console,
                              security=security.client if security is not None else None)
     except KeyboardInterrupt:
