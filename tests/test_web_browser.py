@@ -151,3 +151,18 @@ def test_the_page_in_chromium_scores_like_replay(engine: tuple[str, str], gatewa
     # a reload keeps the phone's stream id (localStorage)
     browser.refresh()
     assert browser.execute_script("return window.harstream.stream") == renamed[-1].stream_id
+
+
+def test_the_page_warns_when_gravity_is_off_while_still(gateway_url: str, browser: webdriver.Chrome) -> None:
+    """A still phone reading 1 m/s² (a sensor in g, say) is called out; 9.81 is not."""
+    browser.get(gateway_url)
+    browser.find_element(By.ID, "start").click()
+    _wait(browser, "return window.harstream.stream")
+    t0 = time.time() * 1000.0
+    for g, start in ((9.81, t0), (1.0, t0 + 3000.0)):
+        rows = [[start + i * 1000.0 / 60, 0.0, g, 0.0, 0.0, 0.0, 0.0] for i in range(150)]
+        browser.execute_script(DISPATCH, rows)
+        warned = browser.execute_script("return window.harstream.gravityWarning")
+        assert warned == (g == 1.0)
+        assert browser.find_element(By.ID, "warning").is_displayed() == (g == 1.0)
+    assert "not about 9.81" in browser.find_element(By.ID, "warning").text
