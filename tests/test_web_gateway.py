@@ -7,6 +7,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from aiohttp.test_utils import TestServer
 
 from harstream.protocol import Prediction as P
 from harstream.protocol import decode_chunk, encode_error, encode_prediction
+from harstream.serve.security import ClientSecurity, ServerSecurity, make_key_pair, secure_server
 from harstream.web.app import make_app
 from harstream.web.gateway import WebConfig, push_stream_id
 from harstream.web.limits import Limits
@@ -42,12 +44,15 @@ def sensor_logger(message_id: int, n: int = 10, t0_ns: int = 1_700_000_000 * 10*
 class FakeEngine:
     """PULL and PUB bound on loopback: what the gateway sends, and events to send it."""
 
-    def __init__(self, endpoint: Callable[[], str]) -> None:
+    def __init__(self, endpoint: Callable[[], str], security: ServerSecurity | None = None) -> None:
         self.ingest, self.publish = endpoint(), endpoint()
-        self.context = zmq.Context()
+        self.context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self.pull = self.context.socket(zmq.PULL)
-        self.pull.bind(self.ingest)
         self.pub = self.context.socket(zmq.PUB)
+        self.authenticator = None
+        if security is not None:
+            self.authenticator = secure_server(self.context, self.pull, self.pub, security)
+        self.pull.bind(self.ingest)
         self.pub.bind(self.publish)
 
     async def received(self, wait_s: float = 0.3) -> list[list[bytes]]:
@@ -59,6 +64,8 @@ class FakeEngine:
         return out
 
     def close(self) -> None:
+        if self.authenticator is not None:
+            self.authenticator.stop()
         self.context.destroy(linger=0)
 
 
@@ -212,3 +219,43 @@ def test_a_phone_socket_end_to_end(engine: FakeEngine) -> None:
             assert stats["refused"]["batch"] == 1 and stats["chunks_out"] == 1
 
     asyncio.run(check())
+
+
+def test_with_engine_keys_the_gateway_is_a_curve_client(tmp_path: Path, free_endpoint: Callable[[], str]) -> None:
+    """An engine with access control: the gateway's allowed key gets chunks in and events out; a key the
+    engine does not allow gets nothing through."""
+    for name in ("engine", "gateway", "stranger"):
+        make_key_pair(tmp_path, name)
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    (allowed / "gateway.key").write_bytes((tmp_path / "gateway.key").read_bytes())
+    engine = FakeEngine(free_endpoint, ServerSecurity(tmp_path / "engine.key_secret", (allowed,), (allowed,)))
+    try:
+        async def check(key: str) -> tuple[int, bool]:
+            security = ClientSecurity(tmp_path / f"{key}.key_secret", tmp_path / "engine.key")
+            config = WebConfig(TOKEN, engine.ingest, engine.publish, security)
+            server = TestServer(make_app(config), host="127.0.0.1")
+            await server.start_server()
+            base = str(server.make_url("")).rstrip("/")
+            stream = push_stream_id(key, "s")
+            try:
+                async with ClientSession() as http, http.ws_connect(
+                        f"{base}/labels?token={TOKEN}&stream={stream}") as feed:
+                    async with http.post(f"{base}/push?token={TOKEN}", json=sensor_logger(0, device=key)) as r:
+                        assert r.status == 200
+                    received = len(await engine.received(wait_s=1.0))
+                    frames = encode_prediction(P(stream, 127, "WALKING", (1.0,), "WALKING", 1.0, 1.1))
+                    for _ in range(10):
+                        engine.pub.send_multipart(frames)
+                        try:
+                            return received, bool(await feed.receive(timeout=0.2))
+                        except TimeoutError:
+                            continue
+                    return received, False
+            finally:
+                await server.close()
+
+        assert asyncio.run(check("gateway")) == (1, True)
+        assert asyncio.run(check("stranger")) == (0, False)
+    finally:
+        engine.close()

@@ -70,8 +70,6 @@ class Gateway:
         self.limits = config.limits
         self.counters = Counters()
         self.link: EngineLink | None = None
-        self.phones: dict[str, PhoneStream] = {}
-        """Browser phones' streams, kept across reconnects."""
         self.connected: dict[str, int] = {}
         """Browser phone streams with a live WebSocket, and how many."""
         self.sessions: dict[tuple[str, str], PushSession] = {}

@@ -77,8 +77,7 @@ async def phone_socket(request: web.Request) -> web.WebSocketResponse:
     stream_id = await _hello(ws, gateway)
     if stream_id is None:
         return ws
-    stream = gateway.phones.setdefault(stream_id, PhoneStream(stream_id))
-    stream.reconnect()
+    stream = PhoneStream(stream_id)  # a new connection restarts the stream (its first chunk says so)
     gateway.connected[stream_id] = gateway.connected.get(stream_id, 0) + 1
     queue: asyncio.Queue[str] = asyncio.Queue(QUEUE_SIZE)
     link = gateway.open()

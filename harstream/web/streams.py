@@ -1,8 +1,9 @@
 """One phone's stream: its id, ``seq``, nominal rate and last time, turned into protocol v1 chunks.
 
-Each connection's first chunk sets ``"restart": true`` (a reloaded page's
-clock and a new Sensor Logger session start afresh, and the engine must not
-call them a replay); ``seq`` keeps counting. Samples not after the stream's
+A connection (a page's WebSocket, a Sensor Logger session) gets a new
+:class:`PhoneStream`, whose first chunk sets ``"restart": true``: a reloaded
+page keeps its stream id but its clock and ``seq`` start afresh, and the
+engine must not call that a replay. Samples not after the stream's
 last time are dropped and counted.
 
 >>> import numpy as np
@@ -65,12 +66,6 @@ class PhoneStream:
         self.rate: float | None = None
         self.last_time: float | None = None
         self.restart_next = True
-
-    def reconnect(self) -> None:
-        """A new connection: its first chunk restarts the stream (and may set a new rate and clock)."""
-        self.restart_next = True
-        self.rate = None
-        self.last_time = None
 
     def chunks(self, batch: Batch) -> tuple[list[list[bytes]], int]:
         """The ingest messages of ``batch`` and how many of its samples were dropped (too early)."""
