@@ -10,8 +10,8 @@ phone's own (jittered) sample times, then put in the phone's units and frame.
 >>> [round(v, 3) for v in rows[0]]
 [1000000.0, 0.0, 0.0, 9.807, 17.189, 5.73, 11.459]
 >>> body = sensor_logger_messages(samples, "ios", t0_s=1000.0)[0]
->>> body["payload"][0]["name"], body["payload"][0]["values"]["z"] < 0
-('accelerometer', True)
+>>> body["payload"][1]["name"], round(body["payload"][1]["values"]["z"], 3)   # iOS: gravity negated
+('gravity', -9.807)
 """
 
 from __future__ import annotations
