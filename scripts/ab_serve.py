@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from harstream.paths import resolve_data_dir
-from harstream.tools.loadtest import LoadConfig, run_load
+from harstream.tools.loadtest.run import LoadConfig, run_load
 
 
 def main() -> None:

@@ -19,8 +19,10 @@ from typing import Any
 
 import pytest
 
-from harstream.tools.bench import model_flops, targets, window_features_flops
-from harstream.tools.loadtest import expected_windows, seq_offsets
+from harstream.tools.bench.flops import model_flops, window_features_flops
+from harstream.tools.bench.targets import targets
+from harstream.tools.loadtest.generator import seq_offsets
+from harstream.tools.loadtest.measure import expected_windows
 
 pytestmark = pytest.mark.slow
 

@@ -144,7 +144,7 @@ def test_the_bench_report_renders_a_stored_report() -> None:
 
     from rich.console import Console
 
-    from harstream.tools.bench_report import print_bench
+    from harstream.tools.bench.report import print_bench
 
     report = json.loads((Path(__file__).resolve().parents[1] / "docs" / "bench-2026-12-02e.json").read_text())
     out = io.StringIO()

@@ -80,8 +80,8 @@ def _add_load_options(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Measure, write ``--out``/``--plot``, print the report; 0."""
-    from harstream.tools.bench import run_full
-    from harstream.tools.bench_report import print_bench
+    from harstream.tools.bench.report import print_bench
+    from harstream.tools.bench.run import run_full
 
     err = Console(stderr=True)
     quick = args.quick
@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None:
         args.out.write_text(json.dumps(result, indent=2) + "\n")
     if args.plot is not None and result.get("load"):
-        from harstream.tools.bench import plot_load
+        from harstream.tools.bench.report import plot_load
 
         plot_load(result, args.plot)
     if args.json:

@@ -1,21 +1,23 @@
-"""The ``harstream bench`` report for people: the machine, the runtimes, engine state and the live path as tables.
+"""The ``harstream bench`` report for people: the machine, the runtimes, engine state and the live path
+as tables (:func:`print_bench`), the load test as a plot (:func:`plot_load`).
 
 The report itself (a dict, what ``--json`` prints) comes from
-:func:`harstream.tools.bench.run_full`; this module only renders it.
+:func:`harstream.tools.bench.run.run_full`; this module only renders it.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["print_bench"]
+__all__ = ["plot_load", "print_bench"]
 
 
 def print_bench(result: dict[str, Any], console: Console) -> None:
-    """The report of :func:`harstream.tools.bench.run_full` as tables."""
+    """The report of :func:`harstream.tools.bench.run.run_full` as tables."""
     machine, config, rates = result["machine"], result["config"], result["runtimes"]
     console.print(f"machine: {machine['nproc']} cores, {machine['cpu']}; model "
                   f"{result['model']['architecture']} ({result['model']['parameters']:,} parameters); "
@@ -73,3 +75,37 @@ def print_bench(result: dict[str, Any], console: Console) -> None:
         console.print(load)
     for name, target in result.get("targets", {}).items():
         console.print(f"target {name}: {target}", highlight=False, markup=False)
+
+
+def plot_load(report: dict[str, Any], path: Path, target_ms: float = 100.0) -> None:
+    """PNG of the load test: latency p50/p99/max (log scale) against streams, windows lost marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    levels = [lv for lv in (report.get("load") or {}).get("levels", [])
+              if not lv.get("problem") and lv["latency_ms"].get("p99") is not None]
+    if not levels:
+        raise ValueError("the report has no measured load level to plot")
+    n = [lv["streams"] for lv in levels]
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=90)
+    for key, style in (("max", ":"), ("p99", "-"), ("p50", "--")):
+        ax.plot(n, [lv["latency_ms"][key] for lv in levels], style, marker="o", label=f"latency {key}")
+    ax.axhline(target_ms, color="tab:red", lw=0.8, label=f"target p99 <= {target_ms:g} ms")
+    for lv in levels:
+        if lv["windows"]["lost"]:
+            ax.annotate(f"{lv['windows']['lost']:,} lost", (lv["streams"], lv["latency_ms"]["p99"]),
+                        textcoords="offset points", xytext=(-10, 8), fontsize=8, color="tab:red")
+    ax.set_yscale("log")
+    ax.set_xlabel("concurrent real-time streams (50 Hz, 25-sample chunks)")
+    ax.set_ylabel("chunk sent -> prediction received (ms)")
+    machine = report.get("machine", {})
+    ax.set_title(f"harstream serve over loopback, {machine.get('nproc', '?')} cores "
+                 f"({machine.get('cpu', '?')}); generator and subscriber on the same machine", fontsize=9)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)

@@ -1,0 +1,58 @@
+"""The project's performance targets, each with the measured value from a bench report and whether it is met."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from harstream.tools.bench.engine_cost import STATE_TARGET_BYTES
+
+
+def _p99_met(level: dict[str, Any]) -> bool:
+    """A load level kept p99 <= 100 ms and lost no window."""
+    p99 = level["latency_ms"].get("p99")
+    return p99 is not None and p99 <= 100.0 and level["windows"]["lost"] == 0
+
+
+def targets(report: dict[str, Any]) -> dict[str, Any]:
+    """The project's performance targets, each with the measured value and whether it is met."""
+    out: dict[str, Any] = {}
+    rates = report.get("runtimes", {})
+    keras_256 = rates.get("keras", {}).get("256", {}).get("windows_per_s")
+    if keras_256:
+        best = max((name for name in rates if name != "naive" and "256" in rates[name]),
+                   key=lambda name: rates[name]["256"]["windows_per_s"])
+        speedup = rates[best]["256"]["windows_per_s"] / keras_256
+        out["batch256_speedup_vs_keras"] = {"target": 1.5, "best": best, "value": round(speedup, 3),
+                                            "met": speedup >= 1.5}
+    state = report.get("state_bytes_per_stream")
+    if state:
+        out["state_per_stream_bytes"] = {"target": STATE_TARGET_BYTES, "value": state["steady"],
+                                         "met": state["met"]}
+    levels = [lv for lv in (report.get("load") or {}).get("levels", []) if not lv.get("problem")]
+    if levels:
+        by_count: dict[int, list[dict[str, Any]]] = {}
+        for lv in levels:
+            by_count.setdefault(lv["streams"], []).append(lv)
+        # a count measured more than once is met only if every one of its runs met it
+        ok = [count for count, runs in by_count.items() if all(_p99_met(lv) for lv in runs)]
+        out["largest_streams_p99_le_100ms"] = max(ok) if ok else None
+        if 4000 in by_count:
+            runs = by_count[4000]
+            p99s = [lv["latency_ms"].get("p99") for lv in runs]
+            measured = [p for p in p99s if p is not None]
+            out["streams_4000"] = {
+                "target": "p99 <= 100 ms, no window lost",
+                "p99_ms": float(np.median(measured)) if measured else None,  # the median run
+                "runs_p99_ms": p99s,
+                "lost": sum(lv["windows"]["lost"] for lv in runs),
+                "runs_met": sum(_p99_met(lv) for lv in runs),
+                "runs": len(runs),
+                "met": all(_p99_met(lv) for lv in runs),
+            }
+        one = next((lv for lv in levels if lv["streams"] == 1), None)
+        if one is not None:
+            p50 = one["latency_ms"].get("p50")
+            out["one_stream_p50"] = {"target_ms": 5.0, "value_ms": p50, "met": p50 is not None and p50 <= 5.0}
+    return out

@@ -1,0 +1,81 @@
+"""The engine under load: ``python -m harstream serve`` as a child process on free loopback ports.
+
+>>> free_endpoint().startswith("tcp://127.0.0.1:")
+True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def free_endpoint() -> str:
+    """A loopback endpoint whose port was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
+
+
+def _die_with_parent() -> None:
+    """In the engine child before exec (Linux): SIGTERM when this process dies, however it dies."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class EngineProcess:
+    """``harstream serve`` as a child process on free loopback ports; stderr goes to a log file."""
+
+    def __init__(self, serve_args: Sequence[str] = ()) -> None:
+        self.ingest, self.publish = free_endpoint(), free_endpoint()
+        self.log_path = Path(tempfile.mkdtemp(prefix="harstream-load-")) / "serve.stderr"
+        self.command = [sys.executable, "-m", "harstream", "serve", "--ingest", self.ingest,
+                        "--publish", self.publish, *serve_args]
+        with open(self.log_path, "wb") as err:
+            self.process = subprocess.Popen(
+                self.command, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True,
+                env={**os.environ, "COLUMNS": "1000"},  # one log line per message
+                preexec_fn=_die_with_parent,
+            )
+
+    @property
+    def pid(self) -> int:
+        """The engine's process id."""
+        return self.process.pid
+
+    def alive(self) -> bool:
+        """The engine is still running."""
+        return self.process.poll() is None
+
+    def log_lines(self) -> list[str]:
+        """The engine's stderr so far, non-empty lines."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return []
+        return [line.strip() for line in text.splitlines() if line.strip()]
+
+    def ready_line(self) -> str | None:
+        """The engine's "ready" line (endpoints, model, runtime routes), once printed."""
+        return next((line for line in self.log_lines() if " ready: " in line), None)
+
+    def stop(self, timeout_s: float = 30.0) -> int | None:
+        """SIGTERM, then SIGKILL after ``timeout_s``; the exit code."""
+        if self.alive():
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=10)
+        return self.process.returncode
