@@ -166,3 +166,23 @@ def test_the_page_warns_when_gravity_is_off_while_still(gateway_url: str, browse
         assert warned == (g == 1.0)
         assert browser.find_element(By.ID, "warning").is_displayed() == (g == 1.0)
     assert "not about 9.81" in browser.find_element(By.ID, "warning").text
+
+
+def test_the_page_checks_the_sign_of_gravity_against_orientation(gateway_url: str,
+                                                                 browser: webdriver.Chrome) -> None:
+    """A browser reporting acceleration negated (gravity pointing down while its orientation says the phone
+    is upright) is found out, and the gateway told; a W3C one is left alone."""
+    for acc_y, sign in ((9.80665, 1), (-9.80665, -1)):
+        browser.get(gateway_url)
+        browser.find_element(By.ID, "start").click()
+        _wait(browser, "return window.harstream.stream")
+        browser.execute_script("window.dispatchEvent(new DeviceOrientationEvent('deviceorientation', "
+                               "{alpha: 0, beta: 90, gamma: 0}))")  # upright, portrait
+        t0 = time.time() * 1000.0
+        for k in range(8):  # 8 checks of a still second each
+            rows = [[t0 + (60 * k + i) * 1000.0 / 60, 0.0, acc_y, 0.0, 0.0, 0.0, 0.0] for i in range(60)]
+            browser.execute_script(DISPATCH, rows)
+        assert browser.execute_script("return window.harstream.accSign") == sign
+        if sign == -1:
+            assert _wait(browser, "return window.harstream.frameConfirmed") == -1
+            assert "opposite sign" in browser.find_element(By.ID, "notice").text

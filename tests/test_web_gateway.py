@@ -259,3 +259,23 @@ def test_with_engine_keys_the_gateway_is_a_curve_client(tmp_path: Path, free_end
         assert asyncio.run(check("stranger")) == (0, False)
     finally:
         engine.close()
+
+
+def test_a_phone_with_the_opposite_sign_is_corrected(engine: FakeEngine) -> None:
+    async def check() -> None:
+        async with gateway(engine) as (base, http), http.ws_connect(f"{base}/phone?token={TOKEN}") as ws:
+            await ws.send_json({"type": "hello", "stream": None})
+            await ws.receive(timeout=10)
+            await ws.send_json({"type": "frame", "acc_sign": 2})
+            error = json.loads((await ws.receive(timeout=10)).data)["body"]
+            assert (error["type"], error["code"]) == ("error", "frame") and "got 2" in error["detail"]
+            await ws.send_json({"type": "frame", "acc_sign": -1})
+            assert json.loads((await ws.receive(timeout=10)).data)["body"] == {"v": 1, "type": "frame",
+                                                                               "acc_sign": -1}
+            rows = [[1_700_000_000_000.0 + 20 * i, 0.0, -9.80665, 0.0, 90.0, 0.0, 0.0] for i in range(5)]
+            await ws.send_json({"type": "batch", "samples": rows})
+            (frames,) = await engine.received()
+            chunk = decode_chunk(frames)
+            assert chunk.restart and np.allclose(chunk.samples[0], [0, 1, 0, 0, 0, np.pi / 2], atol=1e-6)
+
+    asyncio.run(check())

@@ -9,6 +9,12 @@ stream id it uses; then the phone sends ``{"type": "batch", "samples":
 ``$error`` and ``$stats`` as ``{"topic", "body"}`` with the engine's body
 unchanged. A bad message gets a ``$web`` ``error`` naming the problem and
 is dropped (counted); the connection stays.
+
+``{"type": "frame", "acc_sign": -1}`` says the browser reports acceleration
+with the opposite sign to the W3C one (the page finds it by comparing the
+gravity it reads with the direction its ``deviceorientation`` angles give);
+the gateway then negates acc x, y and z from the next batch on (restarting
+the stream) and confirms with a ``$web`` ``frame`` message.
 """
 
 from __future__ import annotations
@@ -90,7 +96,12 @@ async def phone_socket(request: web.Request) -> web.WebSocketResponse:
             if msg.type != WSMsgType.TEXT:
                 continue
             try:
-                batch = browser_batch(_batch_samples(msg.data))
+                kind, content = _phone_message(msg.data)
+                if kind == "frame":
+                    stream.set_acc_sign(content)
+                    await ws.send_str(web_message("frame", acc_sign=content))
+                    continue
+                batch = browser_batch(content)
             except WebInputError as exc:
                 gateway.counters.refused[exc.code] += 1
                 await ws.send_str(web_message("error", code=exc.code, detail=exc.detail))
@@ -136,14 +147,22 @@ async def _refuse(ws: web.WebSocketResponse, gateway: Gateway, code: str, detail
         await ws.close(code=1008, message=code.encode())
 
 
-def _batch_samples(text: str) -> Any:
+def _phone_message(text: str) -> tuple[str, Any]:
+    """``("batch", samples)`` or ``("frame", acc_sign)`` from a phone's message."""
     try:
         message = json.loads(text)
     except ValueError as exc:
         raise WebInputError("json", f"expected a JSON message: {exc}") from None
-    if not isinstance(message, dict) or message.get("type") != "batch":
-        raise WebInputError("type", "expected {\"type\": \"batch\", \"samples\": [...]}")
-    return message.get("samples")
+    kind = message.get("type") if isinstance(message, dict) else None
+    if kind == "batch":
+        return kind, message.get("samples")
+    if kind == "frame":
+        sign = message.get("acc_sign")
+        if type(sign) is not int or sign not in (1, -1):
+            raise WebInputError("frame", f"expected 'acc_sign' to be 1 or -1, got {sign!r:.40}")
+        return kind, sign
+    raise WebInputError("type", "expected {\"type\": \"batch\", \"samples\": [...]} or "
+                        "{\"type\": \"frame\", \"acc_sign\": 1 or -1}")
 
 
 async def push(request: web.Request) -> web.Response:

@@ -66,6 +66,13 @@ class PhoneStream:
         self.rate: float | None = None
         self.last_time: float | None = None
         self.restart_next = True
+        self.acc_sign = 1.0
+
+    def set_acc_sign(self, sign: int) -> None:
+        """Negate acceleration from now on (``-1``) or not (``1``); a change restarts the stream."""
+        if float(sign) != self.acc_sign:
+            self.acc_sign = float(sign)
+            self.restart_next = True
 
     def chunks(self, batch: Batch) -> tuple[list[list[bytes]], int]:
         """The ingest messages of ``batch`` and how many of its samples were dropped (too early)."""
@@ -78,6 +85,8 @@ class PhoneStream:
             return [], dropped
         if self.rate is None:
             self.rate = nominal_rate(times)
+        if self.acc_sign != 1.0:
+            values = values * np.array([self.acc_sign] * 3 + [1.0] * 3)
         out = []
         for start in range(0, len(times), MAX_SAMPLES_PER_CHUNK):
             part = slice(start, start + MAX_SAMPLES_PER_CHUNK)
