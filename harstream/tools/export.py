@@ -39,6 +39,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from unittest import mock
@@ -49,6 +50,7 @@ import numpy.typing as npt
 from harstream.errors import ArtifactError, ExportError
 from harstream.model import onnx_runtime
 from harstream.model.classifier import Classifier
+from harstream.tools.fixed_batch import in_fixed_batches
 
 if TYPE_CHECKING:
     import keras
@@ -301,14 +303,7 @@ class ExportedModel:
         x = np.ascontiguousarray(windows, dtype=np.float32)
         if self.batch is None:
             return self._run(x)
-        parts = []
-        for begin in range(0, len(x), self.batch):
-            part = x[begin : begin + self.batch]
-            n = len(part)
-            if n < self.batch:
-                part = np.concatenate([part, np.zeros((self.batch - n, *part.shape[1:]), np.float32)])
-            parts.append(self._run(part)[:n])
-        return np.concatenate(parts) if parts else np.zeros((0, int(self.output_shape[-1] or 0)), np.float32)
+        return in_fixed_batches(self._run, x, self.batch, int(self.output_shape[-1] or 0))
 
 
 # --- the check -----------------------------------------------------------------------------------
@@ -433,6 +428,32 @@ def export(fmt: Format, out: Path | str, model: Path | str | None = None, data_d
     started = time.perf_counter()
     data = convert(loaded, fmt, batch)
     convert_s = time.perf_counter() - started
+    checked = _write_checked(target, fmt, data, windows, reference, log)
+    return {
+        **_report(fmt, target, data, loaded, checked),
+        "agreement": {**checked.agreed, "subjects": subjects, "data": str(folder),
+                      "required": {"label_agreement": MIN_LABEL_AGREEMENT, "max_abs_diff": MAX_ABS_DIFF}},
+        "windows_per_s": checked.rates,
+        "threads": 1,
+        "seconds": {"convert": round(convert_s, 2), "check": round(checked.check_s, 2)},
+        "chain": _chain_report(loaded),
+    }
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """An exported file that agreed with Keras: the loaded file, its agreement, windows/s by batch."""
+
+    exported: ExportedModel
+    agreed: dict[str, Any]
+    rates: dict[str, float]
+    check_s: float
+    """Seconds the check took (loading the file and classifying every test window)."""
+
+
+def _write_checked(target: Path, fmt: Format, data: bytes, windows: Array, reference: Array,
+                   log: Log) -> _Checked:
+    """Write ``data`` hidden beside ``target``, check and time it there, then move it to ``target``."""
     # hidden beside --out until it passes the check; open() (not mkstemp) so the file gets the umask's mode
     part = target.parent / f".{target.stem}.{os.getpid()}.{secrets.token_hex(4)}{suffix(fmt)}"
     try:
@@ -441,32 +462,43 @@ def export(fmt: Format, out: Path | str, model: Path | str | None = None, data_d
                 handle.write(data)
         except OSError as exc:
             raise ExportError(f"--out {target}: cannot write {part} ({exc.strerror or exc})") from None
-        log(f"checking the {NAMES[fmt]} file against Keras on {len(windows):,} windows")
-        started = time.perf_counter()
-        try:
-            exported = ExportedModel(part)
-            probs = exported(windows)
-        except Exception as exc:  # a file the runtime cannot load is a failed export
-            raise ExportError(f"the {NAMES[fmt]} file does not load or run here: "
-                              f"{type(exc).__name__}: {_one_line(str(exc), 240)}") from None
-        check_s = time.perf_counter() - started
-        agreed = agreement(probs, reference)
-        if agreed["label_agreement"] < MIN_LABEL_AGREEMENT or not agreed["max_abs_diff"] <= MAX_ABS_DIFF:
-            raise ExportError(
-                f"the {NAMES[fmt]} export disagrees with Keras on the test windows: label agreement "
-                f"{agreed['label_agreement']:.4%} (at least {MIN_LABEL_AGREEMENT:.1%} required), largest "
-                f"probability difference {agreed['max_abs_diff']:.2e} (at most {MAX_ABS_DIFF:g}); not written"
-            )
-        log("timing the exported model (1 thread)")
-        rates = {str(b): round(windows_per_s(exported, windows, b), 1)
-                 for b in (RATE_BATCHES[fmt] or (exported.batch or 1,))}
+        checked = _check(part, fmt, windows, reference, log)
         try:
             os.replace(part, target)
         except OSError as exc:
             raise ExportError(f"--out {target}: cannot replace it ({exc.strerror or exc})") from None
     finally:
         part.unlink(missing_ok=True)
-    meta = loaded.meta
+    return checked
+
+
+def _check(part: Path, fmt: Format, windows: Array, reference: Array, log: Log) -> _Checked:
+    """Run the file at ``part`` on every test window; refuse it unless it agrees with Keras; time it."""
+    log(f"checking the {NAMES[fmt]} file against Keras on {len(windows):,} windows")
+    started = time.perf_counter()
+    try:
+        exported = ExportedModel(part)
+        probs = exported(windows)
+    except Exception as exc:  # a file the runtime cannot load is a failed export
+        raise ExportError(f"the {NAMES[fmt]} file does not load or run here: "
+                          f"{type(exc).__name__}: {_one_line(str(exc), 240)}") from None
+    check_s = time.perf_counter() - started
+    agreed = agreement(probs, reference)
+    if agreed["label_agreement"] < MIN_LABEL_AGREEMENT or not agreed["max_abs_diff"] <= MAX_ABS_DIFF:
+        raise ExportError(
+            f"the {NAMES[fmt]} export disagrees with Keras on the test windows: label agreement "
+            f"{agreed['label_agreement']:.4%} (at least {MIN_LABEL_AGREEMENT:.1%} required), largest "
+            f"probability difference {agreed['max_abs_diff']:.2e} (at most {MAX_ABS_DIFF:g}); not written"
+        )
+    log("timing the exported model (1 thread)")
+    rates = {str(b): round(windows_per_s(exported, windows, b), 1)
+             for b in (RATE_BATCHES[fmt] or (exported.batch or 1,))}
+    return _Checked(exported, agreed, rates, check_s)
+
+
+def _report(fmt: Format, target: Path, data: bytes, loaded: Artifact, checked: _Checked) -> dict[str, Any]:
+    """The report's description of the file: where, how big, which model, its input, output and ops."""
+    meta, exported = loaded.meta, checked.exported
     return {
         "format": fmt,
         "file": str(target),
@@ -478,12 +510,6 @@ def export(fmt: Format, out: Path | str, model: Path | str | None = None, data_d
                   "channels": list(meta.channels), "units": UNITS},
         "output": {"name": exported.output_name, "shape": exported.output_shape, "labels": list(meta.labels)},
         "ops": exported.ops,
-        "agreement": {**agreed, "subjects": subjects, "data": str(folder),
-                      "required": {"label_agreement": MIN_LABEL_AGREEMENT, "max_abs_diff": MAX_ABS_DIFF}},
-        "windows_per_s": rates,
-        "threads": 1,
-        "seconds": {"convert": round(convert_s, 2), "check": round(check_s, 2)},
-        "chain": _chain_report(loaded),
     }
 
 
