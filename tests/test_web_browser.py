@@ -65,24 +65,33 @@ def engine(free_endpoint: Callable[[], str], serve_process: Callable[..., Any]) 
         yield ingest, publish
 
 
+def _start_gateway(ingest: str, publish: str, home: Path, port: int = 0) -> tuple[subprocess.Popen[str], str]:
+    """`harstream web` over HTTPS on loopback (certificate and token kept in ``home``); its printed URL."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harstream", "web", "--ingest", ingest, "--publish", publish, "--listen",
+         f"127.0.0.1:{port}", "--no-qr", "--max-samples-per-s", "1e7", "--token-file", str(home / "token")],
+        stdout=subprocess.PIPE, stderr=(home / "web.err").open("w"), text=True,
+        env={**os.environ, "XDG_CACHE_HOME": str(home)},
+    )
+    assert proc.stdout is not None
+    url = proc.stdout.readline().strip()
+    assert url.startswith("https://localhost:"), (url, (home / "web.err").read_text())
+    return proc, url
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+
+
 @pytest.fixture(scope="module")
 def gateway_url(engine: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A running `harstream web` over HTTPS on a free loopback port; its printed URL."""
-    ingest, publish = engine
-    home = tmp_path_factory.mktemp("web")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "harstream", "web", "--ingest", ingest, "--publish", publish, "--listen",
-         "127.0.0.1:0", "--no-qr", "--max-samples-per-s", "1e7"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "XDG_CACHE_HOME": str(home)},
-    )
+    proc, url = _start_gateway(*engine, tmp_path_factory.mktemp("web"))
     try:
-        assert proc.stdout is not None
-        url = proc.stdout.readline().strip()
-        assert url.startswith("https://localhost:"), (url, proc.stderr.read() if proc.stderr else "")
         yield url
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+        _stop(proc)
 
 
 @pytest.fixture(scope="module")
@@ -186,3 +195,30 @@ def test_the_page_checks_the_sign_of_gravity_against_orientation(gateway_url: st
         if sign == -1:
             assert _wait(browser, "return window.harstream.frameConfirmed") == -1
             assert "opposite sign" in browser.find_element(By.ID, "notice").text
+
+
+def test_the_page_reconnects_and_keeps_its_stream(engine: tuple[str, str], browser: webdriver.Chrome,
+                                                   tmp_path: Path) -> None:
+    """The gateway stops and comes back on the same port (same token file): the page says it is
+    disconnected, reconnects by itself with the same stream id, and its samples flow again."""
+    proc, url = _start_gateway(*engine, tmp_path)
+    port = int(url.split(":")[2].split("/")[0])
+    try:
+        browser.get(url)
+        browser.find_element(By.ID, "start").click()
+        stream = _wait(browser, "return window.harstream.stream")
+        _stop(proc)
+        assert _wait(browser, "return window.harstream.state.startsWith('disconnected') && "
+                     "window.harstream.state").startswith("disconnected")
+        proc, _ = _start_gateway(*engine, tmp_path, port)
+        _wait(browser, "return window.harstream.state === 'connected'", timeout_s=60)
+        _wait(browser, f"return window.harstream.stream === {stream!r}")
+        t0 = time.time() * 1000.0
+        rows = [[t0 + i * 1000.0 / 60, 0.0, 9.80665, 0.0, 0.0, 0.0, 0.0] for i in range(60)]
+        sent_before = browser.execute_script("return window.harstream.sent")
+        _wait(browser, "return window.harstream.state === 'connected' && window.harstream.stream !== null")
+        time.sleep(0.5)  # the hello's answer
+        assert browser.execute_script(DISPATCH, rows) == sent_before + 60
+        assert browser.execute_script("return window.harstream.errors") == []
+    finally:
+        _stop(proc)

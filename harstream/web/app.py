@@ -21,7 +21,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib.resources import files
 
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 
 from harstream.protocol import STREAM_ID
 from harstream.web.gateway import TOKEN_HEADER, TOKEN_PARAM, Gateway, WebConfig
@@ -77,6 +77,7 @@ async def labels(request: web.Request) -> web.StreamResponse:
     queue: asyncio.Queue[str] = asyncio.Queue(QUEUE_SIZE * len(streams))
     link = gateway.open()
     gateway.label_clients += 1
+    gateway.sockets.add(ws)
     for stream in streams:
         link.listen(stream, queue)
     task = asyncio.create_task(writer(ws, queue))
@@ -88,7 +89,15 @@ async def labels(request: web.Request) -> web.StreamResponse:
         for stream in streams:
             link.unlisten(stream, queue)
         gateway.label_clients -= 1
+        gateway.sockets.discard(ws)
     return ws
+
+
+async def _close_sockets(app: web.Application) -> None:
+    """On shutdown: close every WebSocket (1001, going away), so their handlers end and phones reconnect."""
+    for ws in list(app[GATEWAY].sockets):
+        with contextlib.suppress(Exception):
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"gateway stopping")
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
@@ -115,6 +124,7 @@ def make_app(config: WebConfig) -> web.Application:
     app = web.Application(middlewares=[require_token], client_max_size=config.limits.max_body_bytes)
     app[GATEWAY] = Gateway(config)
     app.cleanup_ctx.append(_background)
+    app.on_shutdown.append(_close_sockets)
     app.router.add_get("/", page)
     app.router.add_get("/phone", phone_socket)
     app.router.add_post("/push", push)

@@ -80,9 +80,19 @@ async def phone_socket(request: web.Request) -> web.WebSocketResponse:
     gateway = request.app[GATEWAY]
     ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=gateway.limits.max_message_bytes)
     await ws.prepare(request)
+    gateway.sockets.add(ws)
+    try:
+        await _phone_session(ws, gateway)
+    finally:
+        gateway.sockets.discard(ws)
+    return ws
+
+
+async def _phone_session(ws: web.WebSocketResponse, gateway: Gateway) -> None:
+    """A phone's hello, then its batches until the socket closes."""
     stream_id = await _hello(ws, gateway)
     if stream_id is None:
-        return ws
+        return
     stream = PhoneStream(stream_id)  # a new connection restarts the stream (its first chunk says so)
     gateway.connected[stream_id] = gateway.connected.get(stream_id, 0) + 1
     queue: asyncio.Queue[str] = asyncio.Queue(QUEUE_SIZE)
@@ -117,7 +127,6 @@ async def phone_socket(request: web.Request) -> web.WebSocketResponse:
         gateway.connected[stream_id] -= 1
         if not gateway.connected[stream_id]:
             del gateway.connected[stream_id]
-    return ws
 
 
 async def _hello(ws: web.WebSocketResponse, gateway: Gateway) -> str | None:
