@@ -279,3 +279,20 @@ def test_a_phone_with_the_opposite_sign_is_corrected(engine: FakeEngine) -> None
             assert chunk.restart and np.allclose(chunk.samples[0], [0, 1, 0, 0, 0, np.pi / 2], atol=1e-6)
 
     asyncio.run(check())
+
+
+def test_total_acceleration_and_gyroscope_at_their_own_times() -> None:
+    """``totalacceleration`` is used as it is; the gyroscope, sampled at other instants, is interpolated."""
+    from harstream.web.convert import sensor_logger_batch
+
+    t0 = 1_700_000_000 * 10**9
+    payload = [{"name": "totalacceleration", "time": t0 + k * 10_000_000, "x": 0.0, "y": 9.8, "z": float(k)}
+               for k in range(3)]
+    payload += [{"name": "gyroscope", "time": t0 + k * 10_000_000 + 5_000_000, "x": float(k), "y": 0, "z": 0}
+                for k in range(3)]
+    payload.append({"name": "location", "time": t0, "latitude": 1.0})  # other sensors are ignored
+    push = sensor_logger_batch({"deviceId": "d", "sessionId": "s", "payload": payload})
+    assert push.message_id is None and push.gravity_ms2 is None
+    assert push.batch.values[:, 2].tolist() == [0.0, 1.0, 2.0]
+    assert push.batch.values[:, 3].tolist() == [0.0, 0.5, 1.5]  # held before the first reading
+    assert push.batch.times.tolist() == [1.7e9, 1.7e9 + 0.01, 1.7e9 + 0.02]
