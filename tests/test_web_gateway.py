@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -55,10 +56,20 @@ class FakeEngine:
         self.pull.bind(self.ingest)
         self.pub.bind(self.publish)
 
-    async def received(self, wait_s: float = 0.3) -> list[list[bytes]]:
-        """Every message the gateway has sent so far (waiting ``wait_s`` for stragglers)."""
+    async def received(self, expect: int = 0, wait_s: float = 0.3) -> list[list[bytes]]:
+        """What the gateway has sent: once ``expect`` messages are in (at most 30 s), plus ``wait_s`` more.
+
+        The gateway sends on one PUSH socket, in order: once a good message sent after bad ones has
+        arrived, anything the bad ones had sent would have arrived before it.
+        """
+        out: list[list[bytes]] = []
+        deadline = time.monotonic() + 30.0
+        while len(out) < expect and time.monotonic() < deadline:
+            if self.pull.poll(0):
+                out.append(self.pull.recv_multipart())
+            else:
+                await asyncio.sleep(0.01)
         await asyncio.sleep(wait_s)
-        out = []
         while self.pull.poll(0):
             out.append(self.pull.recv_multipart())
         return out
@@ -98,10 +109,9 @@ def test_without_the_token_nothing_reaches_the_engine(engine: FakeEngine) -> Non
                 async with http.get(base + path) as reply:
                     assert reply.status == 403
                     assert "pairing token is missing or wrong" in (await reply.json())["detail"]
-            assert await engine.received() == []
             async with http.post(f"{base}/push", json=sensor_logger(0), headers={"X-Harstream-Token": TOKEN}) as r:
                 assert r.status == 200
-            assert len(await engine.received()) == 1
+            assert len(await engine.received(expect=1)) == 1  # the good push alone
             async with http.get(f"{base}/stats?token={TOKEN}") as reply:
                 assert (await reply.json())["refused"]["token"] == 6
 
@@ -123,7 +133,10 @@ def test_a_bad_push_says_why_and_nothing_reaches_the_engine(engine: FakeEngine, 
             async with http.post(f"{base}/push?token={TOKEN}", data=body) as reply:
                 answer = await reply.json()
                 assert (reply.status, answer["error"]) == (status, code) and words in answer["detail"], answer
-            assert await engine.received() == []
+            async with http.post(f"{base}/push?token={TOKEN}", json=sensor_logger(0, device="good")) as reply:
+                assert reply.status == 200
+            (only,) = await engine.received(expect=1)  # the good push alone
+            assert decode_chunk(only).stream == push_stream_id("good", "s")
 
     asyncio.run(check())
 
@@ -142,7 +155,7 @@ def test_push_chunks_gaps_and_repeats(engine: FakeEngine) -> None:
                 assert replies[2][1]["gap"] == 2 and replies[3][1]["error"] == "messageId"
                 notice = json.loads((await feed.receive(timeout=10)).data)
                 assert notice["topic"] == "$web" and notice["body"]["code"] == "message_gap"
-            chunks = [decode_chunk(frames) for frames in await engine.received()]
+            chunks = [decode_chunk(frames) for frames in await engine.received(expect=3)]
             assert [(c.stream, c.seq, c.restart, len(c.samples)) for c in chunks] == [
                 (stream, 0, True, 10), (stream, 10, False, 10), (stream, 20, False, 10)]
             first = chunks[0]
@@ -169,7 +182,10 @@ def test_limits_refuse_and_count(engine: FakeEngine) -> None:
                 stats = await reply.json()
             assert stats["dropped_samples"] == {"rate_limit": 20}
             assert stats["refused"] == {"too_many_phones": 2}
-            assert await engine.received() == []
+            async with http.post(f"{base}/push?token={TOKEN}", json=sensor_logger(1, n=10)) as reply:
+                assert reply.status == 200  # within the budget again
+            (only,) = await engine.received(expect=1)  # nothing of the refused ones before it
+            assert decode_chunk(only).seq == 0
 
     asyncio.run(check())
 
@@ -187,7 +203,7 @@ def test_a_phone_socket_end_to_end(engine: FakeEngine) -> None:
                 assert error["type"] == "error" and "no gyroscope" in error["detail"]
                 rows = [[1_700_000_000_000.0 + 20 * i, 0.0, 9.80665, 0.0, 90.0, 0.0, 0.0] for i in range(5)]
                 await ws.send_json({"type": "batch", "samples": rows})
-                (frames,) = await engine.received()
+                (frames,) = await engine.received(expect=1)
                 chunk = decode_chunk(frames)
                 assert (chunk.stream, chunk.seq, chunk.restart, chunk.rate) == (stream, 0, True, 50.0)
                 assert np.allclose(chunk.samples[0], [0, 1, 0, 0, 0, np.pi / 2], atol=1e-6)
@@ -243,7 +259,7 @@ def test_with_engine_keys_the_gateway_is_a_curve_client(tmp_path: Path, free_end
                         f"{base}/labels?token={TOKEN}&stream={stream}") as feed:
                     async with http.post(f"{base}/push?token={TOKEN}", json=sensor_logger(0, device=key)) as r:
                         assert r.status == 200
-                    received = len(await engine.received(wait_s=1.0))
+                    received = len(await engine.received(expect=1 if key == "gateway" else 0, wait_s=1.0))
                     frames = encode_prediction(P(stream, 127, "WALKING", (1.0,), "WALKING", 1.0, 1.1))
                     for _ in range(10):
                         engine.pub.send_multipart(frames)
@@ -274,7 +290,7 @@ def test_a_phone_with_the_opposite_sign_is_corrected(engine: FakeEngine) -> None
                                                                                "acc_sign": -1}
             rows = [[1_700_000_000_000.0 + 20 * i, 0.0, -9.80665, 0.0, 90.0, 0.0, 0.0] for i in range(5)]
             await ws.send_json({"type": "batch", "samples": rows})
-            (frames,) = await engine.received()
+            (frames,) = await engine.received(expect=1)
             chunk = decode_chunk(frames)
             assert chunk.restart and np.allclose(chunk.samples[0], [0, 1, 0, 0, 0, np.pi / 2], atol=1e-6)
 
