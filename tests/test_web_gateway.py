@@ -120,16 +120,17 @@ def test_without_the_token_nothing_reaches_the_engine(engine: FakeEngine) -> Non
 
 @pytest.mark.parametrize(("body", "status", "code", "words"), [
     (b"{not json", 400, "json", "expected a JSON body"),
+    (b"[" * 100_000, 400, "json", "expected a JSON body"),
     (json.dumps(sensor_logger(0, gyro=False)).encode(), 400, "payload", "'gyroscope'"),
     (json.dumps(sensor_logger(0, g=1.0)).encode(), 400, "gravity", "in g"),
     (json.dumps({**sensor_logger(0), "deviceId": 7}).encode(), 400, "deviceId", "got 7"),
     (json.dumps(sensor_logger(0)).replace("0.1", "NaN").encode(), 400, "payload", "finite"),
-    (json.dumps(sensor_logger(0, n=400)).encode(), 413, "body_size", "at most 20000 bytes"),
+    (json.dumps(sensor_logger(0, n=4000)).encode(), 413, "body_size", "at most 200000 bytes"),
 ])
 def test_a_bad_push_says_why_and_nothing_reaches_the_engine(engine: FakeEngine, body: bytes, status: int,
                                                             code: str, words: str) -> None:
     async def check() -> None:
-        async with gateway(engine, Limits(max_body_bytes=20_000)) as (base, http):
+        async with gateway(engine, Limits(max_body_bytes=200_000)) as (base, http):
             async with http.post(f"{base}/push?token={TOKEN}", data=body) as reply:
                 answer = await reply.json()
                 assert (reply.status, answer["error"]) == (status, code) and words in answer["detail"], answer
@@ -198,6 +199,9 @@ def test_a_phone_socket_end_to_end(engine: FakeEngine) -> None:
                 hello = json.loads((await ws.receive(timeout=10)).data)["body"]
                 stream = hello["stream"]
                 assert hello["type"] == "hello" and stream.startswith("web-") and stream != "not-mine"
+                await ws.send_bytes(b"\x00\x01")
+                error = json.loads((await ws.receive(timeout=10)).data)["body"]
+                assert error["code"] == "type" and "got a binary one" in error["detail"]
                 await ws.send_json({"type": "batch", "samples": [[1.0, 0, 0, 9.8, None, 0, 0]]})
                 error = json.loads((await ws.receive(timeout=10)).data)["body"]
                 assert error["type"] == "error" and "no gyroscope" in error["detail"]

@@ -104,6 +104,9 @@ async def _phone_session(ws: web.WebSocketResponse, gateway: Gateway) -> None:
         await ws.send_str(web_message("hello", stream=stream_id, limits=gateway.limits.as_dict()))
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
+                gateway.counters.refused["type"] += 1
+                await ws.send_str(web_message("error", code="type", detail=f"expected text (JSON) messages, "
+                                              f"got a {msg.type.name.lower()} one"))
                 continue
             try:
                 kind, content = _phone_message(msg.data)
@@ -160,7 +163,7 @@ def _phone_message(text: str) -> tuple[str, Any]:
     """``("batch", samples)`` or ``("frame", acc_sign)`` from a phone's message."""
     try:
         message = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep for Python's parser
         raise WebInputError("json", f"expected a JSON message: {exc}") from None
     kind = message.get("type") if isinstance(message, dict) else None
     if kind == "batch":
@@ -185,7 +188,7 @@ async def push(request: web.Request) -> web.Response:
     frame = request.query.get("frame", "android")
     try:
         message = sensor_logger_batch(json.loads(body), frame)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep for Python's parser
         return _bad(gateway, 400, "json", f"expected a JSON body: {exc}")
     except WebInputError as exc:
         return _bad(gateway, 400, exc.code, exc.detail)
