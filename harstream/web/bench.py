@@ -15,9 +15,10 @@ time, with random phases. For every prediction a phone receives:
 Lost = windows the engine should have emitted for a phone during the
 measured span that the phone had not received 3 s after its last
 prediction (at most 60 s after it stopped sending); the gateway's drop
-counters are reported beside. CPU is read from ``/proc`` (Linux): the
-gateway's, the engine's, this process's (the phones) and the whole
-machine's (busy cores x 100).
+counters are reported beside. CPU is read from ``/proc`` (Linux,
+:mod:`harstream.procstat`): the gateway's, the engine's (with its model
+process), this process's (the phones), the whole machine's (100 % = one
+core) and the others' (the machine less ours).
 
 >>> percentiles([1.0, 2.0, 3.0, 4.0])["p50"]
 2.5
@@ -45,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from harstream import HOP, WINDOW
+from harstream.procstat import CpuMeter
 
 
 @dataclass
@@ -72,24 +74,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of process ``pid`` (Linux /proc), None elsewhere."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _cpu(pids: tuple[int, int]) -> tuple[float | None, ...]:
-    """CPU seconds of the gateway, the engine, this process (the phones) and the whole machine (busy)."""
-    machine = None
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        machine = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
-    return _cpu_seconds(pids[0]), _cpu_seconds(pids[1]), time.process_time(), machine
 
 
 async def _phone(session: Any, url: str, phone: Phone, rate: float, per_batch: int, start: float,
@@ -223,14 +207,15 @@ async def _measure(port: int, token: str, pids: tuple[int, int], phones: int, ra
         tasks = [asyncio.create_task(_phone(session, url, p, rate, per_batch, s, stop))
                  for p, s in zip(records, starts, strict=True)]
         await asyncio.sleep(max(0.0, now + warmup_s - time.time()))
-        cpu0, wall0 = _cpu(pids), time.monotonic()
+        meter = CpuMeter({"gateway": pids[0], "engine": pids[1], "phones": os.getpid()}, trees=("engine",))
+        meter.start()
         await asyncio.sleep(max(0.0, stop - time.time()))
-        cpu1, wall1 = _cpu(pids), time.monotonic()
+        meter.stop()
         await asyncio.gather(*tasks)
         async with session.get(f"{base}/stats?token={token}") as reply:
             stats = await reply.json()
-    cpu = {name: None if a is None or b is None else round(100.0 * (b - a) / (wall1 - wall0), 1)
-           for name, a, b in zip(("gateway", "engine", "phones", "machine"), cpu0, cpu1, strict=True)}
+    cpu = {name: meter.percent(name) for name in ("gateway", "engine", "phones", "machine")}
+    cpu["others"] = meter.others()
     return _report(records, starts, now + warmup_s, stop, rate, per_batch, stats, cpu)
 
 
