@@ -38,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,8 @@ class Phone:
     received: list[tuple[float, str]] = field(default_factory=list)
     """Receive time (unix s) and text of each message on the phone's own topic."""
     samples_sent: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    """The engine's ``$error`` codes about this phone's stream."""
 
 
 def percentiles(values: list[float]) -> dict[str, float | None]:
@@ -90,6 +93,8 @@ async def _phone(session: Any, url: str, phone: Phone, rate: float, per_batch: i
             async for msg in ws:
                 if msg.data.startswith(prefix):  # parsed later: only predictions, and off the clock
                     phone.received.append((time.time(), msg.data))
+                elif msg.data.startswith('{"topic":"$error"'):
+                    phone.errors[json.loads(msg.data)["body"]["code"]] += 1
 
         reader = asyncio.create_task(receive())
         period = per_batch / rate
@@ -212,8 +217,14 @@ async def _measure(port: int, token: str, pids: tuple[int, int], phones: int, ra
         await asyncio.sleep(max(0.0, stop - time.time()))
         meter.stop()
         await asyncio.gather(*tasks)
-        async with session.get(f"{base}/stats?token={token}") as reply:
-            stats = await reply.json()
+        sent = sum(phone.samples_sent for phone in records)
+        deadline = time.monotonic() + 30.0
+        while True:  # the gateway's counters once it has read everything the phones sent
+            async with session.get(f"{base}/stats?token={token}") as reply:
+                stats = await reply.json()
+            if stats["samples_in"] >= sent or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
     cpu = {name: meter.percent(name) for name in ("gateway", "engine", "phones", "machine")}
     cpu["others"] = meter.others()
     return _report(records, starts, now + warmup_s, stop, rate, per_batch, stats, cpu)
@@ -225,7 +236,9 @@ def _report(records: list[Phone], starts: list[float], measure_from: float, stop
     engine: list[float] = []
     added: list[float] = []
     expected = received = 0
+    errors: Counter[str] = Counter()
     for phone, start in zip(records, starts, strict=True):
+        errors.update(phone.errors)
         end_t = start + phone.samples_sent / rate
         a, b, c, n_expected, n_got = _phone_numbers(phone, rate, measure_from, start, end_t)
         e2e += a
@@ -237,6 +250,7 @@ def _report(records: list[Phone], starts: list[float], measure_from: float, stop
         "phones": len(records), "rate_hz": rate, "batch_samples": per_batch,
         "measured_s": round(stop - measure_from, 3), "cpu_percent": cpu_percent, "cores": os.cpu_count(),
         "windows_expected": expected, "windows_received": received, "windows_lost": expected - received,
+        "engine_errors": dict(errors), "samples_sent": sum(phone.samples_sent for phone in records),
         "latency_ms": {"end_to_end": percentiles(e2e), "engine": percentiles(engine), "added": percentiles(added)},
         "gateway": {key: stats[key] for key in ("samples_in", "chunks_out", "events_out", "dropped_samples",
                                                 "refused", "events_dropped")},
