@@ -89,9 +89,8 @@ ERROR_CODES: Final[dict[str, str]] = {
     "restart": "'restart' is present but not a boolean",
     "units": "'units' is present but not an object like {\"acc\": \"g\" or \"m/s2\", "
     "\"gyro\": \"rad/s\" or \"deg/s\"}",
-    "times": "the timestamps frame (frame 3) is not n little-endian float64 seconds, finite and "
-    "strictly increasing, one per sample; engine: a timestamp not after the stream's previous one, "
-    "or too far from its time origin for the 50 Hz grid",
+    "times": "the timestamps frame (frame 3) is not n little-endian float64 seconds, finite and strictly "
+    "increasing, one per sample; engine: not after the stream's last, or too far from its time origin",
     "samples": "samples frame length is not a multiple of 24 bytes, holds no sample, "
     f"more than {MAX_SAMPLES_PER_CHUNK}, or a NaN/infinite value or one beyond ±1e6",
     "topic": "an engine message has an unknown '$' topic, or a topic other than its 'stream'",
@@ -113,8 +112,7 @@ STATS_FIELDS: Final[dict[str, str]] = {
     "streams": "int >= 0: streams currently active",
     "windows": "int >= 0: windows classified since start",
     "windows_per_s": "number >= 0: windows classified per second, recent rate",
-    "latency_ms": 'object {"p50", "p99", "max"}: numbers >= 0 (ms) from each chunk\'s receipt, or null '
-    "before any window",
+    "latency_ms": 'object {"p50", "p99", "max"}: numbers >= 0 (ms) from receipt, or null before any window',
     "rejected": "int >= 0: messages rejected since start (each also sent on $error)",
     "uptime_s": "number >= 0: seconds since the engine started",
     "t": "number: unix time of this report",
@@ -132,9 +130,8 @@ STATS_EXTRA_FIELDS: Final[dict[str, str]] = {
     "(engine clock minus the producer's t0 clock), or nulls when no chunk carried t0",
     "gc_pauses": 'object {"count", "max_ms", "total_ms"}: the serving process\'s garbage-collector runs '
     "since the previous $stats (each stalls the serving loop)",
-    "loop_stall_ms": "number >= 0: the longest time since the previous $stats that the serving loop went "
-    "without looking at its ingest socket (a message arriving then waited unread; latency_ms counts "
-    "from its receipt)",
+    "loop_stall_ms": "number >= 0: the longest time (ms) since the previous $stats the serving loop did not "
+    "look at its ingest socket (messages then waited unread, before the receipt latency_ms counts from)",
     "limits": "object: the engine's resource limits (see harstream serve --help)",
 }
 """Further fields the engine's ``$stats`` carries (decoders must not require them)."""
@@ -304,31 +301,15 @@ def decode_chunk(frames: Sequence[BytesLike]) -> Chunk:
     acc_factor, gyro_factor = _units(header)
     samples = _samples(_frame(frames, 2), acc_factor, gyro_factor)
     times = _times(_frame(frames, 3), len(samples)) if len(frames) == 4 else None
-    if seq > MAX_SEQ - len(samples) + 1:
-        raise ProtocolError(
-            "seq",
-            f"expected seq + samples - 1 <= {MAX_SEQ}, got seq {seq} with {len(samples)} samples "
-            f"(the last sample's index would be {seq + len(samples) - 1})",
-        )
-    _grid_index_fits(seq + len(samples) - 1, rate)
+    last = seq + len(samples) - 1
+    if last > MAX_SEQ:
+        raise ProtocolError("seq", f"expected seq + samples - 1 <= {MAX_SEQ}, got seq {seq} with {len(samples)} "
+                            f"samples (the last sample's index would be {last})")
+    # below 50 Hz the 50 Hz index, last * 50 / rate, is larger: past 2**53-1 only if last > MAX_SEQ // 3
+    if rate < SAMPLE_RATE_HZ and last > MAX_SEQ // 3 and last * SAMPLE_RATE_HZ >= (MAX_SEQ + 1) * Fraction(rate):
+        raise ProtocolError("seq", f"expected the last sample's 50 Hz index (seq + samples - 1) * 50 / rate to be "
+                            f"at most {MAX_SEQ}, got sample {last} at {rate:g} Hz")
     return Chunk(stream, seq, rate, t0, samples, restart, times=times)
-
-
-_SAFE_LAST_SEQ: Final = (MAX_SEQ + 1) * MIN_RATE_HZ // SAMPLE_RATE_HZ
-"""A last sample below this index lies at a 50 Hz index within MAX_SEQ at any rate."""
-
-
-def _grid_index_fits(last: int, rate: float) -> None:
-    """Below 50 Hz, the 50 Hz index of sample ``last`` (``last * 50 / rate``) must stay below 2**53."""
-    if last < _SAFE_LAST_SEQ or rate >= SAMPLE_RATE_HZ:
-        return
-    index = math.floor(Fraction(last) * SAMPLE_RATE_HZ / Fraction(rate))
-    if index > MAX_SEQ:
-        raise ProtocolError(
-            "seq",
-            f"expected the last sample's 50 Hz index (seq + samples - 1) * 50 / rate to be at most {MAX_SEQ}, "
-            f"got {index} for sample {last} at {rate:g} Hz",
-        )
 
 
 def encode_prediction(p: Prediction) -> list[bytes]:

@@ -6,7 +6,7 @@ import numpy as np
 
 from harstream import ACTIVITIES
 from harstream.engine.core import Engine
-from harstream.protocol import Chunk
+from harstream.protocol import Chunk, Prediction
 from harstream.signal.chain import process_recording
 from harstream.signal.windows import RingBuffer
 
@@ -27,6 +27,13 @@ def _chunk(stream: str, seq: int, samples: np.ndarray) -> Chunk:
     return Chunk(stream, seq, 50, None, samples)
 
 
+def classify_all(engine: Engine) -> list[Prediction]:
+    """The queued windows classified as ``serve`` does: taken, classified, failed streams forgotten."""
+    predictions = engine.classify_pending(engine.take_pending())
+    engine.reset_failed()
+    return predictions
+
+
 def test_interleaved_streams_match_offline_windows() -> None:
     rng = np.random.default_rng(0)
     signals = {f"s{i}": _signal(700 + 37 * i, i) for i in range(4)}
@@ -44,7 +51,7 @@ def test_interleaved_streams_match_offline_windows() -> None:
                 batch.append(_chunk(sid, start, x[start : start + size]))
                 cursors[sid] = min(len(x), start + size)
         assert engine.ingest(batch, t_arrival=0.0) == []
-        predictions += engine.classify()
+        predictions += classify_all(engine)
     for sid, x in signals.items():
         ring = RingBuffer()
         offline = ring.push(process_recording(x))
@@ -64,7 +71,7 @@ def test_seq_gap_restarts_and_replay_is_dropped() -> None:
     assert engine.counters.rejected == 1
     errors = engine.ingest([_chunk("a", 200, x[200:400])])
     assert [e.code for e in errors] == ["seq_gap"] and "100 samples missing" in errors[0].detail
-    ends = [p.seq_end for p in engine.classify()]
+    ends = [p.seq_end for p in classify_all(engine)]
     assert ends == [383]  # the restarted stream needs 128 new samples, on the same grid
 
 
@@ -80,7 +87,7 @@ def test_smoothed_label_holds_through_a_single_outlier() -> None:
 
     engine = Engine(proba, ACTIVITIES)
     engine.ingest([_chunk("a", 0, _signal(128 + 64 * 4, 2))])
-    result = engine.classify()
+    result = classify_all(engine)
     assert [p.label for p in result][3] == "WALKING_UPSTAIRS"
     assert {p.smoothed for p in result} == {"WALKING"}
 

@@ -56,7 +56,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from harstream.data.hapt import read_dataset
-from harstream.engine.core import chunk_cost
+from harstream.engine.admission import chunk_cost
 from harstream.errors import ProtocolError
 from harstream.model.classifier import Classifier
 from harstream.protocol import (

@@ -179,7 +179,7 @@ def test_serving_with_model_processes_publishes_every_window_once_in_order_as_of
     offline = Engine(Classifier.load().predict_proba, ACTIVITIES)
     for begin in range(0, 384, 32):
         offline.ingest([encode_chunk_obj(sid, begin, x[begin : begin + 32]) for sid, x in streams.items()])
-    offline_predictions = offline.classify()
+    offline_predictions = offline.classify_pending(offline.take_pending())
     expected = {(p.stream, p.seq_end): p.probs for p in offline_predictions}
     expected_smoothed = {(p.stream, p.seq_end): p.smoothed_probs for p in offline_predictions}
     assert len(expected) == 40 * 5

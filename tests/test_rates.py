@@ -20,6 +20,13 @@ def fake_proba(windows: np.ndarray) -> np.ndarray:
     return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
+def classify_all(engine: Engine) -> list[Prediction]:
+    """The queued windows classified as ``serve`` does: taken, classified, failed streams forgotten."""
+    predictions = engine.classify_pending(engine.take_pending())
+    engine.reset_failed()
+    return predictions
+
+
 def recording(seconds: float = 12.0, seed: int = 0) -> np.ndarray:
     """A 50 Hz walking-like signal: gravity, a 2 Hz gait and noise."""
     rng = np.random.default_rng(seed)
@@ -50,7 +57,7 @@ def run(items: list[Chunk]) -> list[Prediction]:
     predictions = []
     for chunk in items:
         assert engine.ingest([chunk]) == []
-        predictions += engine.classify()
+        predictions += classify_all(engine)
     return predictions
 
 
@@ -103,7 +110,7 @@ def test_a_long_dropout_restarts_the_stream_like_a_seq_gap() -> None:
     errors = engine.ingest([decode_chunk(encode_chunk("s", 0, samples[:500], rate=100, times=times[:500]))])
     assert [e.code for e in errors] == ["seq_gap"] and "2.010 s" in errors[0].detail
     engine.ingest([decode_chunk(encode_chunk("s", 500, samples[500:], rate=100, times=times[500:]))])
-    ends = [p.seq_end for p in engine.classify()]
+    ends = [p.seq_end for p in classify_all(engine)]
     resume = 300  # the first grid point at or after the sample after the pause: 10 + 4 + 2 s
     assert ends[:3] == [127, 191, window_ends(resume, 10**6)[0]]
 
@@ -131,5 +138,5 @@ def test_the_protocol_documents_worked_example_lands_at_index_250() -> None:
     chunk = decode_chunk([b"phone-1", header, rows.tobytes(), np.array([12.0, 12.011, 12.019]).tobytes()])
     np.testing.assert_allclose(chunk.samples[0], [0, 0, 1, 0, 0, np.pi / 2], rtol=1e-6)
     assert engine.ingest([chunk]) == []
-    stream = engine._streams["phone-1"]
+    stream = engine.streams.streams["phone-1"]
     assert stream.ring.first_index == 250

@@ -60,6 +60,13 @@ def signal_of(n: int, seed: int = 0) -> np.ndarray:
     return x
 
 
+def classify_all(engine: Engine) -> list[Prediction]:
+    """The queued windows classified as ``serve`` does: taken, classified, failed streams forgotten."""
+    predictions = engine.classify_pending(engine.take_pending())
+    engine.reset_failed()
+    return predictions
+
+
 @contextlib.contextmanager
 def running(
     free_endpoint: Callable[[], str], engine: Engine | None = None, **limits: Any
@@ -204,7 +211,7 @@ def test_a_failing_model_call_is_reported_and_serving_goes_on(
 def test_a_model_returning_nan_is_an_internal_error_not_a_crash() -> None:
     engine = Engine(lambda w: np.full((len(w), 6), np.nan, np.float32), ACTIVITIES)
     engine.ingest([encode_chunk_obj("a", 0, signal_of(128))])
-    assert engine.classify() == []
+    assert classify_all(engine) == []
     assert [(e.stream, e.code) for e in engine.take_errors()] == [("a", "internal")]
     assert engine.n_streams == 0  # forgotten: it restarts with its next chunk
 
@@ -227,7 +234,7 @@ def test_wall_clock_stepping_back_during_a_model_call_gives_valid_output() -> No
     engine = Engine(slow_model, ACTIVITIES, clock=lambda: mono[0], wall_clock=lambda: wall[0])
     stats = Stats(engine, clock=lambda: mono[0])
     engine.ingest([encode_chunk_obj("a", 0, signal_of(128))])
-    (prediction,) = engine.classify()
+    (prediction,) = classify_all(engine)
     assert prediction.latency_ms == pytest.approx(5.0)
     assert prediction.t_emit < prediction.t_arrival  # the wall clock did step back
     assert decode_event(encode_prediction(prediction)) == prediction
@@ -239,7 +246,7 @@ def test_wall_clock_stepping_back_during_a_model_call_gives_valid_output() -> No
 def test_monotonic_clock_going_nowhere_gives_zero_latency() -> None:
     engine = Engine(fake_proba, ACTIVITIES, clock=lambda: 5.0)
     engine.ingest([encode_chunk_obj("a", 0, signal_of(128))], t_arrival=10.0)
-    (prediction,) = engine.classify()
+    (prediction,) = classify_all(engine)
     assert prediction.latency_ms == 0.0
 
 
@@ -305,7 +312,7 @@ def test_a_turn_filters_at_most_turn_samples(free_endpoint: Callable[[], str]) -
     sockets = bind(config)
     try:
         loop = Loop(Engine(fake_proba, ACTIVITIES), config, sockets)
-        from harstream.engine.core import Arrival
+        from harstream.engine.state import Arrival
 
         for i in range(10):
             loop.queue.append(Arrival(encode_chunk_obj(f"s{i}", 0, signal_of(1000)), 0.0, 0.0))
@@ -412,14 +419,14 @@ def test_a_producer_restarts_its_stream_on_purpose() -> None:
     engine = Engine(fake_proba, ACTIVITIES)
     x = signal_of(300)
     engine.ingest([encode_chunk_obj("a", 0, x[:200])])
-    assert [p.seq_end for p in engine.classify()] == [127, 191]
+    assert [p.seq_end for p in classify_all(engine)] == [127, 191]
     errors = engine.ingest([encode_chunk_obj("a", 0, x[:10])])
     assert [e.code for e in errors] == ["seq_replay"]  # same seq without the flag: a replay
     from harstream.protocol import decode_chunk
 
     restarted = decode_chunk(encode_chunk("a", 0, x, restart=True))
     assert engine.ingest([restarted]) == []
-    assert [p.seq_end for p in engine.classify()] == [127, 191, 255]
+    assert [p.seq_end for p in classify_all(engine)] == [127, 191, 255]
 
 
 # -- the command line ----------------------------------------------------------------------------
@@ -596,7 +603,7 @@ def test_extreme_t0_values_do_not_break_stats() -> None:
 
     engine._pending[0].t_sample = 1e305
     engine._pending[1] = replace(engine._pending[1], t_sample=-1e305)
-    assert len(engine.classify()) == 2
+    assert len(classify_all(engine)) == 2
     report = Stats(engine).report(time.monotonic())
     assert isinstance(decode_event(encode_stats(report)), StatsEvent)
 
@@ -609,7 +616,7 @@ def test_windows_cut_before_a_restart_are_smoothed_apart_from_it() -> None:
     x = signal_of(128)
     errors = engine.ingest([encode_chunk_obj("a", 0, x), encode_chunk_obj("a", 1024, x)])
     assert [e.code for e in errors] == ["seq_gap"]
-    first, second = engine.classify()
+    first, second = classify_all(engine)
     assert (first.seq_end, first.smoothed) == (127, "A")
     assert (second.seq_end, second.smoothed) == (1151, "B")
     assert second.smoothed_probs == pytest.approx((0.2, 0.8))
@@ -626,7 +633,7 @@ def test_one_streams_overflowing_values_fail_that_stream_only() -> None:
 
     errors = engine.ingest([Chunk("bad", 0, 50, None, huge), encode_chunk_obj("good", 0, signal_of(128))])
     assert [(e.stream, e.code) for e in errors] == [("bad", "internal")]
-    assert [(p.stream, p.seq_end) for p in engine.classify()] == [("good", 127)]
+    assert [(p.stream, p.seq_end) for p in classify_all(engine)] == [("good", 127)]
 
 
 def test_a_model_row_out_of_range_fails_that_stream_only() -> None:
@@ -637,7 +644,7 @@ def test_a_model_row_out_of_range_fails_that_stream_only() -> None:
 
     engine = Engine(half_bad, ACTIVITIES)
     engine.ingest([encode_chunk_obj("bad", 0, signal_of(128)), encode_chunk_obj("good", 0, signal_of(128, 1))])
-    assert [p.stream for p in engine.classify()] == ["good"]
+    assert [p.stream for p in classify_all(engine)] == ["good"]
     assert [(e.stream, e.code) for e in engine.take_errors()] == [("bad", "internal")]
     assert engine.n_streams == 1
 
@@ -645,9 +652,9 @@ def test_a_model_row_out_of_range_fails_that_stream_only() -> None:
 def test_windows_of_a_forgotten_stream_are_never_published() -> None:
     engine = Engine(fake_proba, ACTIVITIES)
     engine.ingest([encode_chunk_obj("a", 0, signal_of(128))])
-    engine._forget("a")  # as after a failure
+    engine.streams.forget("a")  # as after a failure
     engine.ingest([encode_chunk_obj("a", 128, signal_of(128))])  # the stream comes back at once
-    assert [p.seq_end for p in engine.classify()] == [255]  # 127, cut before, is gone
+    assert [p.seq_end for p in classify_all(engine)] == [255]  # 127, cut before, is gone
 
 
 def test_a_stream_that_lost_a_chunk_to_shedding_restarts_at_its_next_chunk(

@@ -39,6 +39,8 @@ def _jittered_times(n: int, rate: float, jitter: float, seed: int, t_first: floa
     """Nominal times plus uniform jitter in ±``jitter`` s, sorted (the true sampling times)."""
     rng = np.random.default_rng(seed)
     t = np.sort(t_first + np.arange(n) / rate + rng.uniform(-jitter, jitter, n))
+    for i in np.flatnonzero(np.diff(t) <= 0) + 1:  # two jittered times rounded to one double (t_first ~ 1e9)
+        t[i] = np.nextafter(t[i - 1], np.inf)
     assert (np.diff(t) > 0).all()
     return t
 

@@ -19,7 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harstream import ACTIVITIES
-from harstream.engine.core import Engine, chunk_cost
+from harstream.engine.admission import chunk_cost
+from harstream.engine.core import Engine
 from harstream.errors import ProtocolError
 from harstream.protocol import (
     MAX_SAMPLES_PER_CHUNK,
@@ -375,7 +376,7 @@ def test_any_timed_chunk_gives_windows_or_its_own_error_with_bounded_work(
     if refused:
         assert [e.code for e in errors][-1] in ("times", "seq") and not mine
     else:  # accepted: its samples lie on the grid where windows are cut, so none is lost unsaid
-        stream = engine._streams["h"]
+        stream = engine.streams.streams["h"]
         assert 0 <= stream.ring.first_index <= stream.ring.next_index <= MAX_SEQ + 1
     for p in engine.classify_pending(pending):
         encode_prediction(p)

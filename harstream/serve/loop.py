@@ -31,7 +31,9 @@ from typing import Any
 
 import zmq
 
-from harstream.engine.core import Arrival, Engine, chunk_cost
+from harstream.engine.admission import chunk_cost
+from harstream.engine.core import Engine
+from harstream.engine.state import Arrival
 from harstream.errors import ProtocolError
 from harstream.model.process import ModelProcess
 from harstream.model.stage import ModelStage
@@ -259,7 +261,7 @@ class Loop:
 
 def _cost(chunk: Chunk) -> int:
     """Samples ``chunk`` counts as in the queue and the turn's budget: what the engine's work on it
-    can produce (:func:`~harstream.engine.core.chunk_cost`), at least :data:`MIN_CHUNK_COST`."""
+    can produce (:func:`~harstream.engine.admission.chunk_cost`), at least :data:`MIN_CHUNK_COST`."""
     return max(chunk_cost(chunk), MIN_CHUNK_COST)
 
 

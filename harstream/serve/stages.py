@@ -20,7 +20,8 @@ from typing import NamedTuple, TypeAlias
 
 import zmq
 
-from harstream.engine.core import Engine, PendingWindow, stack_windows
+from harstream.engine.core import Engine
+from harstream.engine.state import PendingWindow, stack_windows
 from harstream.errors import ProtocolError
 from harstream.model.process import ModelProcess, ModelState
 from harstream.model.stage import ModelStage

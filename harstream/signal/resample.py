@@ -143,11 +143,15 @@ class Grid:
         (2, True)
         """
         guess = self.k_base + math.ceil((t - self.base) * self.per_unit)
+        if self.time(guess) >= t > self.time(guess - 1):  # the guess is almost always right
+            return guess
         return self._first(guess, lambda k: self.time(k) >= t)
 
     def first_after(self, t: float) -> int:
         """Smallest index whose time is > ``t`` (finite)."""
         guess = self.k_base + math.floor((t - self.base) * self.per_unit) + 1
+        if self.time(guess) > t >= self.time(guess - 1):
+            return guess
         return self._first(guess, lambda k: self.time(k) > t)
 
     @staticmethod
@@ -322,7 +326,8 @@ def start(
     """
     rate = float(rate_hz)
     if not (math.isfinite(rate) and MIN_RATE_HZ <= rate <= MAX_RATE_HZ):
-        raise ResampleError("rate_hz", f"expected a number of Hz in [{MIN_RATE_HZ}, {MAX_RATE_HZ}], got {rate_hz!r}")
+        raise ResampleError("rate_hz",
+                            f"expected a number of Hz in [{MIN_RATE_HZ}, {MAX_RATE_HZ}], got {rate_hz!r}")
     if not isinstance(seq, int | np.integer) or isinstance(seq, bool) or seq < 0:
         raise ResampleError("seq", f"expected an integer >= 0, got {seq!r}")
     seq = int(seq)
@@ -350,8 +355,8 @@ def _check(state: ResampleState, samples: npt.ArrayLike, times: npt.ArrayLike | 
     if bad.any():
         row, col = (int(v) for v in np.argwhere(bad)[0])
         raise ResampleError(
-            "samples", f"expected finite values within ±{MAX_ABS_VALUE:g}, got {float(x[row, col])!r} at row {row}, "
-            f"column {col}"
+            "samples", f"expected finite values within ±{MAX_ABS_VALUE:g}, got {float(x[row, col])!r} at row "
+            f"{row}, column {col}"
         )
     n = len(x)
     if state.origin is None:
@@ -398,9 +403,8 @@ def seconds_since(origin: float, times: Array) -> Array:
     """
     with np.errstate(over="ignore", invalid="ignore"):
         t = times - origin
-    outside = ~(np.abs(t) <= MAX_TIME_S)
-    if outside.any():
-        i = int(np.argmax(outside))
+    if not np.abs(t).max(initial=0.0) <= MAX_TIME_S:  # an overflow to inf fails too
+        i = int(np.argmax(~(np.abs(t) <= MAX_TIME_S)))
         raise ResampleError(
             "times", f"expected timestamps within {MAX_TIME_S:.6g} s of the stream's time origin {origin!r} (so "
             f"that its 50 Hz index stays within 2**53-1), got {float(times[i])!r} at index {i}"
