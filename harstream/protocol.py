@@ -38,10 +38,7 @@ from typing import Any, Final, TypeAlias
 import numpy as np
 import numpy.typing as npt
 
-from harstream import DEFAULT_INGEST as DEFAULT_INGEST  # part of the protocol; defined numpy-free
-from harstream import DEFAULT_PUBLISH as DEFAULT_PUBLISH
-from harstream import MAX_SAMPLES_PER_CHUNK as MAX_SAMPLES_PER_CHUNK
-from harstream import SAMPLE_RATE_HZ
+from harstream import MAX_SAMPLES_PER_CHUNK, SAMPLE_RATE_HZ
 from harstream.errors import ProtocolError
 
 VERSION: Final = 1

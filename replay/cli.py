@@ -35,7 +35,8 @@ HELP = "turn recorded datasets into live streams; --score"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``harstream replay``."""
-    from harstream.protocol import DEFAULT_INGEST, DEFAULT_PUBLISH, MAX_RATE_HZ, MAX_SAMPLES_PER_CHUNK, MIN_RATE_HZ
+    from harstream import DEFAULT_INGEST, DEFAULT_PUBLISH, MAX_SAMPLES_PER_CHUNK
+    from harstream.protocol import MAX_RATE_HZ, MIN_RATE_HZ
 
     parser.add_argument(
         "--data", type=Path, default=None,

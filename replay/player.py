@@ -28,9 +28,9 @@ import zmq
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from harstream import SAMPLE_RATE_HZ
+from harstream import DEFAULT_INGEST, MAX_SAMPLES_PER_CHUNK, SAMPLE_RATE_HZ
 from harstream.data.device import Device
-from harstream.protocol import DEFAULT_INGEST, MAX_SAMPLES_PER_CHUNK, encode_chunk
+from harstream.protocol import encode_chunk
 from harstream.serve.security import ClientSecurity, secure_client
 from replay.sources import ReplayStream, expand
 

@@ -14,8 +14,9 @@ from collections.abc import Sequence
 
 from rich.console import Console
 
+from harstream import DEFAULT_INGEST, DEFAULT_PUBLISH
 from harstream.data.device import Device
-from harstream.protocol import DEFAULT_INGEST, DEFAULT_PUBLISH, Prediction, StatsEvent
+from harstream.protocol import Prediction, StatsEvent
 from harstream.serve.client import Subscriber
 from harstream.serve.security import ClientSecurity
 from replay.player import ReplaySummary, play

@@ -18,11 +18,10 @@ import pytest
 import zmq
 from rich.console import Console
 
-from harstream import ACTIVITIES
+from harstream import ACTIVITIES, DEFAULT_PUBLISH
 from harstream.cli.dashboard import add_arguments
 from harstream.errors import HarstreamError
 from harstream.protocol import (
-    DEFAULT_PUBLISH,
     ErrorEvent,
     Prediction,
     StatsEvent,

@@ -55,6 +55,7 @@ import zmq
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from harstream import MAX_SAMPLES_PER_CHUNK
 from harstream.data.hapt import read_dataset
 from harstream.engine.admission import chunk_cost
 from harstream.errors import ProtocolError
@@ -62,7 +63,6 @@ from harstream.model.classifier import Classifier
 from harstream.protocol import (
     ERROR_CODES,
     MAX_HEADER_BYTES,
-    MAX_SAMPLES_PER_CHUNK,
     MAX_SEQ,
     STREAM_ID,
     ErrorEvent,

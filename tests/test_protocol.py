@@ -14,12 +14,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from harstream import protocol
+from harstream import MAX_SAMPLES_PER_CHUNK, protocol
 from harstream.errors import ProtocolError
 from harstream.protocol import (
     ERROR_CODES,
     ERROR_TOPIC,
-    MAX_SAMPLES_PER_CHUNK,
     MAX_SEQ,
     STATS_FIELDS,
     STATS_TOPIC,

@@ -18,12 +18,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harstream import ACTIVITIES
+from harstream import ACTIVITIES, MAX_SAMPLES_PER_CHUNK
 from harstream.engine.admission import chunk_cost
 from harstream.engine.core import Engine
 from harstream.errors import ProtocolError
 from harstream.protocol import (
-    MAX_SAMPLES_PER_CHUNK,
     MAX_SEQ,
     STATS_EXTRA_FIELDS,
     STATS_FIELDS,

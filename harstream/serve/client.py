@@ -21,16 +21,9 @@ from types import TracebackType
 
 import zmq
 
+from harstream import DEFAULT_PUBLISH
 from harstream.errors import ProtocolError
-from harstream.protocol import (
-    DEFAULT_PUBLISH,
-    ERROR_TOPIC,
-    STATS_TOPIC,
-    ErrorEvent,
-    Prediction,
-    StatsEvent,
-    decode_event,
-)
+from harstream.protocol import ERROR_TOPIC, STATS_TOPIC, ErrorEvent, Prediction, StatsEvent, decode_event
 from harstream.serve.security import ClientSecurity, secure_client
 
 Event = Prediction | ErrorEvent | StatsEvent

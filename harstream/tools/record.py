@@ -55,7 +55,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from harstream import ACTIVITIES
+from harstream import ACTIVITIES, DEFAULT_INGEST, MAX_SAMPLES_PER_CHUNK
 from harstream.data.recordings import (
     LABELS_FILE,
     MAX_T_S,
@@ -72,7 +72,7 @@ from harstream.data.recordings import (
     write_labels,
 )
 from harstream.errors import DatasetError, HarstreamError, ProtocolError, ServeError
-from harstream.protocol import DEFAULT_INGEST, MAX_SAMPLES_PER_CHUNK, Chunk, decode_chunk
+from harstream.protocol import Chunk, decode_chunk
 from harstream.signal.resample import MAX_RATE_HZ, MIN_RATE_HZ
 from harstream.tools.record_files import OpenFiles
 from harstream.tools.record_relay import Relay, drain, pump

@@ -14,8 +14,8 @@ from types import TracebackType
 
 import zmq
 
+from harstream import DEFAULT_PUBLISH
 from harstream.errors import HarstreamError
-from harstream.protocol import DEFAULT_PUBLISH
 from harstream.serve.client import Event, Subscriber
 from harstream.serve.security import ClientSecurity
 from harstream.tools.dashboard.state import DashboardState
