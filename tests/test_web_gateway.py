@@ -316,3 +316,35 @@ def test_total_acceleration_and_gyroscope_at_their_own_times() -> None:
     assert push.batch.values[:, 2].tolist() == [0.0, 1.0, 2.0]
     assert push.batch.values[:, 3].tolist() == [0.0, 0.5, 1.5]  # held before the first reading
     assert push.batch.times.tolist() == [1.7e9, 1.7e9 + 0.01, 1.7e9 + 0.02]
+
+
+def test_numbers_too_large_for_a_double_are_refused_by_name(engine: FakeEngine) -> None:
+    """A JSON integer of hundreds of digits (no float holds it) is bad input, not a crash: the phone's socket
+    gets an error frame and stays open, a push gets a 400; a hello nested too deep for the parser is refused."""
+    huge = "1" + "0" * 400
+
+    async def check() -> None:
+        async with gateway(engine) as (base, http):
+            async with http.ws_connect(f"{base}/phone?token={TOKEN}") as ws:
+                await ws.send_json({"type": "hello", "stream": None})
+                await ws.receive(timeout=10)
+                await ws.send_str(f'{{"type": "batch", "samples": [[{huge}, 0, 0, 9.8, 0, 0, 0]]}}')
+                error = json.loads((await ws.receive(timeout=10)).data)["body"]
+                assert (error["type"], error["code"]) == ("error", "values") and "too large" in error["detail"]
+                rows = [[1_700_000_000_000.0 + 20 * i, 0.0, 9.80665, 0.0, 0.0, 0.0, 0.0] for i in range(5)]
+                await ws.send_json({"type": "batch", "samples": rows})  # the socket is still open
+                (frames,) = await engine.received(expect=1)
+                assert decode_chunk(frames).seq == 0
+            body = json.dumps(sensor_logger(0)).replace('"x": 0.1', f'"x": {huge}')
+            async with http.post(f"{base}/push?token={TOKEN}", data=body) as reply:
+                answer = await reply.json()
+                assert (reply.status, answer["error"]) == (400, "payload") and "too large" in answer["detail"]
+            async with http.ws_connect(f"{base}/phone?token={TOKEN}") as ws:
+                await ws.send_str("[" * 100_000)
+                refusal = json.loads((await ws.receive(timeout=10)).data)["body"]
+                assert refusal["code"] == "hello"
+            async with http.get(f"{base}/stats?token={TOKEN}") as reply:
+                assert (await reply.json())["refused"] == {"values": 1, "payload": 1, "hello": 1}
+            assert await engine.received() == []
+
+    asyncio.run(check())

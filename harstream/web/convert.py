@@ -100,7 +100,12 @@ def browser_batch(samples: object, max_samples: int = 3000) -> Batch:
     if not ({type(row) for row in samples} == {list} and {len(row) for row in samples} == {width}
             and {type(value) for row in samples for value in row} <= {int, float}):
         _name_bad_sample(samples)
-    table = np.asarray(samples, dtype=np.float64)
+    try:
+        table = np.asarray(samples, dtype=np.float64)
+    except OverflowError:  # a JSON integer of hundreds of digits: no double holds it
+        row = next((i for i, row in enumerate(samples) if not all(map(_fits_double, row))), 0)
+        raise WebInputError("values", f"sample {row}: expected finite values within ±{MAX_ABS_SAMPLE:g}, got "
+                            "a number too large for a double") from None
     _check_values(table[:, 1:], "sample")
     return _ordered(table[:, _BROWSER_TO_PROTOCOL], table[:, 0] / 1000.0, BROWSER_UNITS)
 
@@ -165,9 +170,10 @@ def _series(payload: Sequence[Any]) -> dict[str, tuple[npt.NDArray[np.float64], 
         xyz = [values.get(axis) if isinstance(values, dict) else None for axis in "xyz"]
         numbers = []
         for value in (item.get("time"), *xyz):
-            if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+            if not isinstance(value, int | float) or isinstance(value, bool) or not _fits_double(value):
+                what = "a number too large for a double" if isinstance(value, int) else _show(value)
                 raise WebInputError("payload", f"item {i} ({name}): expected finite numbers 'time' (ns), "
-                                    f"'x', 'y', 'z', got {_show(value)}")
+                                    f"'x', 'y', 'z', got {what}")
             numbers.append(float(value))
         rows.setdefault(str(name), []).append((numbers[0] / 1e9, numbers[1], numbers[2], numbers[3]))
     out = {}
@@ -200,6 +206,18 @@ def _check_values(values: npt.NDArray[np.float64], what: str) -> None:
         row = int(np.argwhere(bad)[0][0])
         raise WebInputError("values", f"{what} {row}: expected finite values within ±{MAX_ABS_SAMPLE:g}, "
                             f"got {values[row].tolist()}")
+
+
+def _fits_double(value: float) -> bool:
+    """Whether ``value`` (a JSON number) is a finite double: False for NaN, infinities and huge integers.
+
+    >>> _fits_double(1.5), _fits_double(float("nan")), _fits_double(10**400)
+    (True, False, False)
+    """
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _text(body: Mapping[str, Any], key: str) -> str:

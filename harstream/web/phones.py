@@ -137,7 +137,7 @@ async def _hello(ws: web.WebSocketResponse, gateway: Gateway) -> str | None:
     try:
         msg = await ws.receive(timeout=HELLO_TIMEOUT_S)
         hello = json.loads(msg.data) if msg.type == WSMsgType.TEXT else None
-    except (TimeoutError, ValueError):
+    except (TimeoutError, ValueError, RecursionError):  # RecursionError: nested too deep
         hello = None
     if not isinstance(hello, dict) or hello.get("type") != "hello":
         await _refuse(ws, gateway, "hello", "expected a first message {\"type\": \"hello\", \"stream\": "
