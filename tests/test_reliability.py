@@ -324,6 +324,31 @@ def test_a_turn_filters_at_most_turn_samples(free_endpoint: Callable[[], str]) -
         sockets.close()
 
 
+def test_a_chunk_costing_more_than_the_queue_limit_is_taken_into_an_empty_queue(
+    free_endpoint: Callable[[], str], push: Callable[[str], zmq.Socket[bytes]]
+) -> None:
+    """A chunk's cost (what resampling it produces) may pass the smallest queue limit: a 20 Hz chunk of
+    3,000 samples costs 7,500. Into an empty queue it goes (else it could never be classified, and
+    would be reported as overloaded on an idle engine); behind another chunk it is shed."""
+    config = ServerConfig(ingest=free_endpoint(), publish=free_endpoint(), max_queued_samples=3000)
+    sockets = bind(config)
+    try:
+        loop = Loop(Engine(fake_proba, ACTIVITIES), config, sockets)
+        sock = push(config.ingest)
+        sock.send_multipart(encode_chunk("slow", 0, signal_of(3000), rate=20))
+        sock.send_multipart(encode_chunk("after", 0, signal_of(3000), rate=20))
+        assert sockets.pull.poll(5000)
+        deadline = time.monotonic() + 30
+        while loop.engine.counters.shed + len(loop.queue) < 2:
+            assert time.monotonic() < deadline
+            loop.receive(10)
+        assert [a.chunk.stream for a in loop.queue] == ["slow"] and loop.engine.counters.shed == 1
+        loop.filter()
+        assert loop.engine.counters.chunks == 1 and loop.queued_samples == 0
+    finally:
+        sockets.close()
+
+
 def test_with_gather_ms_the_socket_is_read_gather_ms_after_the_last_read(
     free_endpoint: Callable[[], str], push: Callable[[str], zmq.Socket[bytes]]
 ) -> None:

@@ -8,7 +8,8 @@ Each turn of :meth:`Loop.turn`:
 2. **receive**: take at most ``max_drain`` messages off the PULL socket, stamp each with its
    receipt time (monotonic and unix), decode and validate it, and append it to a bounded
    ingest queue. A message that would push the queue past ``max_queued_samples`` is *shed*:
-   dropped unprocessed, reported as ``overloaded`` on ``$error`` and counted;
+   dropped unprocessed, reported as ``overloaded`` on ``$error`` and counted (into an empty
+   queue any chunk goes, as its cost may pass the limit: a 20 Hz chunk costs 2.5 samples each);
 3. **take the model's answers** (:meth:`~harstream.model.stage.ModelStage.pump`);
 4. **filter**: run at most ``turn_samples`` queued samples through
    :class:`~harstream.engine.core.Engine` (oldest first), in slices of :data:`SLICE_CHUNKS`
@@ -155,7 +156,7 @@ class Loop:
             if self.secure:
                 chunk = _with_owner(chunk, frames[0])
             n = _cost(chunk)
-            if self.queued_samples + n > self.config.max_queued_samples:
+            if self.queue and self.queued_samples + n > self.config.max_queued_samples:
                 engine.counters.shed += 1
                 self.shed_streams.add(chunk.stream)
                 self.publish_error(ErrorEvent(
