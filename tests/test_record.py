@@ -132,6 +132,23 @@ def test_replays_are_not_fanned_out_into_files(tmp_path: Path) -> None:
     assert "598 chunk(s) replayed" in describe({**summary, "forwarded": 0})
 
 
+def test_a_change_of_rate_or_timing_whose_t_goes_back_is_a_new_file_not_a_replay(tmp_path: Path) -> None:
+    """The engine restarts a stream whose rate or timing changes (seq_gap) and classifies it: so the
+    recorder records it, in a new file when its ``t`` goes back, never drops it as a replay."""
+    recorder = Recorder(tmp_path, label="WALKING")
+    x = np.zeros((500, 6), np.float32)
+    recorder.take(encode_chunk("p", 0, x))  # 50 Hz: t 0 to 9.98
+    recorder.take(encode_chunk("p", 500, x, rate=100))  # 100 Hz from seq 500: t 5 to 9.99
+    recorder.take(encode_chunk("w", 0, x, times=1000.0 + np.arange(500) / 50.0))  # timed, t 1000 on
+    recorder.take(encode_chunk("w", 500, x))  # then untimed: t 10 to 19.98
+    summary = recorder.close()
+    assert summary["replayed"] == 0
+    assert [(r["name"], r["samples"]) for r in summary["recordings"]] == [
+        ("p", 500), ("w", 500), ("p-2", 500), ("w-2", 500)]
+    assert {r.stream_id: len(r) for r in read_dataset(tmp_path).recordings} == {
+        "p": 500, "p-2": 250, "w": 500, "w-2": 500}  # on the 50 Hz grid
+
+
 def test_a_file_the_reader_would_refuse_is_set_aside_and_reported(tmp_path: Path) -> None:
     recorder = Recorder(tmp_path, label="WALKING")
     for k in range(5):  # timestamps 10 s apart: 0.1 Hz, a rate the reader refuses

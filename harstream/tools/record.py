@@ -18,7 +18,8 @@ stream's ``t``, where ``t_last`` is the time of the stream's latest sample and
 switch and at the end; rows already there from earlier sessions are kept.
 
 A stream whose ``t`` goes back continues in a new file, ``<stream>-2.csv``,
-when the chunk says ``restart`` or its own ``t0`` puts it past the file's
+when the chunk says ``restart``, changes the stream's rate or timing (the
+engine restarts the stream then), or its own ``t0`` puts it past the file's
 end (the producer restarted it); otherwise the chunk replays what the file
 holds and, as the engine drops it (``seq_replay``), it is not recorded but
 counted. Names come from the reader's rule (:func:`recording_name`): never
@@ -169,6 +170,8 @@ class StreamFile:
     """Untimed streams: ``t = base + index / rate``."""
     rate: float = 50.0
     """Nominal rate of its latest chunk, Hz."""
+    timed: bool = False
+    """Whether its latest chunk carried timestamps."""
     slow_steps: int = 0
     """Steps between samples slower than the reader's lowest rate (:data:`MIN_RATE_HZ`)."""
     fast_steps: int = 0
@@ -279,14 +282,16 @@ class Recorder:
         f.offset = f.t_last - wall
         f.base = base
         f.rate = chunk.rate
+        f.timed = chunk.times is not None
         return chunk
 
     def _place(self, chunk: Chunk) -> tuple[StreamFile, npt.NDArray[np.float64], float] | None:
         """The file a chunk goes to and its samples' ``t`` as written, None for a replay.
 
         A chunk continues its stream's file when its ``t`` passes the file's last; a chunk whose ``t`` goes
-        back starts a new file when it says ``restart`` or its own ``t0`` moves it past the file's last (the
-        producer restarted the stream); else it replays what the file holds and is not recorded.
+        back starts a new file when it says ``restart``, changes the stream's rate or timing (the engine
+        restarts the stream then), or its own ``t0`` moves it past the file's last (the producer restarted
+        the stream); else it replays what the file holds and is not recorded.
         """
         f = self.files.get(chunk.stream)
         if f is not None and f.samples:
@@ -296,7 +301,8 @@ class Recorder:
                 return f, t, base
             t, base = chunk_times(chunk, None)
             t = as_written(t)
-            if not (chunk.restart or t[0] > f.t_last):
+            if not (chunk.restart or t[0] > f.t_last or chunk.rate != f.rate
+                    or (chunk.times is not None) != f.timed):
                 return None
             self._finish(f)
             f = None
