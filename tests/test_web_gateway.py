@@ -4,7 +4,10 @@ engine, what is refused and why, what the phones and the labels feed receive. Lo
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -346,5 +349,50 @@ def test_numbers_too_large_for_a_double_are_refused_by_name(engine: FakeEngine) 
             async with http.get(f"{base}/stats?token={TOKEN}") as reply:
                 assert (await reply.json())["refused"] == {"values": 1, "payload": 1, "hello": 1}
             assert await engine.received() == []
+
+    asyncio.run(check())
+
+
+async def _stalled_websocket(base: str, path: str) -> socket.socket:
+    """A WebSocket client that has stopped reading (a tiny receive buffer, never read): the gateway's
+    writes to it back up."""
+    loop = asyncio.get_running_loop()
+    host, port = base.removeprefix("http://").split(":")
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await loop.sock_connect(sock, (host, int(port)))
+    key = base64.b64encode(os.urandom(16)).decode()
+    await loop.sock_sendall(sock, (f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+                                   f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                                   "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+    assert (await loop.sock_recv(sock, 12)) == b"HTTP/1.1 101"
+    return sock
+
+
+def test_a_client_that_stopped_reading_does_not_hold_up_shutdown(engine: FakeEngine) -> None:
+    """The gateway stops (closing every WebSocket) even when a labels client's socket is full: it is cut
+    off after a while rather than waited for forever."""
+    async def check() -> None:
+        config = WebConfig(TOKEN, engine.ingest, engine.publish)
+        server = TestServer(make_app(config), host="127.0.0.1")
+        await server.start_server()
+        base = str(server.make_url("")).rstrip("/")
+        stalled = await _stalled_websocket(base, f"/labels?token={TOKEN}&stream=s1")
+        try:
+            big = encode_error("s1", "values", "x" * 60_000)
+            async with ClientSession() as http:
+                for _ in range(2000):  # until its queue is full: the gateway's writes to it are stuck
+                    for _ in range(20):
+                        engine.pub.send_multipart(big)
+                    await asyncio.sleep(0.05)
+                    async with http.get(f"{base}/stats?token={TOKEN}") as reply:
+                        if (await reply.json())["events_dropped"]:
+                            break
+                else:
+                    raise AssertionError("the stalled client's queue never filled")
+            await asyncio.wait_for(server.close(), timeout=120)  # hung for ever before
+        finally:
+            stalled.close()
 
     asyncio.run(check())

@@ -28,6 +28,8 @@ from harstream.web.gateway import TOKEN_HEADER, TOKEN_PARAM, Gateway, WebConfig
 from harstream.web.phones import GATEWAY, QUEUE_SIZE, phone_socket, push, writer
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+CLOSE_WAIT_S = 5.0
+"""Seconds a WebSocket client gets to take the gateway's close when it stops, before it is cut off."""
 
 
 @web.middleware
@@ -77,7 +79,7 @@ async def labels(request: web.Request) -> web.StreamResponse:
     queue: asyncio.Queue[str] = asyncio.Queue(QUEUE_SIZE * len(streams))
     link = gateway.open()
     gateway.label_clients += 1
-    gateway.sockets.add(ws)
+    gateway.sockets[ws] = request.transport
     for stream in streams:
         link.listen(stream, queue)
     task = asyncio.create_task(writer(ws, queue))
@@ -89,15 +91,25 @@ async def labels(request: web.Request) -> web.StreamResponse:
         for stream in streams:
             link.unlisten(stream, queue)
         gateway.label_clients -= 1
-        gateway.sockets.discard(ws)
+        gateway.sockets.pop(ws, None)
     return ws
 
 
 async def _close_sockets(app: web.Application) -> None:
-    """On shutdown: close every WebSocket (1001, going away), so their handlers end and phones reconnect."""
-    for ws in list(app[GATEWAY].sockets):
-        with contextlib.suppress(Exception):
-            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"gateway stopping")
+    """On shutdown: close every WebSocket (1001, going away), so their handlers end and phones reconnect.
+
+    All at once, each given :data:`CLOSE_WAIT_S`: a client that stopped reading (its socket full) would
+    otherwise hold the close, and the gateway's shutdown, for ever; its connection is cut instead.
+    """
+    async def close(ws: web.WebSocketResponse, transport: asyncio.Transport | None) -> None:
+        try:
+            await asyncio.wait_for(ws.close(code=WSCloseCode.GOING_AWAY, message=b"gateway stopping"),
+                                   CLOSE_WAIT_S)
+        except Exception:  # TimeoutError (a client not reading) or a connection already gone
+            if transport is not None:
+                transport.abort()
+
+    await asyncio.gather(*(close(ws, transport) for ws, transport in list(app[GATEWAY].sockets.items())))
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:

@@ -75,8 +75,8 @@ class Gateway:
         self.sessions: dict[tuple[str, str], PushSession] = {}
         self.label_clients = 0
         self.started = time.time()
-        self.sockets: set[Any] = set()
-        """Open WebSockets (phones and labels feeds), closed when the gateway stops."""
+        self.sockets: dict[Any, Any] = {}
+        """Open WebSockets (phones and labels feeds) and their transports, closed when the gateway stops."""
 
     def open(self) -> EngineLink:
         """Connect to the engine (once, inside the running event loop)."""

@@ -80,11 +80,11 @@ async def phone_socket(request: web.Request) -> web.WebSocketResponse:
     gateway = request.app[GATEWAY]
     ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=gateway.limits.max_message_bytes)
     await ws.prepare(request)
-    gateway.sockets.add(ws)
+    gateway.sockets[ws] = request.transport
     try:
         await _phone_session(ws, gateway)
     finally:
-        gateway.sockets.discard(ws)
+        gateway.sockets.pop(ws, None)
     return ws
 
 
