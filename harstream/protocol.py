@@ -664,7 +664,8 @@ def _times(raw: bytes, n: int) -> npt.NDArray[np.float64]:
     times: npt.NDArray[np.float64] = np.frombuffer(raw, "<f8")
     if not np.isfinite(times).all():
         raise ProtocolError("times", f"expected finite timestamps, got {times[~np.isfinite(times)][0]}")
-    steps = np.diff(times)
+    with np.errstate(over="ignore"):  # -1.7e308 then 1.7e308 increases: the step overflows to inf > 0
+        steps = np.diff(times)
     if (steps <= 0).any():
         i = int(np.argmax(steps <= 0))
         raise ProtocolError("times", f"expected strictly increasing timestamps, got {float(times[i])!r} then "

@@ -253,6 +253,19 @@ def test_timestamps_before_the_origin_after_a_seq_gap_are_never_lost_silently() 
     assert len(ends) == len(window_ends(5000, 5000 + 300))  # restarted with a new origin at its seq
 
 
+def test_timestamps_spanning_the_doubles_are_decoded_without_a_warning() -> None:
+    """-1.7e308 then 1.7e308 is finite and increasing, so it decodes; the step between them overflows,
+    which must not print a RuntimeWarning into the engine's log (nor raise, under ``-W error``)."""
+    import warnings
+
+    frames = [b"s", b'{"v":1,"seq":0,"rate":100}', bytes(48), np.array([-1.7e308, 1.7e308], "<f8").tobytes()]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        chunk = decode_chunk(frames)
+        errors = Engine(fake_proba, ACTIVITIES).ingest([chunk])
+    assert codes(errors) == [("s", "times")]
+
+
 # -- item 5: seq near 2**53 at a rate below 50 Hz ------------------------------------------------
 
 
