@@ -396,3 +396,22 @@ def test_a_client_that_stopped_reading_does_not_hold_up_shutdown(engine: FakeEng
             stalled.close()
 
     asyncio.run(check())
+
+
+def test_max_phones_bounds_sockets_naming_a_held_stream(engine: FakeEngine) -> None:
+    """Sockets that name a stream already connected count too: reusing one id does not open the gateway to
+    any number of sockets past --max-phones."""
+    async def check() -> None:
+        async with gateway(engine, Limits(max_phones=1)) as (base, http):
+            async with http.ws_connect(f"{base}/phone?token={TOKEN}") as first:
+                await first.send_json({"type": "hello", "stream": None})
+                stream = json.loads((await first.receive(timeout=10)).data)["body"]["stream"]
+                async with http.ws_connect(f"{base}/phone?token={TOKEN}") as second:
+                    await second.send_json({"type": "hello", "stream": stream})
+                    refusal = json.loads((await second.receive(timeout=10)).data)["body"]
+                    assert (refusal["type"], refusal["code"]) == ("error", "too_many_phones")
+            async with http.ws_connect(f"{base}/phone?token={TOKEN}") as again:  # its slot is free again
+                await again.send_json({"type": "hello", "stream": stream})
+                assert json.loads((await again.receive(timeout=10)).data)["body"]["stream"] == stream
+
+    asyncio.run(check())

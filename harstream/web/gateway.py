@@ -71,7 +71,7 @@ class Gateway:
         self.counters = Counters()
         self.link: EngineLink | None = None
         self.connected: dict[str, int] = {}
-        """Browser phone streams with a live WebSocket, and how many."""
+        """Browser phone streams with a live WebSocket, and how many (each counts toward ``max_phones``)."""
         self.sessions: dict[tuple[str, str], PushSession] = {}
         self.label_clients = 0
         self.started = time.time()
@@ -87,11 +87,13 @@ class Gateway:
 
     @property
     def phones_held(self) -> int:
-        return len(self.connected) + len(self.sessions)
+        """Phone WebSockets plus Sensor Logger sessions."""
+        return sum(self.connected.values()) + len(self.sessions)
 
     def room_for(self, stream: str) -> bool:
-        """Whether ``stream`` may be held now (held already, or under ``max_phones``)."""
-        held = stream in self.connected or any(s.stream.stream_id == stream for s in self.sessions.values())
+        """Whether ``stream`` may be held now: a Sensor Logger session held already, or under ``max_phones``
+        (a WebSocket takes a place even for a stream already connected: sockets stay bounded)."""
+        held = any(s.stream.stream_id == stream for s in self.sessions.values())
         return held or self.phones_held < self.limits.max_phones
 
     def budget(self) -> SampleBudget:

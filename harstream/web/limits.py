@@ -25,7 +25,7 @@ class Limits:
     burst_s: float = 5.0
     """Seconds of :attr:`max_samples_per_s` a phone may send at once (after a reconnect)."""
     max_phones: int = 200
-    """Phone streams held at once (WebSocket phones plus Sensor Logger sessions)."""
+    """Phones held at once: WebSocket connections plus Sensor Logger sessions."""
     max_label_clients: int = 100
     """Labels feeds (``/labels``) open at once."""
     max_streams_per_feed: int = 100
