@@ -67,12 +67,12 @@ def test_model_settings_agree_with_the_model_and_the_smoother() -> None:
 
 
 def test_clients_default_to_the_engines_endpoints() -> None:
-    from harstream import protocol
+    import harstream
     from harstream.tools.dashboard.app import DEFAULT_CONNECT
     from harstream.tools.record import DEFAULT_LISTEN
 
     config = ServerConfig()
-    assert (config.ingest, config.publish) == (protocol.DEFAULT_INGEST, protocol.DEFAULT_PUBLISH)
+    assert (config.ingest, config.publish) == (harstream.DEFAULT_INGEST, harstream.DEFAULT_PUBLISH)
     demo = _options("demo")
     assert (demo["ingest"].default, demo["publish"].default) == (config.ingest, config.publish)
     assert _options("record")["engine"].default == config.ingest

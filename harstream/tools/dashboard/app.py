@@ -17,6 +17,8 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from harstream import DEFAULT_PUBLISH
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -24,8 +26,8 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_CONNECT", "DEFAULT_REFRESH_HZ", "run_dashboard"]
 
-DEFAULT_CONNECT = "tcp://127.0.0.1:5556"
-"""The engine's default PUB endpoint (:data:`harstream.protocol.DEFAULT_PUBLISH`)."""
+DEFAULT_CONNECT = DEFAULT_PUBLISH
+"""The engine's default PUB endpoint."""
 DEFAULT_REFRESH_HZ = 4.0
 """Redraws per second."""
 
