@@ -415,3 +415,19 @@ def test_max_phones_bounds_sockets_naming_a_held_stream(engine: FakeEngine) -> N
                 assert json.loads((await again.receive(timeout=10)).data)["body"]["stream"] == stream
 
     asyncio.run(check())
+
+
+def test_a_token_header_that_is_not_utf8_is_refused_with_403(engine: FakeEngine) -> None:
+    async def check() -> None:
+        async with gateway(engine) as (base, http):
+            host, port = base.removeprefix("http://").split(":")
+            reader, writer = await asyncio.open_connection(host, int(port))
+            writer.write(b"GET /stats HTTP/1.1\r\nHost: x\r\nX-Harstream-Token: \xff\xfe\r\n"
+                         b"Connection: close\r\n\r\n")
+            await writer.drain()
+            assert (await reader.read()).startswith(b"HTTP/1.1 403")
+            writer.close()
+            async with http.get(f"{base}/stats?token={TOKEN}") as reply:
+                assert (await reply.json())["refused"] == {"token": 1}
+
+    asyncio.run(check())

@@ -38,8 +38,13 @@ class WebConfig:
     limits: Limits = field(default_factory=Limits)
 
     def token_ok(self, given: str | None) -> bool:
-        """Constant-time comparison with the pairing token."""
-        return given is not None and hmac.compare_digest(given.encode(), self.token.encode())
+        """Constant-time comparison with the pairing token (a header's undecodable bytes come as surrogates).
+
+        >>> WebConfig(token="t0ken").token_ok("\\udcff")
+        False
+        """
+        return given is not None and hmac.compare_digest(given.encode("utf-8", "surrogatepass"),
+                                                         self.token.encode())
 
 
 @dataclass
