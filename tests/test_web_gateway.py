@@ -29,6 +29,7 @@ from harstream.serve.security import ClientSecurity, ServerSecurity, make_key_pa
 from harstream.web.app import make_app
 from harstream.web.gateway import WebConfig, push_stream_id
 from harstream.web.limits import Limits
+from harstream.web.phones import GATEWAY
 
 TOKEN = "gateway-test-token"
 
@@ -429,5 +430,30 @@ def test_a_token_header_that_is_not_utf8_is_refused_with_403(engine: FakeEngine)
             writer.close()
             async with http.get(f"{base}/stats?token={TOKEN}") as reply:
                 assert (await reply.json())["refused"] == {"token": 1}
+
+    asyncio.run(check())
+
+
+def test_a_session_forgotten_while_idle_still_counts_its_missing_messages(engine: FakeEngine) -> None:
+    """Sensor Logger silent past the idle timeout (out of Wi-Fi, say) and back: the messages it lost meanwhile
+    are a gap, as they would be had the session been kept."""
+    async def check() -> None:
+        app = make_app(WebConfig(TOKEN, engine.ingest, engine.publish))
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server()
+        base = str(server.make_url("")).rstrip("/")
+        try:
+            async with ClientSession() as http:
+                async with http.post(f"{base}/push?token={TOKEN}", json=sensor_logger(3)) as reply:
+                    assert reply.status == 200
+                assert app[GATEWAY].forget_idle(time.monotonic() + 3600.0) == 1
+                async with http.post(f"{base}/push?token={TOKEN}", json=sensor_logger(9)) as reply:
+                    assert (reply.status, (await reply.json())["gap"]) == (200, 5)
+                async with http.post(f"{base}/push?token={TOKEN}", json=sensor_logger(10)) as reply:
+                    assert (await reply.json())["gap"] == 0
+                async with http.get(f"{base}/stats?token={TOKEN}") as reply:
+                    assert (await reply.json())["message_gaps"] == 5
+        finally:
+            await server.close()
 
     asyncio.run(check())

@@ -78,6 +78,9 @@ class Gateway:
         self.connected: dict[str, int] = {}
         """Browser phone streams with a live WebSocket, and how many (each counts toward ``max_phones``)."""
         self.sessions: dict[tuple[str, str], PushSession] = {}
+        self.forgotten: dict[tuple[str, str], int] = {}
+        """The last ``messageId`` of the newest ``max_phones`` Sensor Logger sessions forgotten while idle:
+        one that comes back has the messages it lost meanwhile counted as a gap."""
         self.label_clients = 0
         self.started = time.time()
         self.sockets: dict[Any, Any] = {}
@@ -105,10 +108,15 @@ class Gateway:
         return SampleBudget(self.limits.max_samples_per_s, self.limits.burst_s, time.monotonic())
 
     def forget_idle(self, now: float) -> int:
-        """Drop Sensor Logger sessions silent for ``idle_timeout_s``; how many."""
+        """Drop Sensor Logger sessions silent for ``idle_timeout_s`` (their last ``messageId`` kept); how many."""
         idle = [key for key, s in self.sessions.items() if now - s.last_seen > self.limits.idle_timeout_s]
         for key in idle:
-            del self.sessions[key]
+            last = self.sessions.pop(key).last_message_id
+            if last is not None:
+                self.forgotten.pop(key, None)
+                self.forgotten[key] = last
+        while len(self.forgotten) > self.limits.max_phones:
+            del self.forgotten[next(iter(self.forgotten))]
         return len(idle)
 
     def notice(self, stream: str, code: str, detail: str) -> None:

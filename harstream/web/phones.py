@@ -204,7 +204,8 @@ async def push(request: web.Request) -> web.Response:
         if not gateway.room_for(stream_id):
             return _bad(gateway, 429, "too_many_phones",
                         f"this gateway holds {gateway.limits.max_phones} phones, its limit (--max-phones)")
-        session = gateway.sessions[key] = PushSession(PhoneStream(stream_id), gateway.budget())
+        session = gateway.sessions[key] = PushSession(PhoneStream(stream_id), gateway.budget(),
+                                                      gateway.forgotten.pop(key, None))
     stream_id = session.stream.stream_id
     gap = _message_gap(session, message.message_id)
     if gap is not None and gap < 0:
