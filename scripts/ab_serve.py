@@ -6,7 +6,8 @@
 Each repeat runs every variant in turn (a fresh ``serve`` each, the load
 test of ``harstream bench --streams``: staggered real-time HAPT streams from
 a separate process), so a shared machine's slow minutes fall on all variants
-alike; each ``--send-tick`` value (the load generator's tick) multiplies
+alike; each ``--checkout`` (another commit's tree) runs every variant again
+with that version's ``serve``; each ``--send-tick`` value (the load generator's tick) multiplies
 the variants. Prints one JSON line per variant, repeat and stream count; compare
 variants within one run, by their medians. A benchmark, not a test.
 """
@@ -35,6 +36,9 @@ def main() -> None:
     parser.add_argument("--send-tick", default="1",
                         help="the generator's shortest sleeps between sends, ms, comma-separated: each is a "
                         "variant too (default: 1; 0: wake per chunk)")
+    parser.add_argument("--checkout", type=Path, action="append", default=[],
+                        help="also run every variant from this checkout of another commit (e.g. a git worktree "
+                        "of the baseline); repeat")
     parser.add_argument("--out", type=Path, default=None, help="also write every row to this JSON file")
     args = parser.parse_args()
     levels = [int(v) for v in args.streams.split(",")]
@@ -42,13 +46,15 @@ def main() -> None:
     rows = []
     ticks = [float(v) for v in args.send_tick.split(",")]
     for repeat in range(args.repeats):
-        for tick, variant in [(t, v) for t in ticks for v in args.variant]:
+        checkouts: list[Path | None] = [None, *args.checkout]
+        for tick, variant, checkout in [(t, v, c) for t in ticks for v in args.variant for c in checkouts]:
             serve_args = tuple(variant.split())
             config = LoadConfig(data_dir=data, duration_s=args.duration, warmup_s=args.warmup,
-                                serve_args=serve_args, seed=repeat, send_tick_s=tick / 1000)
+                                serve_args=serve_args, seed=repeat, send_tick_s=tick / 1000, checkout=checkout)
             report = run_load(levels, config, log=lambda text: print(time.strftime("%H:%M:%S"), text, flush=True))
             for level in report["levels"]:
                 row = {"variant": variant or "(defaults)", "send_tick_ms": tick, "repeat": repeat,
+                       "checkout": str(checkout) if checkout else "(this)",
                        "streams": level["streams"],
                        "windows_per_s": level.get("windows_per_s"), "latency_ms": level.get("latency_ms"),
                        "lost": level.get("windows", {}).get("lost"),

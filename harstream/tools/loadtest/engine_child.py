@@ -32,19 +32,29 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def _cli_module(checkout: Path | None) -> str:
+    """The module that runs the command line: ``harstream``, or in a checkout from before
+    ``python -m harstream`` existed, ``harstream.cli``."""
+    if checkout is not None and not (checkout / "harstream" / "__main__.py").exists():
+        return "harstream.cli"
+    return "harstream"
+
+
 class EngineProcess:
     """``harstream serve`` as a child process on free loopback ports; stderr goes to a log file."""
 
-    def __init__(self, serve_args: Sequence[str] = ()) -> None:
+    def __init__(self, serve_args: Sequence[str] = (), checkout: Path | None = None) -> None:
         self.ingest, self.publish = free_endpoint(), free_endpoint()
         self.log_path = Path(tempfile.mkdtemp(prefix="harstream-load-")) / "serve.stderr"
-        self.command = [sys.executable, "-m", "harstream", "serve", "--ingest", self.ingest,
+        env = {**os.environ, "COLUMNS": "1000"}  # one log line per message
+        if checkout is not None:  # another version's code, found first on sys.path (A/B of two commits)
+            env["PYTHONPATH"] = str(checkout)
+        self.command = [sys.executable, "-m", _cli_module(checkout), "serve", "--ingest", self.ingest,
                         "--publish", self.publish, *serve_args]
         with open(self.log_path, "wb") as err:
             self.process = subprocess.Popen(
                 self.command, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True,
-                env={**os.environ, "COLUMNS": "1000"},  # one log line per message
-                preexec_fn=_die_with_parent,
+                env=env, cwd=checkout, preexec_fn=_die_with_parent,
             )
 
     @property

@@ -47,6 +47,8 @@ class LoadConfig:
     """Subjects whose recordings are streamed (default: the test subjects, whom the model never saw)."""
     serve_args: tuple[str, ...] = ()
     """Extra ``harstream serve`` arguments (none: its defaults)."""
+    checkout: Path | None = None
+    """Run ``serve`` from this checkout of another version (None: the installed code)."""
     startup_timeout_s: float = 300.0
     """Longest wait for the engine's first ``$stats`` (model loading and warm-up)."""
     drain_timeout_s: float = 30.0
@@ -212,7 +214,7 @@ def run_load(levels: Sequence[int], config: LoadConfig,
         from harstream.data.hapt import raw_dir
 
         raw_dir(config.data_dir)  # raises the DatasetError that says what to do
-    engine = EngineProcess(config.serve_args)
+    engine = EngineProcess(config.serve_args, config.checkout)
     say(f"engine: {' '.join(engine.command[1:])} (pid {engine.pid}, log {engine.log_path})")
     results: list[LevelResult] = []
     try:
