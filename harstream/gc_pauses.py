@@ -3,10 +3,9 @@
 Python's cyclic collector walks every object it tracks in a full
 collection, and the loop that triggered it waits. In ``serve`` most of
 those objects are the imports (numpy, scipy, pyzmq, rich: about 74,000) and
-in the model process TensorFlow's (about 390,000): measured here, a full
-collection stalled the engine 44-55 ms (fed 4,000 streams in process, two
-in 20 s of stream time) and the model process 236 ms
-(docs/benchmarks.md). :func:`freeze_startup` moves what is alive once
+in the model process TensorFlow's (about 390,000), so a full collection
+stalls a busy engine for tens of milliseconds and the model process for
+hundreds (the measurements: docs/benchmarks.md). :func:`freeze_startup` moves what is alive once
 start-up is over into the permanent generation, which no collection
 visits: later collections walk only what serving allocated since (about 3
 objects a stream). Reference counting still frees frozen objects; only a

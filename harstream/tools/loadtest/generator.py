@@ -24,7 +24,8 @@ PREFIX = "lt"
 """Stream ids are ``lt00000``, ``lt00001``, ...: the subscriber reads the index from the topic."""
 SEND_TICK_S = 0.001
 """The generator sleeps at least this long between sends and then sends every chunk that came due:
-at 4,000 streams one wake-up per chunk (every 125 us) cost it 40 % of a core, 1 ms ticks 15 %."""
+one wake-up per chunk cost the generator a large share of a core at thousands of streams
+(docs/benchmarks.md, "The load generator's own CPU")."""
 
 
 def seq_offsets(streams: int, aligned: bool = False, seed: int = 0) -> npt.NDArray[np.int64]:
