@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import os
 import socket
 import time
@@ -457,3 +458,35 @@ def test_a_session_forgotten_while_idle_still_counts_its_missing_messages(engine
             await server.close()
 
     asyncio.run(check())
+
+
+def test_a_phone_gone_while_answered_is_no_error(engine: FakeEngine, caplog: pytest.LogCaptureFixture) -> None:
+    """A phone whose connection drops (reset) while the gateway answers its messages ends its session quietly:
+    no 'Error handling request' traceback for every phone that walks out of Wi-Fi range."""
+    def frame(text: str) -> bytes:  # a masked text frame, as a client sends it
+        data, mask = text.encode(), os.urandom(4)
+        size = bytes([0x80 | len(data)]) if len(data) < 126 else bytes([0x80 | 126]) + len(data).to_bytes(2, "big")
+        return b"\x81" + size + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+
+    async def check() -> None:
+        async with gateway(engine) as (base, http):
+            host, port = base.removeprefix("http://").split(":")
+            for _ in range(3):
+                reader, writer = await asyncio.open_connection(host, int(port))
+                key = base64.b64encode(os.urandom(16)).decode()
+                writer.write((f"GET /phone?token={TOKEN} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                              f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                              "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+                await reader.readuntil(b"\r\n\r\n")
+                writer.write(frame(json.dumps({"type": "hello", "stream": None})))
+                await reader.read(1)  # the hello's first byte: the session is under way
+                writer.write(frame(json.dumps({"type": "batch", "samples": "bad"})) * 50)
+                writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                                           (1).to_bytes(4, "little") + bytes(4))
+                writer.transport.abort()  # a reset, not a close
+            async with http.get(f"{base}/stats?token={TOKEN}") as reply:  # the gateway is still there
+                assert reply.status == 200
+
+    with caplog.at_level(logging.ERROR, logger="aiohttp"):
+        asyncio.run(check())
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []

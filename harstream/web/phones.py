@@ -124,6 +124,8 @@ async def _phone_session(ws: web.WebSocketResponse, gateway: Gateway) -> None:
                 await ws.send_str(web_message("dropped", **result))
         if ws.close_code == 1009:
             gateway.counters.refused["message_size"] += 1
+    except ConnectionResetError:
+        pass  # the phone went away while being answered (a dropped connection): nothing left to tell it
     finally:
         task.cancel()
         link.unlisten(stream_id, queue)
