@@ -266,6 +266,17 @@ def test_timestamps_spanning_the_doubles_are_decoded_without_a_warning() -> None
     assert codes(errors) == [("s", "times")]
 
 
+def test_increasing_timestamps_too_close_for_the_origin_are_refused_as_such() -> None:
+    """A timed 500 Hz stream opened at seq 2**53-3000 has its time origin 1.8e13 s before its first sample,
+    where doubles are 0.004 s apart: its 2 ms steps cannot be told apart. The chunk is refused (times), and
+    the error says why, instead of calling its strictly increasing timestamps not increasing."""
+    engine = Engine(fake_proba, ACTIVITIES)
+    chunk = Chunk("s", MAX_SEQ - 2999, 500, None, _phone(3000, 0), times=np.arange(3000) * 0.002)
+    errors = engine.ingest([chunk])
+    assert codes(errors) == [("s", "times")] and engine.counters.internal_errors == 0
+    assert "strictly increasing" not in errors[0].detail and "time origin" in errors[0].detail
+
+
 # -- item 5: seq near 2**53 at a rate below 50 Hz ------------------------------------------------
 
 
@@ -349,10 +360,10 @@ def hostile(draw: st.DrawFn) -> tuple[list[Chunk], Chunk]:
         how = draw(st.sampled_from(["follow", "gap", "restart"]))
         seq = seq + 200 + (draw(st.integers(1, 10**6)) if how == "gap" else 0)
     times = draw(timestamps(n))
+    restart = bool(history) and draw(st.booleans())
     if seq > MAX_SEQ - n + 1 or (rate < 50 and (seq + n - 1) * 50 >= 2**53 * rate):
-        seq = 0
-    frames = encode_chunk("h", seq, _phone(n, 3), rate=rate, times=times,
-                          restart=bool(history) and draw(st.booleans()))
+        seq, restart = 0, bool(history)  # back to 0 after a history: a restart (else a seq_replay)
+    frames = encode_chunk("h", seq, _phone(n, 3), rate=rate, times=times, restart=restart)
     return history, decode_chunk(frames)
 
 

@@ -382,6 +382,13 @@ def _check(state: ResampleState, samples: npt.ArrayLike, times: npt.ArrayLike | 
     steps = np.diff(t)
     if (steps <= 0).any():
         i = int(np.argmax(steps <= 0))
+        if raw[i + 1] > raw[i]:  # increasing, but not in seconds since the origin: doubles are sparser there
+            raise ResampleError(
+                "times", f"expected timestamps that differ in seconds since the stream's time origin "
+                f"{state.origin!r}, got {float(raw[i])!r} at index {i} then {float(raw[i + 1])!r}: the same "
+                f"{float(t[i])!r} s after it (a timed stream's origin is its first time minus seq / rate: "
+                "restart it at a smaller seq)"
+            )
         raise ResampleError(
             "times", f"expected strictly increasing timestamps, got {float(raw[i])!r} at index {i} then "
             f"{float(raw[i + 1])!r} at index {i + 1}"
