@@ -271,7 +271,8 @@ def test_increasing_timestamps_too_close_for_the_origin_are_refused_as_such() ->
     where doubles are 0.004 s apart: its 2 ms steps cannot be told apart. The chunk is refused (times), and
     the error says why, instead of calling its strictly increasing timestamps not increasing."""
     engine = Engine(fake_proba, ACTIVITIES)
-    chunk = Chunk("s", MAX_SEQ - 2999, 500, None, _phone(3000, 0), times=np.arange(3000) * 0.002)
+    times = (np.arange(3000) * 0.002).astype(np.float64)
+    chunk = Chunk("s", MAX_SEQ - 2999, 500, None, _phone(3000, 0), times=times)
     errors = engine.ingest([chunk])
     assert codes(errors) == [("s", "times")] and engine.counters.internal_errors == 0
     assert "strictly increasing" not in errors[0].detail and "time origin" in errors[0].detail
