@@ -492,17 +492,21 @@ def stream_name(text: str) -> str:
     return name if name[0].isalnum() else f"s{name[:MAX_NAME_CHARS - 1]}"
 
 
-def recording_name(stream: str, taken: Collection[str] = ()) -> str:
+def recording_name(stream: str, taken: Collection[str] = (), first: int = 1) -> str:
     """The name of a new recording of stream ``stream``: :func:`stream_name`, then ``-2``, ``-3``, ... while
-    that is in ``taken`` or reserved (:data:`RESERVED_NAMES`), cut to fit :data:`RECORDING_NAME`.
+    that is in ``taken`` or reserved (:data:`RESERVED_NAMES`), cut to fit :data:`RECORDING_NAME`. The search
+    starts at suffix ``first`` (a caller making many files of one stream passes how many it made, so a
+    stream restarted n times costs n searches, not n²/2).
 
     >>> recording_name("phone:1", {"phone_1"}), recording_name("labels")
     ('phone_1-2', 'labels-2')
     >>> name = recording_name("x" * 64, {"x" * 60}); name[-4:], len(name)
     ('xx-2', 60)
+    >>> recording_name("walk", first=3)
+    'walk-3'
     """
     base = stream_name(stream)
-    for k in itertools.count(1):
+    for k in itertools.count(max(first, 1)):
         suffix = f"-{k}" if k > 1 else ""
         name = base[:MAX_NAME_CHARS - len(suffix)] + suffix
         if name not in taken and name.casefold() not in RESERVED_NAMES:

@@ -234,13 +234,16 @@ class Recorder:
         self.timeline = Timeline(label)
         self.open_files = OpenFiles(max_open)
         self.files: dict[str, StreamFile] = {}
+        self.files_made: dict[str, int] = {}
+        """How many files each stream has had: where its next name's search starts."""
         self.done: list[StreamFile] = []
         self.messages = 0
         self.losses = Losses()
         write_labels(folder, self.existing)  # fails now, not at the end, if the folder is not writable
 
     def _new_file(self, stream: str) -> StreamFile:
-        name = recording_name(stream, self.taken)
+        made = self.files_made[stream] = self.files_made.get(stream, 0) + 1
+        name = recording_name(stream, self.taken, first=made)
         self.taken.add(name)
         f = self.files[stream] = StreamFile(name, self.folder / f"{name}.csv", stream)
         return f
