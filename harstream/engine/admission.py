@@ -57,7 +57,9 @@ def chunk_cost(chunk: Chunk, max_gap_s: float = resample.DEFAULT_MAX_GAP_S) -> i
     """
     n = len(chunk.samples)
     if chunk.times is None:
-        return max(n, math.ceil(n * SAMPLE_RATE_HZ / chunk.rate))
+        rate = chunk.rate
+        # the serving loop asks for every chunk twice: the common case (50 Hz) without float maths
+        return n if rate >= SAMPLE_RATE_HZ else max(n, math.ceil(n * SAMPLE_RATE_HZ / rate))
     with np.errstate(over="ignore", invalid="ignore"):
         steps = np.diff(chunk.times)
     short = steps <= max_gap_s

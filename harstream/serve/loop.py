@@ -138,15 +138,19 @@ class Loop:
     def receive(self, limit: int) -> int:
         """Take up to ``limit`` messages off the socket into the queue; returns how many."""
         engine = self.engine
+        # per message: bound once here, not looked up on each of the thousands a turn may take
+        recv, clock, wall_clock = self.pull.recv_multipart, engine.clock, engine.wall_clock
+        queue, shed_streams = self.queue, self.shed_streams
+        max_queued = self.config.max_queued_samples
         count = 0
         copy = not self.secure
         for _ in range(limit):
             try:
-                frames: list[Any] = self.pull.recv_multipart(zmq.NOBLOCK, copy=copy)
+                frames: list[Any] = recv(zmq.NOBLOCK, copy=copy)
             except zmq.Again:
                 break
             count += 1
-            t_recv, t_wall = engine.clock(), engine.wall_clock()
+            t_recv, t_wall = clock(), wall_clock()
             try:
                 chunk = decode_chunk(frames)
             except ProtocolError as exc:
@@ -156,20 +160,20 @@ class Loop:
             if self.secure:
                 chunk = _with_owner(chunk, frames[0])
             n = _cost(chunk)
-            if self.queue and self.queued_samples + n > self.config.max_queued_samples:
+            if queue and self.queued_samples + n > max_queued:
                 engine.counters.shed += 1
-                self.shed_streams.add(chunk.stream)
+                shed_streams.add(chunk.stream)
                 self.publish_error(ErrorEvent(
                     chunk.stream, "overloaded",
-                    f"the ingest queue holds its limit of {self.config.max_queued_samples} samples; "
+                    f"the ingest queue holds its limit of {max_queued} samples; "
                     f"chunk at seq {chunk.seq} ({len(chunk.samples)} samples) dropped unprocessed; "
                     "the stream restarts at its next chunk",
                 ))
                 continue
-            if chunk.stream in self.shed_streams:  # lost a chunk: start afresh wherever it is
-                self.shed_streams.discard(chunk.stream)
+            if shed_streams and chunk.stream in shed_streams:  # lost a chunk: start afresh wherever it is
+                shed_streams.discard(chunk.stream)
                 chunk = replace(chunk, restart=True)
-            self.queue.append(Arrival(chunk, t_recv, t_wall))
+            queue.append(Arrival(chunk, t_recv, t_wall))
             self.queued_samples += n
         return count
 
@@ -182,17 +186,16 @@ class Loop:
         """Run at most ``turn_samples`` queued samples through the engine; wake the model stage."""
         self.engine.reset_failed()
         batch: list[Arrival] = []
+        queue = self.queue
         budget = self.config.turn_samples
-        while (
-            self.queue
-            and len(batch) < self.config.max_drain
-            and (not batch or budget >= _cost(self.queue[0].chunk))
-        ):
-            arrival = self.queue.popleft()
-            n = _cost(arrival.chunk)
+        limit = self.config.max_drain
+        while queue and len(batch) < limit:
+            n = _cost(queue[0].chunk)  # once per chunk: a timed chunk's cost is numpy work
+            if batch and budget < n:
+                break
             budget -= n
             self.queued_samples -= n
-            batch.append(arrival)
+            batch.append(queue.popleft())
         for begin in range(0, len(batch), SLICE_CHUNKS):  # in order: a stream's chunks stay in order
             part = batch[begin : begin + SLICE_CHUNKS]
             try:
@@ -263,7 +266,8 @@ class Loop:
 def _cost(chunk: Chunk) -> int:
     """Samples ``chunk`` counts as in the queue and the turn's budget: what the engine's work on it
     can produce (:func:`~harstream.engine.admission.chunk_cost`), at least :data:`MIN_CHUNK_COST`."""
-    return max(chunk_cost(chunk), MIN_CHUNK_COST)
+    n = chunk_cost(chunk)
+    return n if n > MIN_CHUNK_COST else MIN_CHUNK_COST
 
 
 def _stream_of(frames: list[Any]) -> str | None:
