@@ -33,7 +33,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from harstream import HOP, WINDOW
+from harstream.loopback import free_endpoint, free_port
 from harstream.procstat import CpuMeter
 
 
@@ -71,12 +71,6 @@ def percentiles(values: list[float]) -> dict[str, float | None]:
     array = np.asarray(values)
     return {"p50": float(np.percentile(array, 50)), "p99": float(np.percentile(array, 99)),
             "max": float(array.max())}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def _phone(session: Any, url: str, phone: Phone, rate: float, per_batch: int, start: float,
@@ -147,8 +141,8 @@ def _phone_numbers(phone: Phone, rate: float, measure_from: float, first_t: floa
 def run_web_bench(phones: int = 500, rate: float = 50.0, batches_per_s: float = 5.0, duration_s: float = 30.0,
                   warmup_s: float = 10.0, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the benchmark; the report as a JSON-ready dict."""
-    ingest, publish = f"tcp://127.0.0.1:{_free_port()}", f"tcp://127.0.0.1:{_free_port()}"
-    port = _free_port()
+    ingest, publish = free_endpoint(), free_endpoint()
+    port = free_port()
     folder = Path(tempfile.mkdtemp(prefix="harstream-webbench-"))
     token = "bench-" + os.urandom(12).hex()
     (folder / "token").write_text(token)

@@ -1,27 +1,17 @@
-"""The engine under load: ``python -m harstream serve`` as a child process on free loopback ports.
-
->>> free_endpoint().startswith("tcp://127.0.0.1:")
-True
-"""
+"""The engine under load: ``python -m harstream serve`` as a child process on free loopback ports."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-
-def free_endpoint() -> str:
-    """A loopback endpoint whose port was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
+from harstream.loopback import free_endpoint
 
 
 def _die_with_parent() -> None:
