@@ -201,8 +201,21 @@ def chunk_frames(t_router: float, frames: Sequence[Any]) -> list[Any]:
 
 
 def router_time(frame: Any) -> float:
-    """The router's receipt time from frame 1 of a CHUNK (``bytes`` or a ``zmq.Frame``)."""
-    return float(_unpack_time(frame)[0])
+    """The router's receipt time from frame 1 of a CHUNK (``bytes`` or a ``zmq.Frame``).
+
+    >>> router_time(b"1234")
+    Traceback (most recent call last):
+    ...
+    harstream.errors.ProtocolError: frames: expected CHUNK's frame 1 to be an 8-byte float64, got 4 bytes
+    """
+    try:
+        return float(_unpack_time(frame)[0])
+    except (struct.error, TypeError):
+        try:
+            got = f"{memoryview(frame).nbytes} bytes"
+        except TypeError:
+            got = type(frame).__name__
+        raise ProtocolError("frames", f"expected CHUNK's frame 1 to be an 8-byte float64, got {got}") from None
 
 
 def encode_forget(stream: str) -> list[bytes]:
