@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SERVE_FIELD = {"idle_timeout": "idle_timeout_s", "flush": "flush_s", "switch_interval": "switch_interval_ms",
                "gather": "gather_ms"}
 """``serve`` options whose :class:`ServerConfig` field has another name (the unit in it)."""
-SERVE_KEY_OPTIONS = {"server_key", "allow_producers", "allow_subscribers"}
+SERVE_KEY_OPTIONS = {"server_key", "allow_producers", "allow_subscribers", "router_key"}
 """``serve`` options with no config field: the access-control keys, off by default."""
 NOT_OPTIONS = {"max_drain", "max_message_bytes", "stats_interval_s"}
 """:class:`ServerConfig` fields ``serve`` does not expose (docs/protocol.md, "Limits": "—")."""

@@ -1,4 +1,4 @@
-"""``harstream serve``: run the engine, PULL ingest and PUB predictions.
+"""``harstream serve``: run the engine, PULL ingest and PUB predictions (or, with ``--join``, behind a router).
 
 Every default is read from :class:`~harstream.serve.config.ServerConfig` or
 :class:`~harstream.serve.run.ModelSettings`, never written here
@@ -14,14 +14,16 @@ Every default is read from :class:`~harstream.serve.config.ServerConfig` or
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from rich.console import Console
 
 from harstream.cli.args import add_model_arg, endpoint, float_in, int_in
 from harstream.cli.security_args import add_server_key_arguments, server_security_from_args
-from harstream.errors import HarstreamError
+from harstream.errors import HarstreamError, SecurityError
 from harstream.serve.config import ServerConfig
 from harstream.serve.run import ModelSettings
+from harstream.serve.security import ClientSecurity, ServerSecurity
 
 NAME = "serve"
 HELP = "run the engine: PULL ingest, PUB predictions"
@@ -41,6 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"endpoint to bind for producers (PULL; default {_CONFIG.ingest})")
     parser.add_argument("--publish", default=_CONFIG.publish, type=endpoint,
                         help=f"endpoint to bind for subscribers (PUB; default {_CONFIG.publish})")
+    _add_join_options(parser.add_argument_group(
+        "cluster", "join a `harstream router` instead of binding --ingest and --publish (see docs/scaling.md)"))
     add_model_arg(parser)
     parser.add_argument("--max-batch", type=int_in(1, 4096), default=_CONFIG.max_batch,
                         help="most windows per model call, 1-4096 (default: %(default)s)")
@@ -50,6 +54,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "comes back later starts afresh (default: %(default)g)")
     _add_limits(parser.add_argument_group("resource limits"))
     add_server_key_arguments(parser)
+
+
+def _add_join_options(group: argparse._ArgumentGroup) -> None:
+    group.add_argument("--join", default=_CONFIG.join, type=endpoint, metavar="ENDPOINT",
+                       help="the router's engines endpoint, e.g. tcp://router:5557: connect to it (DEALER) "
+                       "and publish to the results endpoint it names, instead of binding --ingest and --publish")
+    group.add_argument("--slot", type=int_in(0, 65535), default=_CONFIG.slot,
+                       help="with --join: which engine of the cluster this is, 0..N-1; the router hashes "
+                       "streams over slots, so a restarted engine gets its streams back (default: %(default)s)")
+    group.add_argument("--join-hwm", type=int_in(1, 10_000_000), default=_CONFIG.join_hwm,
+                       help="with --join: ZeroMQ receive high-water mark, messages from the router "
+                       "(all its streams share the one connection; default: %(default)s)")
+    group.add_argument("--router-key", type=Path, default=None, metavar="FILE",
+                       help="with --join and --server-key: the router's public key file (NAME.key); the "
+                       "engine connects as a CURVE client with the key pair of --server-key, and the "
+                       "router admits producers and subscribers (no --allow-* options)")
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -112,7 +132,8 @@ def _add_limits(limits: argparse._ArgumentGroup) -> None:
 def server_config(args: argparse.Namespace) -> ServerConfig:
     """The :class:`ServerConfig` of parsed ``serve`` options."""
     return ServerConfig(
-        ingest=args.ingest, publish=args.publish, max_batch=args.max_batch,
+        ingest=args.ingest, publish=args.publish, join=args.join, slot=args.slot, join_hwm=args.join_hwm,
+        max_batch=args.max_batch,
         max_pending_windows=args.max_pending_windows, idle_timeout_s=args.idle_timeout,
         max_streams=args.max_streams, max_queued_samples=args.max_queued_samples,
         turn_samples=args.turn_samples, ingest_hwm=args.ingest_hwm, publish_hwm=args.publish_hwm,
@@ -134,6 +155,27 @@ def run(args: argparse.Namespace) -> int:
                              model_process=args.model_process, model_processes=args.model_processes,
                              stay=args.stay)
     err = Console(stderr=True)
-    run_server(server_config(args), settings, server_security_from_args(args),
+    run_server(server_config(args), settings, _security(args),
                say=lambda text: err.print(text, highlight=False, markup=False), status=err.status)
     return 0
+
+
+def _security(args: argparse.Namespace) -> ServerSecurity | ClientSecurity | None:
+    """The engine's keys: a CURVE server's when bound, the router's client's with ``--join``."""
+    if args.join is None:
+        if args.router_key is not None:
+            raise SecurityError("--router-key is for an engine that joins a router: expected --join as well")
+        return server_security_from_args(args)
+    if args.allow_producers or args.allow_subscribers:
+        raise SecurityError("--allow-producers/--allow-subscribers: with --join the router admits producers "
+                            "and subscribers; give the engine --server-key (its key pair) and --router-key")
+    if (args.server_key is None) != (args.router_key is None):
+        given, missing = ("--server-key", "--router-key") if args.router_key is None else ("--router-key",
+                                                                                           "--server-key")
+        raise SecurityError(f"{given} needs {missing} as well with --join: the engine's key pair "
+                            "(--server-key) and the router's public key (--router-key)")
+    if args.server_key is None:
+        return None
+    security = ClientSecurity(args.server_key, args.router_key)
+    security.load()
+    return security

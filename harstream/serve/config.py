@@ -8,6 +8,8 @@ here). Importable without numpy or ZeroMQ, so building the command line stays ch
 (64, 64)
 >>> MAX_INGEST_FRAME_BYTES
 72000
+>>> ServerConfig(join="tcp://router:5557", slot=2).joins
+True
 """
 
 from __future__ import annotations
@@ -31,6 +33,14 @@ class ServerConfig:
     """PULL endpoint producers connect to."""
     publish: str = DEFAULT_PUBLISH
     """PUB endpoint subscribers connect to."""
+    join: str | None = None
+    """A router's engines endpoint (``tcp://HOST:5557``): join it instead of binding ``ingest`` and
+    ``publish`` (:mod:`harstream.serve.join`)."""
+    slot: int = 0
+    """Join mode: which engine of the cluster this is (0..N-1); the router routes streams by slot."""
+    join_hwm: int = 50_000
+    """Join mode: ZeroMQ receive high-water mark of the DEALER socket, in messages from the router
+    (every stream the router sends here shares this one connection; a chunk is about 1 KB)."""
     max_batch: int = 256
     """Classify as soon as this many windows are waiting."""
     max_pending_windows: int = 1024
@@ -68,6 +78,11 @@ class ServerConfig:
     """The interpreter's thread switch interval while serving (``sys.setswitchinterval``; Python's
     default is 5 ms). The ingest and inference threads share one GIL: fewer hand-overs cost less
     (measured in docs/benchmarks.md)."""
+
+    @property
+    def joins(self) -> bool:
+        """The engine joins a router (``join`` is set) rather than binding its own endpoints."""
+        return self.join is not None
 
     def limits(self) -> dict[str, int | float]:
         """The resource limits, as published in ``$stats`` (the engine's own override these)."""

@@ -82,6 +82,10 @@ class Loop:
         self.logged_failures = 0
         self._failure_lock = threading.Lock()
 
+    def wait_ready(self, stop: threading.Event) -> bool:
+        """Wait until input can come; bound sockets need nothing (join mode waits for the router)."""
+        return True
+
     # -- one turn ------------------------------------------------------------------------------
 
     def turn(self, next_stats: float) -> None:
@@ -161,14 +165,7 @@ class Loop:
                 chunk = _with_owner(chunk, frames[0])
             n = _cost(chunk)
             if queue and self.queued_samples + n > max_queued:
-                engine.counters.shed += 1
-                shed_streams.add(chunk.stream)
-                self.publish_error(ErrorEvent(
-                    chunk.stream, "overloaded",
-                    f"the ingest queue holds its limit of {max_queued} samples; "
-                    f"chunk at seq {chunk.seq} ({len(chunk.samples)} samples) dropped unprocessed; "
-                    "the stream restarts at its next chunk",
-                ))
+                self._shed(chunk)
                 continue
             if shed_streams and chunk.stream in shed_streams:  # lost a chunk: start afresh wherever it is
                 shed_streams.discard(chunk.stream)
@@ -176,6 +173,17 @@ class Loop:
             queue.append(Arrival(chunk, t_recv, t_wall))
             self.queued_samples += n
         return count
+
+    def _shed(self, chunk: Chunk) -> None:
+        """Drop ``chunk`` unprocessed (the queue is full), report it; its stream restarts at its next chunk."""
+        self.engine.counters.shed += 1
+        self.shed_streams.add(chunk.stream)
+        self.publish_error(ErrorEvent(
+            chunk.stream, "overloaded",
+            f"the ingest queue holds its limit of {self.config.max_queued_samples} samples; "
+            f"chunk at seq {chunk.seq} ({len(chunk.samples)} samples) dropped unprocessed; "
+            "the stream restarts at its next chunk",
+        ))
 
     @property
     def can_filter(self) -> bool:
@@ -251,16 +259,20 @@ class Loop:
         summary.dropped_chunks = len(self.queue)
         summary.dropped_windows = self.stage.dropped_windows + self.engine.n_pending
         summary.flushed_windows = self.engine.counters.windows - before
-        while summary.unread_messages < 1_000_000 and time.monotonic() < deadline + 0.5:
+        self._count_unread(summary, deadline + 0.5)
+        if finished:  # the PUB socket is this thread's again
+            self.publisher.item(StatsRequest(self.queued_samples))
+        else:
+            log.error("the inference thread is still busy after the flush deadline")
+
+    def _count_unread(self, summary: ServeSummary, deadline: float) -> None:
+        """Read and count the messages left in the socket at the stop (until ``deadline``)."""
+        while summary.unread_messages < 1_000_000 and time.monotonic() < deadline:
             try:
                 self.pull.recv_multipart(zmq.NOBLOCK)
             except zmq.ZMQError:  # Again, or the context is gone
                 break
             summary.unread_messages += 1
-        if finished:  # the PUB socket is this thread's again
-            self.publisher.item(StatsRequest(self.queued_samples))
-        else:
-            log.error("the inference thread is still busy after the flush deadline")
 
 
 def _cost(chunk: Chunk) -> int:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from harstream.model.classifier import Classifier, Runtime
     from harstream.model.process import ModelProcess
     from harstream.serve.config import ServerConfig
-    from harstream.serve.security import ServerSecurity
+    from harstream.serve.security import ClientSecurity, ServerSecurity
     from harstream.serve.sockets import Sockets
     from harstream.serve.stats import ServeSummary
 
@@ -59,31 +60,28 @@ class ModelSettings:
 def run_server(
     config: ServerConfig,
     settings: ModelSettings = ModelSettings(),
-    security: ServerSecurity | None = None,
+    security: ServerSecurity | ClientSecurity | None = None,
     *,
     say: Callable[[str], None] = print,
     status: Callable[[str], contextlib.AbstractContextManager[Any]] = lambda _: contextlib.nullcontext(),
+    stop: threading.Event | None = None,
 ) -> ServeSummary:
-    """Serve until SIGINT or SIGTERM; return what happened.
+    """Serve until SIGINT or SIGTERM (or until ``stop`` is set); return what happened.
 
-    ``say`` gets the ready line (endpoints, model, runtime) and the stopped
-    line; ``status`` wraps the model's loading (a spinner on a terminal).
-    Raises :class:`HarstreamError` when a socket cannot bind or the model
-    cannot load, having closed whatever was opened.
+    Bound (``config.join`` None), ``security`` is the engine's
+    :class:`~harstream.serve.security.ServerSecurity`; joined to a router, a
+    :class:`~harstream.serve.security.ClientSecurity` (the engine's key pair and the
+    router's public key). ``say`` gets the ready line (endpoints, model, runtime) and
+    the stopped line; ``status`` wraps the model's loading (a spinner on a terminal).
+    With ``stop``, no signal handler is installed and serving ends when it is set (from
+    any thread: serving may run in a thread, or in a Ray actor's). Raises
+    :class:`HarstreamError` when a socket cannot bind or the model cannot load, having
+    closed whatever was opened.
     """
     from harstream.engine.core import Engine
-    from harstream.serve.security import secure_server
-    from harstream.serve.sockets import bind
     from harstream.signal.smoothing import ForwardFilter
 
-    secure = None
-    if security is not None:
-        def secure(pull: Any, pub: Any) -> Callable[[], None]:
-            authenticator = secure_server(pull.context, pull, pub, security)
-            stop_auth: Callable[[], None] = authenticator.stop
-            return stop_auth
-
-    sockets = bind(config, secure=secure)  # before the model loads: a busy port fails at once
+    sockets = _open_sockets(config, security)  # before the model loads: a busy port fails at once
     loaded: list[Classifier | ModelProcess] = []
     try:
         with status("loading and warming up the model..."):
@@ -101,9 +99,38 @@ def run_server(
         _close_model_processes(loaded)
         raise
     try:
-        return _serve_loaded(config, sockets, loaded, engine, say)
+        return _serve_loaded(config, sockets, loaded, engine, say, stop)
     finally:
         _close_model_processes(loaded)
+
+
+def _open_sockets(config: ServerConfig, security: ServerSecurity | ClientSecurity | None) -> Sockets:
+    """The engine's sockets: bound (with the server's keys), or joined to a router (as its client)."""
+    from harstream.errors import ServeError
+    from harstream.serve.security import ClientSecurity, ServerSecurity, secure_server
+
+    if config.joins:
+        from harstream.serve.join import join
+
+        if security is not None and not isinstance(security, ClientSecurity):
+            raise ServeError("joining a router, the engine is its client: expected ClientSecurity (the "
+                             f"engine's key pair and the router's public key), got {type(security).__name__}")
+        return join(config, security=security)
+    from harstream.serve.sockets import bind
+
+    if security is not None and not isinstance(security, ServerSecurity):
+        raise ServeError("a bound engine is a CURVE server: expected ServerSecurity (its key pair and "
+                         f"allow-lists), got {type(security).__name__}")
+    secure = None
+    if security is not None:
+        server_security = security
+
+        def secure(pull: Any, pub: Any) -> Callable[[], None]:
+            authenticator = secure_server(pull.context, pull, pub, server_security)
+            stop_auth: Callable[[], None] = authenticator.stop
+            return stop_auth
+
+    return bind(config, secure=secure)
 
 
 def load_model(model: Path | None, max_batch: int, runtime: Runtime = "keras",
@@ -139,18 +166,19 @@ def _close_model_processes(models: list[Classifier | ModelProcess]) -> None:
 
 
 def _serve_loaded(config: ServerConfig, sockets: Sockets, loaded: list[Classifier | ModelProcess],
-                  engine: Engine, say: Callable[[str], None]) -> ServeSummary:
-    """Serve with a loaded model (one classifier, or the model processes) until SIGINT or SIGTERM."""
+                  engine: Engine, say: Callable[[str], None], stop: threading.Event | None) -> ServeSummary:
+    """Serve with a loaded model (one classifier, or the model processes) until SIGINT or SIGTERM,
+    or until ``stop`` is set when one is given."""
     import signal
-    import threading
 
     from harstream.gc_pauses import freeze_startup
     from harstream.model.process import ModelProcess
     from harstream.serve.server import serve
 
-    stop = threading.Event()  # from here on, Ctrl-C and SIGTERM stop serving cleanly
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    if stop is None:
+        stop = event = threading.Event()  # from here on, Ctrl-C and SIGTERM stop serving cleanly
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: event.set())
 
     classifier = loaded[0]
     models = [model for model in loaded if isinstance(model, ModelProcess)]
@@ -163,8 +191,7 @@ def _serve_loaded(config: ServerConfig, sockets: Sockets, loaded: list[Classifie
         else:
             path, meta, where = classifier.artifact.path, vars(classifier.artifact.meta), ""
         routes = sorted(set(classifier.routes.values()))
-        say(f"harstream engine {engine.id} ready: ingest (PULL) {sockets.ingest_endpoint}, publish "
-            f"(PUB) {sockets.publish_endpoint}; model {path.name} "
+        say(f"harstream engine {engine.id} ready: {sockets.describe()}; model {path.name} "
             f"({meta['architecture']}, sha256 {meta['weights_sha256'][:12]}, runtime {'+'.join(routes)}{where}); "
             f"at most {config.max_streams} streams. Ctrl-C stops.")
 

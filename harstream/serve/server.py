@@ -24,8 +24,10 @@ from typing import cast
 import zmq
 
 from harstream.engine.core import Engine
+from harstream.errors import ServeError
 from harstream.model.process import ModelProcess
 from harstream.serve.config import ServerConfig
+from harstream.serve.join import JoinedLoop, RouterLink, join
 from harstream.serve.loop import Loop
 from harstream.serve.sockets import Sockets, bind
 from harstream.serve.stats import ServeSummary
@@ -43,29 +45,33 @@ def serve(
     """Run the engine on ZeroMQ sockets until ``stop`` is set; returns what happened.
 
     ``config`` defaults to ``ServerConfig()``. ``sockets`` are bound ones from
-    :func:`~harstream.serve.sockets.bind` (bound here when None); they are closed on
-    return. With ``model`` (the engine's model in a process of its own, or several) the
+    :func:`~harstream.serve.sockets.bind`, or a router's from :func:`~harstream.serve.join.join`
+    (made here when None: joined when ``config.join`` is set, else bound); they are closed on
+    return. Joined, serving starts once the router has welcomed the engine (``on_ready`` is
+    called then). With ``model`` (the engine's model in a process of its own, or several) the
     serving thread submits batches to it and goes on while it computes; without, an
     inference thread calls ``engine.predict_proba``.
     """
     config = config or ServerConfig()
     stop = stop or threading.Event()
-    sockets = sockets or bind(config, context)
+    sockets = sockets or (join(config, context) if config.joins else bind(config, context))
     if model is None:
         models: list[ModelProcess] = []
     else:
         models = list(model) if isinstance(model, (list, tuple)) else [cast("ModelProcess", model)]
-    loop = Loop(engine, config, sockets, models)
+    loop = (JoinedLoop(engine, config, sockets, models) if isinstance(sockets, RouterLink)
+            else Loop(engine, config, sockets, models))
     summary = ServeSummary()
     previous_switch = sys.getswitchinterval()
     sys.setswitchinterval(config.switch_interval_ms / 1000)  # restored on return
     loop.stats.pauses.install()
     try:
         loop.stage.start()
-        if on_ready is not None:
-            on_ready()
-        loop.report()  # the new engine id reaches subscribers at once
-        _run(loop, config, stop)
+        if loop.wait_ready(stop):
+            if on_ready is not None:
+                on_ready()
+            loop.report()  # the new engine id reaches subscribers at once
+            _run(loop, config, stop)
         loop.flush(summary)
     finally:
         if loop.stage.alive:
@@ -91,6 +97,8 @@ def _run(loop: Loop, config: ServerConfig, stop: threading.Event) -> None:
                 loop.report()
         except zmq.ContextTerminated:
             break
+        except ServeError:  # the engine cannot go on serving (join mode: the router changed its results)
+            raise
         except Exception as exc:  # never let one failure end serving for every stream
             loop.failed("a serving turn", exc)
 

@@ -37,6 +37,10 @@ class Sockets:
         """The endpoint the PUB socket is bound to."""
         return _last_endpoint(self.pub)
 
+    def describe(self) -> str:
+        """Where the engine listens, for its ready line."""
+        return f"ingest (PULL) {self.ingest_endpoint}, publish (PUB) {self.publish_endpoint}"
+
     def close(self, pub: bool = True) -> None:
         """Close both sockets (the PULL one only, with ``pub=False``) and stop what was started with them."""
         self.pull.close(linger=0)

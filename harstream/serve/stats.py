@@ -39,6 +39,9 @@ class Stats:
         self.history: deque[tuple[float, int]] = deque([(self.started, 0)])
         self.stalls = StallMeter(clock)
         """How long the serving loop went without looking at its ingest socket (the loop marks it)."""
+        self.member: dict[str, Any] | None = None
+        """Join mode: the engine's place in the cluster (slot, incarnation...), added to each report
+        (:meth:`harstream.serve.join.RouterLink.member`); replaced whole when it changes."""
 
     def report(self, now: float, queued_samples: int = 0) -> dict[str, Any]:
         """The ``$stats`` fields at monotonic time ``now`` (latency samples and pauses are taken)."""
@@ -48,7 +51,7 @@ class Stats:
             self.history.popleft()
         first_time, first_windows = self.history[0]
         rate = (counters.windows - first_windows) / max(now - first_time, 1e-9)
-        return {
+        report = {
             "engine": self.engine.id,
             "started": self.engine.started,
             "streams": self.engine.n_streams,
@@ -69,6 +72,10 @@ class Stats:
             "limits": {**self.config.limits(), "max_streams": self.engine.max_streams,
                        "idle_timeout_s": self.engine.idle_timeout_s},
         }
+        member = self.member
+        if member is not None:
+            report.update(member)
+        return report
 
 
 class StallMeter:
