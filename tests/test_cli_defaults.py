@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from harstream.cli.main import build_parser
+from harstream.cluster.config import RouterConfig
 from harstream.serve.config import ServerConfig
 from harstream.serve.run import ModelSettings
 
@@ -55,6 +56,27 @@ def test_every_serve_default_is_its_config_field() -> None:
         assert action.default == expected, f"serve --{dest.replace('_', '-')}: {action.default!r} != {expected!r}"
     assert config_fields - exposed == NOT_OPTIONS
     assert model_fields <= set(_options("serve"))
+
+
+ROUTER_FIELD = {"heartbeat": "heartbeat_ms", "timeout": "timeout_ms", "idle_timeout": "idle_timeout_s"}
+"""``router`` options whose :class:`RouterConfig` field has another name (the unit in it)."""
+ROUTER_NOT_OPTIONS = {"stats_interval_s", "max_drain", "max_message_bytes"}
+""":class:`RouterConfig` fields ``router`` does not expose."""
+
+
+def test_every_router_default_is_its_config_field() -> None:
+    import harstream
+
+    config = RouterConfig()
+    config_fields = {f.name for f in fields(RouterConfig)}
+    exposed = set()
+    for dest, action in _options("router").items():
+        name = ROUTER_FIELD.get(dest, dest)
+        assert name in config_fields, f"router --{dest.replace('_', '-')}: no config field to read from"
+        assert action.default == getattr(config, name), f"router --{dest.replace('_', '-')}: {action.default!r}"
+        exposed.add(name)
+    assert config_fields - exposed == ROUTER_NOT_OPTIONS
+    assert (config.ingest, config.publish) == (harstream.DEFAULT_INGEST, harstream.DEFAULT_PUBLISH)
 
 
 def test_model_settings_agree_with_the_model_and_the_smoother() -> None:

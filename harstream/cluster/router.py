@@ -1,0 +1,449 @@
+"""``harstream router``: one ingest and one publish address in front of several engines.
+
+Four sockets, one thread:
+
+- **ingest** (PULL, bound where producers and ``harstream web`` connect): each chunk
+  goes, unchanged and undecoded (only its stream id frame is read), to the engine
+  rendezvous hashing picks among the live ones (:mod:`harstream.cluster.routes`), as
+  ``CHUNK`` with the router's receipt time (:mod:`harstream.serve.cluster_wire`), on
+- **engines** (ROUTER with ``ROUTER_MANDATORY``, ``ROUTER_HANDOVER`` and ZeroMQ
+  heartbeats): engines' DEALERs say HELLO (answered with WELCOME), answer PINGs, get
+  FORGET when a stream moves away from them, and say BYE on a clean stop. A send to an
+  engine whose connection is gone fails at once (``unreachable``); an engine silent for
+  ``timeout_ms`` is dropped (``timeout``: a hung engine).
+- **results** (XSUB, engines' PUBs connect) -> **publish** (XPUB): a proxy,
+  subscriptions flowing up, except the engines' ``$stats``, which the router takes
+  and replaces by one cluster-wide ``$stats`` (:mod:`harstream.cluster.report`).
+
+A stream whose engine changes gets one ``$error`` ``moved`` when its next chunk goes to
+the new engine (naming both engines, why, and the seq it restarts at); a chunk that no
+live engine can take is dropped and reported (``no_engine``, once per stream per outage,
+then counted). docs/scaling.md has the failure behaviour.
+
+>>> import threading
+>>> config = RouterConfig(ingest="inproc://doc-in", publish="inproc://doc-out",
+...                       engines="inproc://doc-engines", results="inproc://doc-results")
+>>> stop = threading.Event(); stop.set()
+>>> run_router(config, stop=stop, say=lambda line: None).chunks_in
+0
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import socket as socketlib
+import struct
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import zmq
+
+from harstream.cluster.config import RouterConfig
+from harstream.cluster.membership import Member, Membership, Reason
+from harstream.cluster.report import Counters, Reporter, engine_row_key
+from harstream.cluster.routes import Route, Routes
+from harstream.errors import ProtocolError, SecurityError, ServeError
+from harstream.protocol import STATS_TOPIC, STREAM_ID, encode_error, encode_stats
+from harstream.serve import cluster_wire as wire
+
+log = logging.getLogger("harstream.cluster.router")
+
+__all__ = ["Router", "RouterSockets", "bind", "run_router"]
+
+_STATS = STATS_TOPIC.encode()
+_VALID_ID = re.compile(STREAM_ID.pattern.encode("ascii"))
+_pack_time = struct.Struct("<d").pack
+MAX_ENGINE_MESSAGES = 1000
+"""Most messages read off the engines' socket (or the results socket) in one turn."""
+
+
+@dataclass
+class RouterSockets:
+    """The router's four bound sockets."""
+
+    pull: zmq.Socket[bytes]
+    xpub: zmq.Socket[bytes]
+    engines: zmq.Socket[bytes]
+    xsub: zmq.Socket[bytes]
+
+    def close(self) -> None:
+        for sock in (self.pull, self.engines, self.xsub):
+            sock.close(linger=0)
+        self.xpub.close(linger=1000)  # the last $stats and $errors reach the subscribers
+
+
+def bind(config: RouterConfig, context: zmq.Context[zmq.Socket[bytes]] | None = None) -> RouterSockets:
+    """Create and bind the four sockets; :class:`ServeError` naming the endpoint that cannot bind."""
+    ctx = context or zmq.Context.instance()
+    sockets = RouterSockets(ctx.socket(zmq.PULL), ctx.socket(zmq.XPUB), ctx.socket(zmq.ROUTER),
+                            ctx.socket(zmq.XSUB))
+    try:
+        for sock in (sockets.pull, sockets.xpub, sockets.engines, sockets.xsub):
+            sock.setsockopt(zmq.IPV6, 1)
+            sock.setsockopt(zmq.LINGER, 0)
+        sockets.pull.setsockopt(zmq.RCVHWM, config.ingest_hwm)
+        sockets.pull.setsockopt(zmq.MAXMSGSIZE, config.max_message_bytes)
+        sockets.xpub.setsockopt(zmq.SNDHWM, config.publish_hwm)
+        sockets.xsub.setsockopt(zmq.RCVHWM, config.results_hwm)
+        engines = sockets.engines
+        engines.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a send to a gone engine fails: EHOSTUNREACH
+        engines.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a reconnecting engine takes its routing id back
+        engines.setsockopt(zmq.SNDHWM, config.engine_hwm)
+        engines.setsockopt(zmq.HEARTBEAT_IVL, config.heartbeat_ms)  # libzmq drops a hung peer's pipe,
+        engines.setsockopt(zmq.HEARTBEAT_TIMEOUT, config.timeout_ms)  # GIL-free, in its I/O thread
+        engines.setsockopt(zmq.HEARTBEAT_TTL, config.timeout_ms)
+        for sock, endpoint, role in ((sockets.pull, config.ingest, "ingest"),
+                                     (sockets.xpub, config.publish, "publish"),
+                                     (engines, config.engines, "engines"),
+                                     (sockets.xsub, config.results, "results")):
+            try:
+                sock.bind(endpoint)
+            except zmq.ZMQError as exc:
+                raise ServeError(f"cannot bind the {role} endpoint {endpoint!r}: {exc}") from None
+        sockets.xsub.send(b"\x01" + _STATS)  # the router's own subscription: every engine's $stats
+    except BaseException:
+        sockets.close()
+        raise
+    return sockets
+
+
+def last_endpoint(sock: zmq.Socket[bytes]) -> str:
+    """The endpoint ``sock`` was last bound to (the port chosen for ``tcp://HOST:*``)."""
+    endpoint = sock.getsockopt(zmq.LAST_ENDPOINT)
+    return endpoint.decode() if isinstance(endpoint, bytes) else str(endpoint)
+
+
+def advertised(bound: str, host: str | None) -> str:
+    """The results endpoint as engines must connect to it: ``bound`` with its host replaced by ``host``,
+    or, when bound on every interface, by this machine's host name.
+
+    >>> advertised("tcp://127.0.0.1:5558", None), advertised("tcp://0.0.0.0:5558", "router-1")
+    ('tcp://127.0.0.1:5558', 'tcp://router-1:5558')
+    """
+    if not bound.startswith("tcp://"):
+        return bound
+    address, _, port = bound[len("tcp://"):].rpartition(":")
+    if host is None and address in ("0.0.0.0", "[::]", "*"):
+        host = socketlib.gethostname()
+    return f"tcp://{host or address}:{port}"
+
+
+class Router:
+    """The router's state, driven by :meth:`turn`."""
+
+    def __init__(self, config: RouterConfig, sockets: RouterSockets,
+                 clock: Callable[[], float] = time.monotonic,
+                 on_stats: Callable[[dict[str, Any]], None] | None = None) -> None:
+        self.config = config
+        self.on_stats = on_stats
+        self.sockets = sockets
+        self.clock = clock
+        self.live = Membership(config.timeout_ms / 1000.0)
+        self.routes = Routes()
+        self.counters = Counters()
+        self.id = uuid.uuid4().hex[:12]
+        self.started = time.time()
+        self.started_mono = clock()
+        self.tick = int(self.started_mono)
+        self.welcome = wire.encode_welcome(wire.Welcome(
+            advertised(last_endpoint(sockets.xsub), config.advertise), config.heartbeat_ms, config.timeout_ms))
+        self.unmatched: dict[str, tuple[float, dict[str, Any]]] = {}
+        """Engines' ``$stats`` that name no live member, by engine id: (when, fields)."""
+        self.next_ping = self.started_mono
+        self.next_stats = self.started_mono + config.stats_interval_s
+        self.reporter = Reporter(self.started_mono)
+        self._poller = zmq.Poller()
+        for sock in (sockets.pull, sockets.engines, sockets.xsub, sockets.xpub):
+            self._poller.register(sock, zmq.POLLIN)
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def turn(self, max_wait_s: float) -> None:
+        """Wait for input (at most ``max_wait_s``, less when a heartbeat is due), handle it and the timers."""
+        now = self.clock()
+        wait = max(0.0, min(max_wait_s, self.next_ping - now, self.next_stats - now))
+        ready = dict(self._poller.poll(int(wait * 1000)))
+        sockets = self.sockets
+        if sockets.engines in ready:
+            self.read_engines()
+        if sockets.pull in ready:
+            self.forward()
+        if sockets.xsub in ready:
+            self.read_results()
+        if sockets.xpub in ready:
+            self.read_subscriptions()
+        now = self.clock()
+        self.tick = int(now)
+        if now >= self.next_ping:
+            self.heartbeat(now)
+        if now >= self.next_stats:
+            self.report(now)
+
+    def forward(self) -> int:
+        """Route up to ``max_drain`` waiting chunks to their engines; how many were read (the hot path)."""
+        pull, send = self.sockets.pull, self.sockets.engines.send_multipart
+        table, tick, chunk, now = self.routes.table, self.tick, wire.CHUNK, time.time
+        cpu = time.thread_time()
+        n = 0
+        for n in range(1, self.config.max_drain + 1):
+            try:
+                frames = pull.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                n -= 1
+                break
+            stamp = _pack_time(now())
+            route = table.get(frames[0])
+            if route is None or (member := route.member) is None or member is not route.served:
+                self._route_slowly(frames, stamp, route)
+                continue
+            route.seen = tick
+            try:
+                send([member.identity, chunk, stamp, *frames], zmq.NOBLOCK)
+            except zmq.ZMQError as exc:
+                self._send_failed(exc, frames, stamp, route, member)
+                continue
+            member.chunks += 1
+        self.counters.chunks_in += n
+        self.counters.forward_cpu_s += time.thread_time() - cpu
+        return n
+
+    # -- chunks off the hot path -------------------------------------------------------------
+
+    def _route_slowly(self, frames: list[bytes], stamp: bytes, route: Route | None) -> None:
+        """A new stream, a moved one, or one with no live engine."""
+        stream = frames[0]
+        if route is None:
+            remember = (len(self.routes) < self.config.max_streams
+                        and _valid_stream(stream))  # a bad id goes on to an engine, which reports it
+            route = self.routes.add(stream, self.live) if remember else self.routes.pick(stream, self.live)
+        member = route.member
+        if member is None:
+            self.counters.no_engine += 1
+            route.dropped += 1
+            route.seen = self.tick
+            if route.dropped == 1:
+                self._error(stream, "no_engine", f"no engine is live: the chunk at seq {_seq(frames)} was "
+                            "dropped; this stream's next chunks are dropped and counted until an engine joins")
+            return
+        try:
+            self.sockets.engines.send_multipart([member.identity, wire.CHUNK, stamp, *frames], zmq.NOBLOCK)
+        except zmq.ZMQError as exc:
+            self._send_failed(exc, frames, stamp, route, member)
+            return
+        member.chunks += 1
+        if route.origin or route.dropped:
+            self.counters.moved += 1
+            lost = (f"; {route.dropped} chunk(s) dropped while no engine was live (reported as no_engine)"
+                    if route.dropped else "")
+            self._error(stream, "moved", f"moved from {route.origin or 'no engine'} to engine {member.name} "
+                        f"at seq {_seq(frames)}: it restarts there (its first windows re-warm){lost}")
+        self.routes.served(route, self.tick)
+
+    def _send_failed(self, exc: zmq.ZMQError, frames: list[bytes], stamp: bytes, route: Route,
+                     member: Member) -> None:
+        if exc.errno == zmq.EHOSTUNREACH:  # the engine's connection is gone: lost; the chunk goes on
+            self.lose(member, "unreachable")
+            self._route_slowly(frames, stamp, route)
+        elif exc.errno == zmq.EAGAIN:  # the engine is this far behind: drop, never wait
+            self.counters.overloaded += 1
+            self._error(_text(frames[0]), "overloaded", f"router: engine {member.name} has "
+                        f"{self.config.engine_hwm} chunks waiting; the chunk at seq {_seq(frames)} was dropped "
+                        "(the engine reports seq_gap at the next one)")
+        else:
+            raise exc
+
+    # -- engines -----------------------------------------------------------------------------
+
+    def read_engines(self) -> None:
+        """Take the engines' HELLO, PONG and BYE messages."""
+        engines = self.sockets.engines
+        for _ in range(MAX_ENGINE_MESSAGES):
+            try:
+                frames = engines.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            identity, body = frames[0], frames[1:]
+            kind = body[0] if body else b""
+            now = self.clock()
+            if kind == wire.PONG:
+                if not self.live.heard(identity, now):
+                    self.counters.strangers += 1  # a dropped engine: it says HELLO once it notices
+            elif kind == wire.HELLO:
+                self._hello(identity, body, now)
+            elif kind == wire.BYE:
+                member = self.live.get(identity)
+                if member is not None:
+                    self.lose(member, "bye")
+            else:
+                self.counters.strangers += 1
+                log.warning("ignored a message of kind %r from %r", kind[:20], identity[:80])
+
+    def _hello(self, identity: bytes, body: list[bytes], now: float) -> None:
+        try:
+            hello = wire.decode(body)
+            if not isinstance(hello, wire.Hello) or wire.parse_routing_id(identity) != (
+                    hello.slot, hello.incarnation):
+                raise ProtocolError("field", f"expected the routing id {identity[:80]!r} to be "
+                                    "b'SLOT.INCARNATION' of the HELLO")
+        except ProtocolError as exc:
+            self.counters.strangers += 1
+            log.warning("refused a HELLO from %r: %s", identity[:80], exc)
+            return
+        known = self.live.get(identity)
+        member, replaced = self.live.hello(identity, hello, now)
+        for old in replaced:
+            self._moved_off(old, "replaced")
+        if not self._send(member, self.welcome):
+            return
+        if member is not known:
+            log.info("engine %s joined (pid %d on %s)", member.name, hello.pid, hello.host)
+            for stream, held in self.routes.joined(member, self.live):
+                self._send(held, wire.encode_forget(stream.decode("ascii")))
+
+    def lose(self, member: Member, reason: Reason) -> None:
+        """Drop ``member`` (it crashed, hung or said BYE): its streams move to the other live engines."""
+        if self.live.drop(member, reason, self.clock()):
+            self._moved_off(member, reason)
+
+    def _moved_off(self, member: Member, reason: str) -> None:
+        moved = self.routes.lost(member, self.live, reason)
+        log.warning("engine %s lost (%s): %d streams move", member.name, reason, len(moved))
+
+    def _send(self, member: Member, frames: list[bytes] | tuple[bytes, ...]) -> bool:
+        """Send to a live engine; False (and the engine lost) when it is unreachable or this far behind."""
+        try:
+            self.sockets.engines.send_multipart([member.identity, *frames], zmq.NOBLOCK)
+        except zmq.ZMQError as exc:
+            if exc.errno not in (zmq.EHOSTUNREACH, zmq.EAGAIN):
+                raise
+            self.lose(member, "unreachable")
+            return False
+        return True
+
+    def heartbeat(self, now: float) -> None:
+        """PING every live engine; drop those silent for longer than the timeout."""
+        self.next_ping = now + self.config.heartbeat_ms / 1000.0
+        for member in self.live.expire(now):
+            self._moved_off(member, "timeout")
+        for member in self.live:
+            self._send(member, wire.PING_MESSAGE)
+
+    # -- results -----------------------------------------------------------------------------
+
+    def read_results(self) -> None:
+        """Forward the engines' predictions and ``$error``s to the subscribers; keep their ``$stats``."""
+        xsub, publish = self.sockets.xsub, self.sockets.xpub.send_multipart
+        for _ in range(MAX_ENGINE_MESSAGES):
+            try:
+                frames = xsub.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if frames[0] == _STATS:
+                self._engine_stats(frames)
+            else:
+                publish(frames, zmq.NOBLOCK)
+                self.counters.results += 1
+
+    def _engine_stats(self, frames: list[bytes]) -> None:
+        try:
+            body = json.loads(frames[1]) if len(frames) == 2 else None
+        except ValueError:
+            body = None
+        if type(body) is not dict:
+            self.counters.bad_stats += 1
+            return
+        key = engine_row_key(body)
+        member = next((m for m in self.live if (m.slot, m.hello.incarnation) == key), None)
+        if member is not None:
+            member.stats = body
+        elif isinstance(body.get("engine"), str):
+            self.unmatched[body["engine"]] = (self.clock(), body)
+
+    def read_subscriptions(self) -> None:
+        """Pass the subscribers' (un)subscriptions up to the engines."""
+        xpub, xsub = self.sockets.xpub, self.sockets.xsub
+        for _ in range(MAX_ENGINE_MESSAGES):
+            try:
+                xsub.send(xpub.recv(zmq.NOBLOCK))
+            except zmq.Again:
+                return
+
+    # -- reports -----------------------------------------------------------------------------
+
+    def report(self, now: float) -> None:
+        """Publish the cluster's ``$stats``; forget idle streams."""
+        self.next_stats = now + self.config.stats_interval_s
+        for stream, route in self.routes.forget_idle(self.tick - int(self.config.idle_timeout_s)):
+            if route.origin:  # it moved and sent nothing since: what was in flight may be lost
+                self.counters.moved += 1
+                idle = self.config.idle_timeout_s
+                self._error(_text(stream), "moved", f"moved from {route.origin} and silent since: chunks "
+                            f"in flight to that engine may be lost; forgotten after {idle:g} s of silence")
+        stale = now - 3 * self.config.stats_interval_s
+        self.unmatched = {k: v for k, v in self.unmatched.items() if v[0] >= stale}
+        stats = self.reporter(self, now)
+        self.sockets.xpub.send_multipart(encode_stats(stats), zmq.NOBLOCK)
+        if self.on_stats is not None:
+            self.on_stats(stats)
+
+    def _error(self, stream: bytes | str | None, code: str, detail: str) -> None:
+        name = _text(stream) if isinstance(stream, bytes) else stream
+        self.sockets.xpub.send_multipart(encode_error(name, code, detail), zmq.NOBLOCK)
+
+
+def _valid_stream(stream: bytes) -> bool:
+    return _VALID_ID.fullmatch(stream) is not None
+
+
+def _text(stream: bytes | str | None) -> str | None:
+    """A stream id for an ``$error`` (None when it is no valid id)."""
+    if isinstance(stream, bytes):
+        return stream.decode("ascii") if _valid_stream(stream) else None
+    return stream
+
+
+def _seq(frames: list[bytes]) -> str:
+    """The seq of a chunk's header, for a report (its header is parsed only here, off the hot path)."""
+    try:
+        seq = json.loads(frames[1]).get("seq") if len(frames) > 1 else None
+    except (ValueError, AttributeError):
+        seq = None
+    return str(seq) if type(seq) is int else "(no valid seq)"
+
+
+def run_router(config: RouterConfig | None = None, security: object | None = None, *, stop: threading.Event,
+               on_ready: Callable[[], None] | None = None,
+               on_stats: Callable[[dict[str, Any]], None] | None = None,
+               say: Callable[[str], None] = print,
+               context: zmq.Context[zmq.Socket[bytes]] | None = None) -> Counters:
+    """Route until ``stop`` is set; the counters at the end.
+
+    ``on_ready()`` is called once the sockets are bound, ``on_stats(fields)`` with each cluster
+    ``$stats`` published. ``security`` must be None: keys are not supported by the router yet
+    (docs/scaling.md), and the router refuses them rather than serve without them.
+    """
+    if security is not None:
+        raise SecurityError("the router does not support CurveZMQ keys yet (docs/scaling.md): expected no "
+                            f"security settings, got {type(security).__name__}")
+    config = config or RouterConfig()
+    sockets = bind(config, context)
+    try:
+        router = Router(config, sockets, on_stats=on_stats)
+        say(f"harstream router {router.id} ready: ingest (PULL) {last_endpoint(sockets.pull)}, publish (XPUB) "
+            f"{last_endpoint(sockets.xpub)}, engines (ROUTER) {last_endpoint(sockets.engines)}, results (XSUB) "
+            f"{last_endpoint(sockets.xsub)}; engines drop after {config.timeout_ms} ms of silence. Ctrl-C stops.")
+        if on_ready is not None:
+            on_ready()
+        while not stop.is_set():
+            router.turn(0.1)
+        counters = router.counters
+        say(f"router {router.id} stopped: {counters.describe()}")
+        return counters
+    finally:
+        sockets.close()
