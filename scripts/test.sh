@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[test,web]'
+# cluster: Ray, for `harstream cluster` and its test with a real local Ray (tests/test_cluster_ray.py)
+.venv/bin/python -m pip install -q -e '.[test,web,cluster]'
 # the browser test of `harstream web` drives the distribution's headless Chromium (CI runs as root)
 if ! command -v chromium >/dev/null; then
     apt-get update && apt-get install -y chromium chromium-driver

@@ -1,6 +1,7 @@
 """The ``harstream`` command: one verb per job, one module per verb.
 
-serve · router · web · replay · record · dashboard · demo · train · evaluate · export · bench · data · keys
+serve · router · cluster · web · replay · record · dashboard · demo · train · evaluate · export · bench · data
+· keys
 
 A verb is a module with ``NAME``, ``HELP`` (its line in ``harstream --help``),
 ``add_arguments(parser)`` and ``run(args) -> int`` (:class:`Verb`). Most live
@@ -13,7 +14,7 @@ its heavy imports (numpy, TensorFlow, ZeroMQ) inside ``run``: ``harstream
 --help`` and ``harstream serve --help`` import none of them.
 
 >>> [verb.NAME for verb in verbs()][:5]
-['serve', 'router', 'web', 'replay', 'record']
+['serve', 'router', 'cluster', 'web', 'replay']
 """
 
 from __future__ import annotations
@@ -33,11 +34,11 @@ from rich.console import Console
 from rich.markup import escape
 
 from harstream import __version__
-from harstream.cli import bench, dashboard, data, demo, export, keys, record, router, serve, web
+from harstream.cli import bench, cluster, dashboard, data, demo, export, keys, record, router, serve, web
 from harstream.errors import HarstreamError
 
-ORDER = ("serve", "router", "web", "replay", "record", "dashboard", "demo", "train", "evaluate", "export", "bench",
-         "data", "keys")
+ORDER = ("serve", "router", "cluster", "web", "replay", "record", "dashboard", "demo", "train", "evaluate",
+         "export", "bench", "data", "keys")
 """The verbs in the order ``harstream --help`` lists them (verbs other packages add come after)."""
 ENTRY_POINTS = "harstream.verbs"
 """The entry-point group through which ``replay`` and ``training`` add their verbs."""
@@ -83,8 +84,8 @@ class _Missing:
 @functools.cache
 def verbs() -> tuple[Verb, ...]:
     """Every verb, in :data:`ORDER`: the built-in ones and those of the entry points."""
-    table: dict[str, Verb] = {module.NAME: module for module in (serve, router, record, dashboard, demo, export,
-                                                                  bench, data, keys, web)}
+    table: dict[str, Verb] = {module.NAME: module for module in (serve, router, cluster, record, dashboard, demo,
+                                                                  export, bench, data, keys, web)}
     for point in entry_points(group=ENTRY_POINTS):
         if point.name not in table:
             table[point.name] = _load(point.name, point.value)
