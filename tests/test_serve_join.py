@@ -349,6 +349,34 @@ def test_router_silence_makes_the_engine_rejoin_as_a_new_incarnation_without_sta
         assert [e for e in stats if isinstance(e, StatsEvent)][-1].fields["incarnation"] == second.incarnation
 
 
+def test_after_a_hang_stale_messages_are_not_news_and_the_engine_rejoins(router: FakeRouter) -> None:
+    engine = Engine(fake_proba, ACTIVITIES)
+    config = ServerConfig(join=router.engines)
+    link = join(config)
+    try:
+        loop = JoinedLoop(engine, config, link)
+        identity = _handshake(router, link)
+        old = link.incarnation
+        router.chunk(identity, "s", 0, signal_of(64))
+        assert link.pull.poll(30_000) and loop.receive(1) == 1
+        loop.filter()
+        assert engine.n_streams == 1
+        router.send(identity, wire.PING_MESSAGE)  # sent before the hang, read after it
+        assert link.pull.poll(30_000)
+        link.deadline = time.monotonic() - 1.0  # as if the process had been stopped past its timeout
+        loop.turn(next_stats=time.monotonic() + 60)
+        assert link.incarnation != old and engine.n_streams == 0
+        deadline = time.monotonic() + 30
+        while not router.router.poll(0):  # the new DEALER's HELLO goes once it is connected
+            assert time.monotonic() < deadline, "no HELLO from the new incarnation"
+            loop.turn(next_stats=time.monotonic() + 60)
+        new_id, hello = router.expect(wire.Hello)
+        assert hello.incarnation != old and new_id != identity and engine.n_streams == 0
+        assert not router.router.poll(200)  # the stale PING went with the old DEALER: no PONG
+    finally:
+        link.close()
+
+
 # -- keys -------------------------------------------------------------------------------------
 
 

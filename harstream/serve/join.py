@@ -65,6 +65,9 @@ log = logging.getLogger("harstream.serve.join")
 
 RETRY_S = 0.05
 """A HELLO that could not go (no connection to the router yet) is tried again this soon."""
+BYE_LINGER_MS = 1000
+"""Longest a BYE still unsent at the stop may hold the process's exit (the router's heartbeat
+drops a silent engine anyway)."""
 
 
 class RouterLink(Sockets):
@@ -154,8 +157,8 @@ class RouterLink(Sockets):
         return self.pull
 
     def close(self, pub: bool = True) -> None:
-        """Close both sockets; the DEALER lingers up to the timeout for a BYE still on its way."""
-        self.pull.close(linger=int(self.timeout_s * 1000))
+        """Close both sockets; the DEALER lingers up to :data:`BYE_LINGER_MS` for a BYE on its way."""
+        self.pull.close(linger=min(int(self.timeout_s * 1000), BYE_LINGER_MS))
         super().close(pub)
 
     # -- the conversation ----------------------------------------------------------------------
@@ -197,6 +200,8 @@ class RouterLink(Sockets):
 
     def handshake(self, stop: threading.Event) -> bool:
         """Say HELLO until the router welcomes this engine; False if ``stop`` is set first."""
+        log.info("joining the router at %s as slot %d (incarnation %s): waiting for its welcome",
+                 self.router, self.slot, self.incarnation)
         self.hello()
         while not stop.is_set():
             if self.pull.poll(int(RETRY_S * 1000)):
