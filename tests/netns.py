@@ -81,7 +81,7 @@ def loopback_only(test: F) -> F:
     def again_inside() -> None:
         node = os.environ["PYTEST_CURRENT_TEST"].rsplit(" ", 1)[0]
         env = {**os.environ, INSIDE: "1"}
-        argv = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", node]
+        argv = [sys.executable, "-m", "pytest", "-q", "-x", "-rP", "-p", "no:cacheprovider", node]
         try:
             done = subprocess.run(loopback_command(argv), cwd=_REPO, env=env, capture_output=True,
                                   text=True, timeout=TIMEOUT_S, check=False)

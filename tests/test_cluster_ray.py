@@ -1,0 +1,187 @@
+"""``harstream cluster`` on a real local Ray (issue 22): engines restarted by Ray rejoin the router.
+
+Runs in a loopback-only network namespace (tests/netns.py): Ray's processes then use
+127.0.0.1 and no test traffic leaves loopback. Ray starts in the test (``ray.init``); the
+cluster is the one ``harstream cluster up`` makes (controller, router pinned to this node,
+engine actors), fed real HAPT recordings through the router's public ingest endpoint.
+Waits are caps, never thresholds; the figures are printed (``-s``) and go to docs/scaling.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import zmq
+from netns import loopback_only
+
+from harstream.cluster.config import RouterConfig
+from harstream.cluster.ray_config import ClusterConfig
+from harstream.cluster.ray_controller import ClusterPlan
+from harstream.cluster.ray_router import RouterSpec
+from harstream.cluster.rendezvous import owner
+from harstream.data.hapt import read_dataset
+from harstream.errors import HarstreamError
+from harstream.loopback import free_endpoint, free_port
+from harstream.protocol import ErrorEvent, Prediction, StatsEvent, encode_chunk
+from harstream.serve.client import Subscriber
+from harstream.serve.run import ModelSettings
+from harstream.signal.windows import window_ends
+
+pytestmark = pytest.mark.slow
+
+ENGINES = 3
+KILLED = 1
+"""The slot whose engine process is SIGKILLed."""
+STREAMS = 24
+CHUNK = 50
+"""Samples per chunk (1 s at 50 Hz)."""
+ROUND_S = 0.1
+"""Pause between rounds of one chunk per stream (10 times real time)."""
+AFTER_REJOIN = 30
+"""Rounds sent after the restarted engine is back in the router's $stats."""
+CAP_S = 600.0
+"""Longest any phase may take (a cap: a healthy run takes about a minute)."""
+
+
+class Watcher:
+    """Everything the router publishes, sorted as it comes."""
+
+    def __init__(self, sub: Subscriber) -> None:
+        self.sub = sub
+        self.windows: dict[str, set[int]] = defaultdict(set)
+        self.duplicates: list[tuple[str, int]] = []
+        self.errors: list[ErrorEvent] = []
+        self.incarnations: dict[int, list[str]] = defaultdict(list)
+        self.last_stats: dict[str, Any] = {}
+
+    def drain(self, wait_s: float = 0.0) -> None:
+        deadline = time.monotonic() + wait_s
+        while (event := self.sub.receive(timeout_s=max(0.0, deadline - time.monotonic()))) is not None:
+            if isinstance(event, Prediction):
+                if event.seq_end in self.windows[event.stream]:
+                    self.duplicates.append((event.stream, event.seq_end))
+                self.windows[event.stream].add(event.seq_end)
+            elif isinstance(event, ErrorEvent):
+                self.errors.append(event)
+            elif isinstance(event, StatsEvent):
+                self.last_stats = event.fields
+                for row in event.fields.get("engines", []):
+                    seen = self.incarnations[row["slot"]]
+                    if row["incarnation"] not in seen:
+                        seen.append(row["incarnation"])
+            if time.monotonic() >= deadline:
+                return
+
+    def live_slots(self) -> set[int]:
+        return {row["slot"] for row in self.last_stats.get("engines", [])}
+
+
+def _streams(hapt_dir: Path) -> dict[str, np.ndarray]:
+    """STREAMS streams of real HAPT samples (recordings of subjects 2 and 4, each offset its own way)."""
+    recordings = read_dataset(hapt_dir, {2, 4}).recordings
+    streams = {}
+    for i in range(STREAMS):
+        rec = recordings[i % len(recordings)]
+        start = (i // len(recordings)) * 1000
+        streams[f"ray.{i:02d}.{rec.stream_id}"] = rec.samples[start:]
+    return streams
+
+
+@loopback_only
+def test_a_killed_engine_is_restarted_by_ray_and_rejoins(hapt_dir: Path) -> None:
+    import ray
+
+    from harstream.cluster import ray_control
+
+    started = time.monotonic()
+    ray.init(namespace="harstream", num_cpus=ENGINES + 1, log_to_driver=False)
+    figures = {"ray_init_s": time.monotonic() - started}
+    try:
+        _scenario(hapt_dir, figures)
+    finally:
+        with contextlib.suppress(HarstreamError):  # not up: nothing to stop
+            ray_control.down(ClusterConfig(), say=lambda _: None)
+        ray.shutdown()
+    print("figures:", {k: round(v, 2) for k, v in figures.items()})
+
+
+def _scenario(hapt_dir: Path, figures: dict[str, float]) -> None:
+    from harstream.cluster import ray_control
+
+    ingest, publish = free_endpoint(), free_endpoint()
+    router = RouterConfig(ingest=ingest, publish=publish, engines=f"tcp://127.0.0.1:{free_port()}",
+                          results=f"tcp://127.0.0.1:{free_port()}")
+    plan = ClusterPlan(cluster=ClusterConfig(engines=ENGINES, engine_cpus=1.0), router=RouterSpec(router),
+                       node_id="", model=ModelSettings(runtime="onnx", model_process=False))
+    started = time.monotonic()
+    described = ray_control.up(plan, say=lambda _: None)
+    figures["up_s"] = time.monotonic() - started
+    assert [e["state"] for e in described["engines"]] == ["serving"] * ENGINES
+    victim = next(e for e in described["engines"] if e["slot"] == KILLED)
+    streams = _streams(hapt_dir)
+    owners = {sid: owner(sid, range(ENGINES)) for sid in streams}
+    assert KILLED in owners.values() and len(set(owners.values())) == ENGINES
+
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+    sent: dict[str, int] = dict.fromkeys(streams, 0)
+    with Subscriber(publish) as sub, ctx.socket(zmq.PUSH) as push:
+        push.connect(ingest)
+        watch = Watcher(sub)
+        deadline = time.monotonic() + CAP_S
+        while watch.live_slots() != set(range(ENGINES)):  # subscribed, every engine listed
+            watch.drain(0.2)
+            assert time.monotonic() < deadline, f"engines listed: {watch.live_slots()}"
+        first_incarnation = watch.incarnations[KILLED][-1]
+        killed_at = rejoined_at = None
+        rounds = after = 0
+        while after < AFTER_REJOIN:
+            for sid, samples in streams.items():
+                start = sent[sid]
+                assert start + CHUNK <= len(samples), "ran out of samples before the engine rejoined"
+                push.send_multipart(encode_chunk(sid, start, samples[start:start + CHUNK]))
+                sent[sid] = start + CHUNK
+            rounds += 1
+            watch.drain(ROUND_S)
+            if rounds == 10:
+                os.kill(victim["pid"], signal.SIGKILL)  # the engine actor's process: the engine itself
+                killed_at = time.monotonic()
+            if killed_at and rejoined_at is None and len(watch.incarnations[KILLED]) > 1 \
+                    and KILLED in watch.live_slots():
+                rejoined_at = time.monotonic()
+                figures["kill_to_rejoin_s"] = rejoined_at - killed_at
+            after += rejoined_at is not None
+            assert time.monotonic() < deadline, "the killed engine did not rejoin"
+        expected = {sid: set(window_ends(0, n).tolist()) for sid, n in sent.items()}
+        untouched = {sid for sid in streams if owners[sid] != KILLED}
+        while any(not expected[sid] <= watch.windows[sid] for sid in untouched) \
+                and time.monotonic() < deadline:
+            watch.drain(0.5)
+        watch.drain(3.0)  # the moved streams' last windows
+
+    status = ray_control.status(ClusterConfig())
+    assert not watch.duplicates, f"(stream, seq_end) published twice: {watch.duplicates[:10]}"
+    assert watch.incarnations[KILLED][0] == first_incarnation != watch.incarnations[KILLED][-1]
+    restarts = {a["name"]: a["restarts"] for a in status["actors"]} if isinstance(status["actors"], list) else {}
+    assert restarts.get(f"harstream-engine-{KILLED}") == 1, status["actors"]
+    engine = next(e for e in status["engines"] if e["slot"] == KILLED)
+    assert engine["state"] == "serving" and engine["pid"] != victim["pid"] and engine["restarted"]
+    reported = defaultdict(list)
+    for error in watch.errors:
+        reported[error.stream].append(error.code)
+    for sid in untouched:  # rendezvous hashing: the other engines' streams never move
+        assert expected[sid] <= watch.windows[sid] and not reported[sid], (sid, reported[sid])
+    lost = {sid: len(expected[sid] - watch.windows[sid]) for sid in streams if owners[sid] == KILLED}
+    for sid, missing in lost.items():  # each loss is reported; a move costs a re-warm and what was in flight
+        moves = reported[sid].count("moved")
+        assert moves >= 1 and set(reported[sid]) <= {"moved", "no_engine"}, (sid, reported[sid])
+        assert missing <= moves * 4, (sid, missing, reported[sid])
+    figures["windows_lost"] = sum(lost.values())
+    figures["windows_expected"] = sum(len(v) for v in expected.values())
