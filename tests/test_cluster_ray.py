@@ -10,8 +10,11 @@ Waits are caps, never thresholds; the figures are printed (``-s``) and go to doc
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -185,3 +188,40 @@ def _scenario(hapt_dir: Path, figures: dict[str, float]) -> None:
         assert missing <= moves * 4, (sid, missing, reported[sid])
     figures["windows_lost"] = sum(lost.values())
     figures["windows_expected"] = sum(len(v) for v in expected.values())
+
+
+def _harstream(*argv: str, timeout_s: float = CAP_S) -> str:
+    done = subprocess.run([sys.executable, "-m", "harstream", "cluster", *argv], capture_output=True, text=True,
+                          timeout=timeout_s, check=False)
+    assert done.returncode == 0, f"harstream cluster {' '.join(argv)}: exit {done.returncode}\n{done.stderr}"
+    return done.stdout
+
+
+@loopback_only
+def test_the_verb_starts_a_head_scales_and_stops_everything() -> None:
+    """``cluster up`` starts a Ray head that outlives it; ``down`` stops it again."""
+    ports = [str(free_port()) for _ in range(2)]
+    started = time.monotonic()
+    try:
+        out = _harstream("up", "--engines", "1", "--engine-cpus", "0.5", "--ingest", free_endpoint(),
+                         "--publish", free_endpoint(), "--engines-port", ports[0], "--results-port", ports[1],
+                         "--", "--runtime", "onnx", "--no-model-process")
+        up_s = time.monotonic() - started
+        assert "engine slot 0: serving" in out
+        state = json.loads(_harstream("status", "--json"))
+        assert [e["slot"] for e in state["engines"]] == [0] and state["started_head"]
+        assert [row["slot"] for row in state["stats"]["engines"]] == [0]
+        assert "engine slot 1: serving" in _harstream("scale", "2")
+        out = _harstream("scale", "1")
+        assert "slot 1" not in out
+        state = json.loads(_harstream("status", "--json"))
+        assert {a["name"] for a in state["actors"]} == {"harstream-controller", "harstream-router",
+                                                         "harstream-engine-0"}
+    finally:
+        down = subprocess.run([sys.executable, "-m", "harstream", "cluster", "down"], capture_output=True,
+                              text=True, timeout=CAP_S, check=False)
+    assert down.returncode == 0, down.stderr
+    assert "local Ray head stopped" in down.stderr
+    left = subprocess.run(["pgrep", "-f", "gcs_server|raylet"], capture_output=True, text=True, check=False)
+    assert left.stdout == "", f"Ray processes left: {left.stdout}"
+    print("figures:", {"cli_up_s": round(up_s, 2)})
