@@ -119,16 +119,23 @@ def last_endpoint(sock: zmq.Socket[bytes]) -> str:
     return endpoint.decode() if isinstance(endpoint, bytes) else str(endpoint)
 
 
-def advertised(bound: str, host: str | None) -> str:
-    """The results endpoint as engines must connect to it: ``bound`` with its host replaced by ``host``,
-    or, when bound on every interface, by this machine's host name.
+def advertised(configured: str, bound: str, host: str | None) -> str:
+    """The results endpoint as engines must connect to it (named in WELCOME).
 
-    >>> advertised("tcp://127.0.0.1:5558", None), advertised("tcp://0.0.0.0:5558", "router-1")
-    ('tcp://127.0.0.1:5558', 'tcp://router-1:5558')
+    ``configured`` as given, with the port chosen when it was ``*`` (from ``bound``, the socket's
+    last endpoint) and its host replaced by ``host``, or by this machine's host name when it is
+    bound on every interface.
+
+    >>> advertised("tcp://127.0.0.1:5558", "tcp://[::ffff:127.0.0.1]:5558", None)
+    'tcp://127.0.0.1:5558'
+    >>> advertised("tcp://*:*", "tcp://0.0.0.0:40001", "router-1")
+    'tcp://router-1:40001'
     """
-    if not bound.startswith("tcp://"):
-        return bound
-    address, _, port = bound[len("tcp://"):].rpartition(":")
+    if not configured.startswith("tcp://"):
+        return configured
+    address, _, port = configured[len("tcp://"):].rpartition(":")
+    if port == "*":
+        port = bound.rpartition(":")[2]
     if host is None and address in ("0.0.0.0", "[::]", "*"):
         host = socketlib.gethostname()
     return f"tcp://{host or address}:{port}"
@@ -151,8 +158,8 @@ class Router:
         self.started = time.time()
         self.started_mono = clock()
         self.tick = int(self.started_mono)
-        self.welcome = wire.encode_welcome(wire.Welcome(
-            advertised(last_endpoint(sockets.xsub), config.advertise), config.heartbeat_ms, config.timeout_ms))
+        results = advertised(config.results, last_endpoint(sockets.xsub), config.advertise)
+        self.welcome = wire.encode_welcome(wire.Welcome(results, config.heartbeat_ms, config.timeout_ms))
         self.unmatched: dict[str, tuple[float, dict[str, Any]]] = {}
         """Engines' ``$stats`` that name no live member, by engine id: (when, fields)."""
         self.next_ping = self.started_mono
