@@ -102,6 +102,10 @@ ERROR_CODES: Final[dict[str, str]] = {
     "stream's next chunk reports seq_gap and restarts it)",
     "internal": "engine: processing this stream's data failed inside the engine; its windows "
     "were dropped and the stream restarts with its next chunk; serving goes on",
+    "moved": "router: the stream's engine changed (one was lost, hung, restarted or added); it restarts on "
+    "its new engine at the seq named and its first windows re-warm; chunks in flight to a lost engine are lost",
+    "no_engine": "router: no engine is live; the chunk was dropped (reported once per stream, the stream's "
+    "next chunks counted, until an engine joins)",
 }
 """Every ``ProtocolError.code`` and ``$error`` code, with its meaning."""
 
