@@ -38,8 +38,6 @@ from harstream.serve.client import Subscriber
 from harstream.serve.run import ModelSettings
 from harstream.signal.windows import window_ends
 
-pytestmark = pytest.mark.slow
-
 ENGINES = 3
 KILLED = 1
 """The slot whose engine process is SIGKILLed."""
@@ -98,6 +96,7 @@ def _streams(hapt_dir: Path) -> dict[str, np.ndarray]:
     return streams
 
 
+@pytest.mark.slow
 @loopback_only
 def test_a_killed_engine_is_restarted_by_ray_and_rejoins(hapt_dir: Path) -> None:
     import ray
@@ -190,13 +189,34 @@ def _scenario(hapt_dir: Path, figures: dict[str, float]) -> None:
     figures["windows_expected"] = sum(len(v) for v in expected.values())
 
 
-def _harstream(*argv: str, timeout_s: float = CAP_S) -> str:
-    done = subprocess.run([sys.executable, "-m", "harstream", "cluster", *argv], capture_output=True, text=True,
+def _run(*argv: str, timeout_s: float = CAP_S) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "harstream", "cluster", *argv], capture_output=True, text=True,
                           timeout=timeout_s, check=False)
+
+
+def _harstream(*argv: str, timeout_s: float = CAP_S) -> str:
+    done = _run(*argv, timeout_s=timeout_s)
     assert done.returncode == 0, f"harstream cluster {' '.join(argv)}: exit {done.returncode}\n{done.stderr}"
     return done.stdout
 
 
+@loopback_only
+def test_without_a_cluster_the_actions_say_so() -> None:
+    done = _run("status", timeout_s=120)
+    assert done.returncode == 2 and "cannot connect to a Ray cluster on this machine" in done.stderr
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--", "--slot", "2"], "engine option --slot: set by the cluster"),
+    (["--", "--join=tcp://127.0.0.1:1"], "engine option --join: set by the cluster"),
+    (["--engine-key", "e.key_secret"], "--engine-key needs --server-key as well"),
+])
+def test_up_refuses_options_before_starting_anything(argv: list[str], message: str) -> None:
+    done = _run("up", "--address", "127.0.0.1:1", *argv, timeout_s=120)
+    assert done.returncode == 2 and message in " ".join(done.stderr.split()), done.stderr
+
+
+@pytest.mark.slow
 @loopback_only
 def test_the_verb_starts_a_head_scales_and_stops_everything() -> None:
     """``cluster up`` starts a Ray head that outlives it; ``down`` stops it again."""

@@ -104,6 +104,7 @@ def up(plan: ClusterPlan, *, say: Say = print) -> dict[str, Any]:
         name=CONTROLLER_NAME, namespace=NAMESPACE, lifetime="detached", max_restarts=-1,
         max_task_retries=0, num_cpus=0,
     ).remote(plan)
+    _check_cpus(plan.cluster.engines, plan.cluster, say)
     say(f"starting the router and {plan.cluster.engines} engine(s)...")
     try:
         described: dict[str, Any] = ray.get(controller.ready.remote(), timeout=_wait(plan.cluster))
@@ -120,9 +121,23 @@ def scale(engines: int, config: ClusterConfig, *, say: Say = print) -> dict[str,
 
     connect(config.address)
     controller = _required()
+    _check_cpus(engines, ray.get(controller.config.remote(), timeout=60.0), say)
     say(f"scaling to {engines} engine(s)...")
     described: dict[str, Any] = ray.get(controller.scale.remote(engines), timeout=_wait(config))
     return described
+
+
+def _check_cpus(engines: int, config: ClusterConfig, say: Say) -> None:
+    """Say so when ``engines`` engines reserve more CPUs than the Ray cluster has: the rest wait
+    (until nodes join, or ``ready_timeout_s``)."""
+    import ray
+
+    resources: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]  # untyped in Ray
+    need, have = engines * config.engine_cpus, float(resources.get("CPU", 0.0))
+    if need > have:
+        say(f"note: {engines} engines reserve {need:g} CPUs (--engine-cpus {config.engine_cpus:g} each) and the "
+            f"Ray cluster has {have:g}: engines beyond that wait for nodes to join, at most "
+            f"{config.ready_timeout_s:g} s (--engine-cpus 0 packs them regardless)")
 
 
 def status(config: ClusterConfig) -> dict[str, Any]:

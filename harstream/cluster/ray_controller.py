@@ -94,6 +94,10 @@ class Controller:
         self.scale(self._target)
         return self.describe()
 
+    def config(self) -> ClusterConfig:
+        """The cluster's configuration, as ``up`` gave it."""
+        return self.plan.cluster
+
     def _slots(self) -> list[int]:
         import ray
 
