@@ -84,15 +84,21 @@ class Controller:
     def ready(self) -> dict[str, Any]:
         """Wait for the router to bind, start the engines up to the target count and wait for them
         to serve; :meth:`describe` then."""
-        import ray
-
-        timeout = self.plan.cluster.ready_timeout_s
-        router = ray.get(self._router.wait_ready.remote(timeout), timeout=timeout + 30)
-        if router["state"] != "routing":
-            raise RuntimeError(f"the router did not start ({router['state']}): {router['error']}")
-        self.join = router["engines"]
+        self._join_endpoint()
         self.scale(self._target)
         return self.describe()
+
+    def _join_endpoint(self) -> str:
+        """The router's engines endpoint, once it is bound (also after this controller restarted)."""
+        import ray
+
+        if not self.join:
+            timeout = self.plan.cluster.ready_timeout_s
+            router = ray.get(self._router.wait_ready.remote(timeout), timeout=timeout + 30)
+            if router["state"] != "routing":
+                raise RuntimeError(f"the router did not start ({router['state']}): {router['error']}")
+            self.join = router["engines"]
+        return self.join
 
     def config(self) -> ClusterConfig:
         """The cluster's configuration, as ``up`` gave it."""
@@ -151,7 +157,8 @@ class Controller:
         import ray
 
         plan, cluster = self.plan, self.plan.cluster
-        spec = EngineSpec(slot=slot, join=self.join, server=plan.server, model=plan.model, security=plan.security)
+        spec = EngineSpec(slot=slot, join=self._join_endpoint(), server=plan.server, model=plan.model,
+                          security=plan.security)
         engine_class: Any = ray.remote(EngineActor)
         return engine_class.options(
             name=engine_name(slot), namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
@@ -173,6 +180,11 @@ class Controller:
             except (ray.exceptions.RayError, TimeoutError) as exc:  # killed below all the same
                 infos.append({"slot": slot, "state": "killed", "error": f"{type(exc).__name__}: {exc}"})
             ray.kill(actors[slot], no_restart=True)
+        gone = {engine_name(slot) for slot in slots}
+        deadline = time.monotonic() + timeout + 10
+        while gone & {actor["name"] for actor in ray.util.list_named_actors(all_namespaces=True)} \
+                and time.monotonic() < deadline:  # the names are free again only once the actors are dead
+            time.sleep(0.1)
         return infos
 
     def describe(self) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 The actor's process *is* the engine: the serve loop runs on a thread of the actor
 (:meth:`EngineActor.__init__` starts it), joined to the router as slot ``spec.slot``.
-A SIGKILL of that process is an engine crash; Ray restarts the actor
+A SIGKILL of that process is an engine crash (and an engine that ends by itself after it has
+served ends its process, so that it becomes one); Ray restarts the actor
 (``max_restarts=-1``) with the same arguments, so the new process joins with the
 same slot and a new incarnation, and the router gives it its streams back.
 :meth:`EngineActor.stop` is the clean way out (flush, BYE), used by ``scale`` and ``down``.
@@ -14,7 +15,7 @@ logic is testable without a cluster:
 >>> def body(spec, stop, ready):
 ...     ready()
 ...     stop.wait()
->>> actor = EngineActor(EngineSpec(slot=1, join="tcp://127.0.0.1:5557"), body=body)
+>>> actor = EngineActor(EngineSpec(slot=1, join="tcp://127.0.0.1:5557"), body=body, exit_on_crash=False)
 >>> actor.wait_ready(10.0)["state"]
 'serving'
 >>> info = actor.stop(5.0)
@@ -82,8 +83,9 @@ def serve_joined(spec: EngineSpec, stop: threading.Event, ready: Callable[[], No
 class EngineActor:
     """One engine in join mode on a thread of this (actor) process; see the module's doc."""
 
-    def __init__(self, spec: EngineSpec, body: Body = serve_joined) -> None:
+    def __init__(self, spec: EngineSpec, body: Body = serve_joined, exit_on_crash: bool = True) -> None:
         self.spec = spec
+        self._exit_on_crash = exit_on_crash
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._started = time.time()
@@ -98,6 +100,11 @@ class EngineActor:
         except BaseException as exc:  # reported by info(): an engine that cannot start says why
             self._error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
             traceback.print_exc()
+        if self._ready.is_set() and not self._stop.is_set() and self._exit_on_crash:
+            # it served, then stopped by itself: end the process so that Ray restarts the engine
+            print(f"engine slot {self.spec.slot} ended unasked ({self._error or 'no error'}): exiting for a "
+                  "restart", flush=True)
+            os._exit(1)
 
     def info(self) -> dict[str, Any]:
         """Where this engine is and how it is: slot, pid, host, state, error."""
