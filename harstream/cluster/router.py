@@ -59,6 +59,11 @@ __all__ = ["Router", "RouterSockets", "bind", "run_router"]
 _STATS = STATS_TOPIC.encode()
 _VALID_ID = re.compile(STREAM_ID.pattern.encode("ascii"))
 _pack_time = struct.Struct("<d").pack
+_send = zmq.backend.Socket.send
+"""pyzmq's own (Cython) send of one frame, without the Python layer's per-call checks: the hot path
+sends six frames per chunk, and ``send_multipart`` spent four times as long (docs/scaling.md)."""
+_MORE = zmq.SNDMORE | zmq.NOBLOCK
+_CHUNK = wire.CHUNK
 MAX_ENGINE_MESSAGES = 1000
 """Most messages read off the engines' socket (or the results socket) in one turn."""
 
@@ -194,8 +199,9 @@ class Router:
 
     def forward(self) -> int:
         """Route up to ``max_drain`` waiting chunks to their engines; how many were read (the hot path)."""
-        pull, send = self.sockets.pull, self.sockets.engines.send_multipart
-        table, tick, chunk, now = self.routes.table, self.tick, wire.CHUNK, time.time
+        pull, engines, send = self.sockets.pull, self.sockets.engines, _send
+        table, tick, now = self.routes.table, self.tick, time.time
+        more, last = _MORE, zmq.NOBLOCK
         cpu = time.thread_time()
         n = 0
         for n in range(1, self.config.max_drain + 1):
@@ -210,11 +216,16 @@ class Router:
                 self._route_slowly(frames, stamp, route)
                 continue
             route.seen = tick
-            try:
-                send([member.identity, chunk, stamp, *frames], zmq.NOBLOCK)
+            try:  # the routing id frame fails (EHOSTUNREACH, EAGAIN) or the whole message goes
+                send(engines, member.identity, more)
             except zmq.ZMQError as exc:
                 self._send_failed(exc, frames, stamp, route, member)
                 continue
+            send(engines, _CHUNK, more)
+            send(engines, stamp, more)
+            for frame in frames[:-1]:
+                send(engines, frame, more)
+            send(engines, frames[-1], last)
             member.chunks += 1
         self.counters.chunks_in += n
         self.counters.forward_cpu_s += time.thread_time() - cpu
