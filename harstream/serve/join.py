@@ -324,7 +324,7 @@ class JoinedLoop(Loop):
         if forgetting:
             self._drop_forgotten()
         if count:
-            self.link.heard(clock())
+            self.link.heard(time.monotonic())  # the link's clock, whatever the engine's
         return count
 
     def _control(self, frames: list[Any]) -> None:
