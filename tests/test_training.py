@@ -232,30 +232,66 @@ def test_selection_keeps_the_best_epoch_and_stops_after_patience() -> None:
     assert quiet.best_weights is None and quiet.scores == [] and not model.stop_training
 
 
-def test_cross_validation_folds_partition_the_non_test_subjects() -> None:
-    from harstream.data.splits import TEST_SUBJECTS
-    from training.crossval import NON_TEST_SUBJECTS, subject_folds
+def test_cross_validation_folds_hold_out_every_non_test_person_once_per_dataset() -> None:
+    from harstream.data.splits import MOTIONSENSE_TEST_SUBJECTS, TEST_SUBJECTS
+    from training.crossval import NON_TEST_SUBJECTS, dataset_folds, subject_folds
 
-    folds = subject_folds(NON_TEST_SUBJECTS, 7)
-    assert sorted(s for fold in folds for s in fold) == sorted(NON_TEST_SUBJECTS)
-    assert [len(f) for f in folds] == [3] * 7
-    assert not set(NON_TEST_SUBJECTS) & set(TEST_SUBJECTS)
-    assert subject_folds(NON_TEST_SUBJECTS, 7) == folds  # seeded
+    folds = dataset_folds(5)
+    assert len(NON_TEST_SUBJECTS["hapt"]) == 21 and len(NON_TEST_SUBJECTS["motionsense"]) == 16
+    for layout, test in (("hapt", TEST_SUBJECTS), ("motionsense", MOTIONSENSE_TEST_SUBJECTS)):
+        held = [s for fold in folds for s in fold[layout]]
+        assert sorted(held) == sorted(NON_TEST_SUBJECTS[layout])  # each person held out exactly once
+        assert not set(held) & set(test)
+        assert {len(fold[layout]) for fold in folds} <= {len(held) // 5, len(held) // 5 + 1}  # stratified
+    assert dataset_folds(5) == folds and dataset_folds(5, seed=1) != folds  # seeded
     with pytest.raises(ValueError, match=r"folds: expected 2\.\.21, got 1"):
-        subject_folds(NON_TEST_SUBJECTS, 1)
+        subject_folds(NON_TEST_SUBJECTS["hapt"], 1)
 
 
-def test_tiny_cross_validation_scores_held_out_subjects(hapt_dir: Path) -> None:
+def test_cross_validation_summary_pools_people_and_picks_the_best_mean_epoch() -> None:
+    from training.crossval import summarise
+
+    def epoch(per_subject: dict[int, list[int]]) -> dict[str, object]:
+        confusion = {}
+        for layout, keys in (("hapt", [k for k in per_subject if k < 100]),
+                             ("motionsense", [k for k in per_subject if k > 100])):
+            right, total = sum(per_subject[k][0] for k in keys), sum(per_subject[k][1] for k in keys)
+            matrix = np.zeros((6, 6), dtype=int)
+            matrix[0, 0], matrix[0, 1] = right, total - right
+            confusion[layout] = matrix.tolist()
+        return {"per_subject": per_subject, "confusion": confusion}
+
+    folds = [
+        {"epochs": [epoch({1: [8, 10], 101: [5, 10]}), epoch({1: [9, 10], 101: [9, 10]})]},
+        {"epochs": [epoch({3: [30, 30], 107: [10, 10]}), epoch({3: [27, 30], 107: [8, 10]})]},
+    ]
+    result = summarise(folds)
+    first, second = result["per_epoch"]
+    assert first["hapt"]["accuracy"] == round(38 / 40, 4)  # windows pooled over the folds
+    assert first["hapt"]["subject_mean"] == 0.9 and first["hapt"]["worst_subject"] == 1
+    assert first["motionsense"]["worst_subject"] == 1 and first["motionsense"]["worst_accuracy"] == 0.5
+    assert result["score_per_epoch"] == [round((38 / 40 + 15 / 20) / 2, 4), round((36 / 40 + 17 / 20) / 2, 4)]
+    assert result["epoch"] == 2 and result["at_epoch"] is second
+
+
+def test_tiny_cross_validation_scores_held_out_people_of_both_datasets(
+    hapt_dir: Path, motionsense_dir: Path, tmp_path: Path
+) -> None:
     from training.crossval import cross_validate
 
     result = cross_validate(
-        hapt_dir, TrainConfig(epochs=1, max_windows=256, train_hop=64), folds=7, only=[0]
+        [hapt_dir, motionsense_dir], TrainConfig(epochs=1, max_windows=256, train_hop=64), folds=5, only=[0],
+        out_dir=tmp_path,
     )
-    (fold,) = result["folds"]
-    assert fold["index"] == 0 and fold["subjects"] == [17, 28, 26]
-    assert fold["windows"] > 1000  # every labelled grid window of the three held-out subjects
-    assert len(fold["accuracy"]) == 1 and 0.0 <= fold["accuracy"][0] <= 1.0
-    assert result["mean_accuracy_per_epoch"] == [round(fold["accuracy"][0], 4)]
+    (fold,) = result["fold_results"]
+    assert fold["held_out"] == {"hapt": [17, 28, 26, 7, 5], "motionsense": [4, 17, 5, 16]}
+    assert fold["determinism"]["deterministic"] and fold["determinism"]["threads"] == 1
+    table = result["at_epoch"]
+    assert sorted(table["hapt"]["per_subject"]) == [5, 7, 17, 26, 28]
+    assert sorted(table["motionsense"]["per_subject"]) == [4, 5, 16, 17]
+    assert sum(map(sum, table["hapt"]["confusion"])) > 1000  # every labelled grid window of five people
+    assert json.loads((tmp_path / "cv.json").read_text())["score"] == result["score"]
+    assert (tmp_path / "fold-0.json").is_file()
 
 
 def test_tiny_refit_uses_training_and_validation_subjects(hapt_dir: Path, tmp_path: Path) -> None:
@@ -369,3 +405,38 @@ def test_cli_pocket_turn_choices_are_the_augmenters() -> None:
     x = np.zeros((2, 4, 9), np.float32)
     for mode in POCKET_TURNS:  # every choice is one the augmenter knows
         augment.pocket_turns(x, np.ones(2, bool), np.ones(2, bool), mode, seed=0)
+
+
+def _train_in_a_fresh_process(hapt_dir: Path, out: Path, cpus: set[int] | None) -> dict[str, object]:
+    """``harstream train`` (tiny) in its own process, on ``cpus`` only when given; its metrics."""
+    import os
+
+    command = [sys.executable, "-m", "harstream", "train", "--data", str(hapt_dir), "--out", str(out),
+               "--epochs", "1", "--max-windows", "512", "--train-hop", "64", "--no-refit", "--json"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                          preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return dict(json.loads(done.stdout))
+
+
+def test_training_gives_the_same_weights_whatever_cores_the_machine_has(hapt_dir: Path, tmp_path: Path) -> None:
+    import os
+
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs two CPUs to compare one with two")
+    one = _train_in_a_fresh_process(hapt_dir, tmp_path / "one-cpu", {min(os.sched_getaffinity(0))})
+    every = _train_in_a_fresh_process(hapt_dir, tmp_path / "every-cpu", None)
+    assert one["determinism"]["deterministic"] and one["determinism"]["onednn_max_cpu_isa"] == "AVX2"
+    assert one["weights_sha256"] == every["weights_sha256"]
+    assert one["validation"]["confusion"] == every["validation"]["confusion"]
+
+
+def test_a_run_on_another_instruction_set_says_it_is_not_reproducible(monkeypatch: pytest.MonkeyPatch) -> None:
+    from training.determinism import ONEDNN_ISA, configure
+
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE")
+    settings = configure()
+    assert not settings["deterministic"]
+    assert settings["why_not"] == f"ONEDNN_MAX_CPU_ISA is 'AVX512_CORE', not {ONEDNN_ISA!r}"
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", ONEDNN_ISA)
+    assert configure()["deterministic"]

@@ -20,8 +20,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from training.determinism import ONEDNN_ISA
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("ONEDNN_MAX_CPU_ISA", ONEDNN_ISA)  # before TensorFlow loads: training.determinism
 
 import keras
 import numpy as np

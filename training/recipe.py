@@ -86,9 +86,11 @@ class TrainConfig:
     pocket_turns: PocketTurns = "none"
     """How pocket-dataset (MotionSense) training windows are turned in the pocket (:data:`POCKET_TURNS`)."""
     refit: bool = False
-    """Fit on the training AND validation subjects for the whole schedule (no early stopping).
-    The epoch count must then come from cross-validation (:mod:`training.crossval`), which
-    is where the validation subjects did their selecting."""
+    """Fit on the training AND validation subjects (no early stopping). The epoch count must then
+    come from cross-validation (:mod:`training.crossval`), which is where people did the selecting."""
+    stop_epoch: int | None = None
+    """Stop after this epoch of the ``epochs``-long cosine schedule and keep its weights (a refit's
+    epoch, chosen by cross-validation); None runs the whole schedule."""
 
 
 SHIPPED = TrainConfig(turn_degrees=10.0, scale_motion=0.25, warp_time=0.1, pocket_turns="other-leg")
@@ -110,9 +112,12 @@ def resolve(config: TrainConfig) -> TrainConfig:
     """
     if config.arch not in EPOCHS:
         raise ValueError(f"arch: expected one of {sorted(EPOCHS)}, got {config.arch!r}")
+    epochs = EPOCHS[config.arch] if config.epochs is None else config.epochs
+    if config.stop_epoch is not None and not 1 <= config.stop_epoch <= epochs:
+        raise ValueError(f"stop_epoch: expected 1..{epochs} (the schedule's epochs), got {config.stop_epoch}")
     return replace(
         config,
-        epochs=EPOCHS[config.arch] if config.epochs is None else config.epochs,
+        epochs=epochs,
         batch_size=BATCH_SIZES[config.arch] if config.batch_size is None else config.batch_size,
         learning_rate=(
             LEARNING_RATES[config.arch] if config.learning_rate is None else config.learning_rate

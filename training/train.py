@@ -25,8 +25,11 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+from training.determinism import ONEDNN_ISA
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("ONEDNN_MAX_CPU_ISA", ONEDNN_ISA)  # before TensorFlow loads: training.determinism
 
 import keras
 import numpy as np
@@ -44,6 +47,7 @@ from harstream.model.classifier import standardise
 from training import report
 from training.architectures import ARCHITECTURES
 from training.augment import pocket_turns, scale_motion, turn_windows, warp_time
+from training.determinism import configure, weights_sha256
 from training.fitting import PREDICT_BATCH, Selection, compile_cosine, fit, served_view, write_run
 from training.recipe import TrainConfig, resolve
 
@@ -169,7 +173,8 @@ def _print_windows(
         console.print(
             ("" if alone else f"{TITLES[part['dataset']]} ")
             + f"windows: train {train_windows} (subjects {splits['train']}), "
-            + (f"no validation: a refit for the whole {config.epochs}-epoch schedule" if config.refit else
+            + (f"no validation: a refit, {config.stop_epoch or config.epochs} epochs of a {config.epochs}-epoch "
+               "schedule" if config.refit else
                f"validation {val_windows} (subjects {splits['validation']})")
         )
     if not alone:
@@ -224,6 +229,9 @@ def train(
     config = resolve(config)
     assert config.epochs is not None and config.batch_size is not None
     sources = data_sources(data_dir)
+    determinism = configure()
+    if not determinism["deterministic"]:
+        console.print(f"[yellow]this run is not reproducible elsewhere: {determinism['why_not']}[/]")
     keras.utils.set_random_seed(config.seed)
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -244,7 +252,8 @@ def train(
     selection = Selection(served, None if config.refit else (x_val, val_set.y), config.epochs,
                           config.patience, console)
     started = time.perf_counter()
-    curves = fit(model, x_train, train_set.y, config.epochs, config.batch_size, selection, config.ema)
+    curves = fit(model, x_train, train_set.y, config.stop_epoch or config.epochs, config.batch_size, selection,
+                 config.ema)
     train_seconds = time.perf_counter() - started
     metrics: dict[str, Any] = {
         "epochs_run": len(curves["loss"]),
@@ -252,6 +261,7 @@ def train(
         "parameters": int(served.count_params()),
         "config": asdict(config),
         "data": summary,
+        "determinism": determinism,
     }
     if config.refit:
         metrics["best_epoch"] = len(curves["loss"])
@@ -264,6 +274,7 @@ def train(
             f"{metrics['validation']['accuracy']:.4f}, macro-F1 {metrics['validation']['macro_f1']:.4f} "
             f"({train_seconds:.0f} s of training)"
         )
+    metrics["weights_sha256"] = weights_sha256(served)
     meta = ModelMeta(
         architecture=config.arch, norm_mean=[float(v) for v in mean], norm_std=[float(v) for v in std],
         subjects=_meta_subjects(subjects), training_data_sha256=train_set.checksum(), metrics=metrics,

@@ -64,9 +64,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="select and ship the moving average of the weights "
                         f"(default: {'on' if SHIPPED.ema else 'off'})")
     _add_augmentation_arguments(parser)
-    parser.add_argument("--refit", action="store_true", default=SHIPPED.refit,
-                        help="fit on training AND validation subjects for all --epochs, no early stopping "
-                        "(take the epoch count from scripts/cross_validate.py)")
+    parser.add_argument("--refit", action=argparse.BooleanOptionalAction, default=SHIPPED.refit,
+                        help="fit on training AND validation subjects, no early stopping: the epoch count comes "
+                        "from cross-validation, scripts/cross_validate.py (default: "
+                        f"{'on' if SHIPPED.refit else 'off'}; --no-refit selects the epoch on the validation "
+                        "subjects instead)")
+    parser.add_argument("--stop-epoch", type=int, default=None, metavar="N",
+                        help="stop after epoch N of the --epochs-long cosine schedule (default: "
+                        f"{SHIPPED.stop_epoch or 'the whole schedule'}, the epoch cross-validation chose for the "
+                        "shipped recipe; the whole schedule when --epochs is given)")
     parser.add_argument("--max-windows", type=int, default=SHIPPED.max_windows,
                         help="use at most this many windows per split (quick smoke runs)")
     parser.add_argument("--json", action="store_true", help="print the training metrics as JSON")
@@ -125,9 +131,17 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         SHIPPED, arch=args.arch, epochs=SHIPPED.epochs if args.epochs is None else args.epochs, seed=args.seed,
         patience=SHIPPED.patience if args.patience is None else args.patience,
         max_windows=args.max_windows, train_hop=args.train_hop, ema=args.ema, refit=args.refit,
+        stop_epoch=_stop_epoch(args),
         turn_degrees=SHIPPED.turn_degrees if args.turn_degrees is None else args.turn_degrees,
         pocket_turns=args.pocket_turns, scale_motion=args.scale_motion, warp_time=args.warp_time,
     )
+
+
+def _stop_epoch(args: argparse.Namespace) -> int | None:
+    """``--stop-epoch``; without it the shipped recipe's, unless ``--epochs`` names another schedule."""
+    if args.stop_epoch is not None:
+        return int(args.stop_epoch)
+    return SHIPPED.stop_epoch if args.epochs is None else None
 
 
 def finetune_config(args: argparse.Namespace) -> FinetuneConfig:
