@@ -1,6 +1,6 @@
 """Cross-validate a training recipe over the people of both datasets (a benchmark-length job).
 
-    .venv/bin/python scripts/cross_validate.py --jobs 2 --out runs/cv-shipped   # the shipped recipe
+    .venv/bin/python scripts/cross_validate.py --out runs/cv-shipped   # the shipped recipe, 3 folds at once
     .venv/bin/python scripts/cross_validate.py --scale-motion 0.4 --out runs/cv-vigour
 
 HAPT's 21 non-test subjects and MotionSense's 16, in folds of whole people
@@ -51,8 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="augment: replay each window at a speed exp(Normal(0, SIGMA))")
     parser.add_argument("--pocket-turns", choices=POCKET_TURNS, default=None,
                         help="augment: how pocket windows are turned (none act on HAPT's folds)")
-    parser.add_argument("--folds", type=int, default=5, help="folds of whole subjects (default: 5)")
-    parser.add_argument("--jobs", type=int, default=2, help="folds trained at once (default: 2)")
+    parser.add_argument("--folds", type=int, default=3, help="folds of whole subjects (default: 3)")
+    parser.add_argument("--jobs", type=int, default=3, help="folds trained at once (default: 3)")
     parser.add_argument("--out", type=Path, default=None, help="folder for fold-<i>.json and cv.json")
     parser.add_argument("--only", type=int, nargs="*", default=None, help="run only these fold indices")
     parser.add_argument("--fold-seed", type=int, default=0, help="seed that draws the folds (default: 0)")

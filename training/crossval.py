@@ -17,7 +17,7 @@ and the pick rule's epoch come from one result (:func:`summarise`).
 Folds run in worker processes (``jobs``), each on :data:`FOLD_THREADS`
 threads, deterministically: the result does not depend on ``jobs``.
 
-    python scripts/cross_validate.py --jobs 2 --out runs/cv-shipped
+    python scripts/cross_validate.py --folds 3 --jobs 3 --out runs/cv-shipped
 
 >>> dataset_folds(5)[0]
 {'hapt': [17, 28, 26, 7, 5], 'motionsense': [4, 17, 5, 16]}
@@ -201,7 +201,7 @@ def summarise(folds: Sequence[dict[str, Any]]) -> dict[str, Any]:
 def cross_validate(
     data_dirs: Sequence[Path],
     config: TrainConfig = SHIPPED,
-    folds: int = 5,
+    folds: int = 3,
     jobs: int = 1,
     only: Sequence[int] | None = None,
     fold_seed: int = 0,
