@@ -48,6 +48,9 @@ ROUND_S = 0.1
 """Pause between rounds of one chunk per stream (10 times real time)."""
 AFTER_REJOIN = 30
 """Rounds sent after the restarted engine is back in the router's $stats."""
+PAUSE_AFTER = 80
+"""Rounds after which the streams pause until the killed engine is back (they have samples for
+PAUSE_AFTER + AFTER_REJOIN rounds)."""
 CAP_S = 600.0
 """Longest any phase may take (a cap: a healthy run takes about a minute)."""
 
@@ -129,6 +132,7 @@ def _scenario(hapt_dir: Path, figures: dict[str, float]) -> None:
     assert [e["state"] for e in described["engines"]] == ["serving"] * ENGINES
     victim = next(e for e in described["engines"] if e["slot"] == KILLED)
     streams = _streams(hapt_dir)
+    assert min(len(samples) for samples in streams.values()) >= (PAUSE_AFTER + AFTER_REJOIN) * CHUNK
     owners = {sid: owner(sid, range(ENGINES)) for sid in streams}
     assert KILLED in owners.values() and len(set(owners.values())) == ENGINES
 
@@ -145,14 +149,14 @@ def _scenario(hapt_dir: Path, figures: dict[str, float]) -> None:
         killed_at = rejoined_at = None
         rounds = after = 0
         while after < AFTER_REJOIN:
-            for sid, samples in streams.items():
-                start = sent[sid]
-                assert start + CHUNK <= len(samples), "ran out of samples before the engine rejoined"
-                push.send_multipart(encode_chunk(sid, start, samples[start:start + CHUNK]))
-                sent[sid] = start + CHUNK
-            rounds += 1
+            if rounds < PAUSE_AFTER or rejoined_at is not None:  # a slow restart: the streams pause meanwhile
+                for sid, samples in streams.items():
+                    start = sent[sid]
+                    push.send_multipart(encode_chunk(sid, start, samples[start:start + CHUNK]))
+                    sent[sid] = start + CHUNK
+                rounds += 1
             watch.drain(ROUND_S)
-            if rounds == 10:
+            if rounds == 10 and killed_at is None:
                 os.kill(victim["pid"], signal.SIGKILL)  # the engine actor's process: the engine itself
                 killed_at = time.monotonic()
             if killed_at and rejoined_at is None and len(watch.incarnations[KILLED]) > 1 \
