@@ -241,7 +241,12 @@ def _print_status(state: dict[str, Any]) -> None:
                   title=f"router $stats: {stats.get('streams')} streams, {stats.get('windows_per_s')} windows/s")
     for row in stats.get("engines", []):
         latency = row.get("latency_ms") or {}
-        table.add_row(str(row.get("slot")), str(row.get("incarnation"))[:8], str(row.get("host")),
-                      str(row.get("pid")), str(row.get("streams")), str(row.get("windows_per_s")),
-                      str(latency.get("p99")))
+        values = (row.get("slot"), str(row.get("incarnation"))[:8], row.get("host"), row.get("pid"),
+                  row.get("streams"), row.get("windows_per_s"), latency.get("p99"))
+        table.add_row(*(_cell(value) for value in values))
     out.print(table)
+
+
+def _cell(value: Any) -> str:
+    """A table cell: ``-`` for a figure not known yet."""
+    return "-" if value is None else str(value)
