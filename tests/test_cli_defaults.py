@@ -62,6 +62,8 @@ ROUTER_FIELD = {"heartbeat": "heartbeat_ms", "timeout": "timeout_ms", "idle_time
 """``router`` options whose :class:`RouterConfig` field has another name (the unit in it)."""
 ROUTER_NOT_OPTIONS = {"stats_interval_s", "max_drain", "max_message_bytes"}
 """:class:`RouterConfig` fields ``router`` does not expose."""
+ROUTER_KEY_OPTIONS = {"server_key", "allow_producers", "allow_subscribers", "allow_engines"}
+"""``router`` options with no config field: the access-control keys, off by default."""
 
 
 def test_every_router_default_is_its_config_field() -> None:
@@ -71,6 +73,9 @@ def test_every_router_default_is_its_config_field() -> None:
     config_fields = {f.name for f in fields(RouterConfig)}
     exposed = set()
     for dest, action in _options("router").items():
+        if dest in ROUTER_KEY_OPTIONS:
+            assert action.default is None, f"router --{dest.replace('_', '-')}: keys are off by default"
+            continue
         name = ROUTER_FIELD.get(dest, dest)
         assert name in config_fields, f"router --{dest.replace('_', '-')}: no config field to read from"
         assert action.default == getattr(config, name), f"router --{dest.replace('_', '-')}: {action.default!r}"

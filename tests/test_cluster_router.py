@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,9 +23,11 @@ import zmq
 from harstream.cluster.config import RouterConfig
 from harstream.cluster.rendezvous import assign, moved
 from harstream.cluster.router import run_router
+from harstream.cluster.security import RouterSecurity
 from harstream.protocol import ErrorEvent, Prediction, StatsEvent, encode_chunk, encode_prediction, encode_stats
 from harstream.serve import cluster_wire as wire
 from harstream.serve.client import Subscriber
+from harstream.serve.security import ClientSecurity, ServerSecurity, make_key_pair, secure_client
 
 CAP_S = 30.0
 """Longest any condition is waited for (a cap: a healthy run takes milliseconds)."""
@@ -33,12 +36,16 @@ CAP_S = 30.0
 class FakeEngine:
     """An engine reduced to the wire: says HELLO, answers PINGs, records CHUNKs and FORGETs."""
 
-    def __init__(self, engines: str, slot: int, incarnation: str | None = None) -> None:
+    def __init__(self, engines: str, slot: int, incarnation: str | None = None,
+                 keys: ClientSecurity | None = None) -> None:
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         self.hello = wire.Hello(slot, incarnation or uuid.uuid4().hex, 4242, "fake")
+        self.keys = keys
         self.dealer = ctx.socket(zmq.DEALER)
         self.dealer.setsockopt(zmq.LINGER, 0)
         self.dealer.setsockopt(zmq.ROUTING_ID, wire.routing_id(self.hello))
+        if keys is not None:
+            secure_client(self.dealer, keys)
         self.dealer.connect(engines)
         self.dealer.send_multipart(wire.encode_hello(self.hello))
         self.pub: zmq.Socket[bytes] | None = None
@@ -60,6 +67,8 @@ class FakeEngine:
                 if self.pub is None:
                     self.pub = zmq.Context.instance().socket(zmq.PUB)
                     self.pub.setsockopt(zmq.LINGER, 0)
+                    if self.keys is not None:
+                        secure_client(self.pub, self.keys)
                     self.pub.connect(message.results)
                 self.welcomed = True
             elif isinstance(message, wire.Ping):
@@ -88,26 +97,35 @@ class FakeEngine:
 class Cluster:
     """A router on a thread, fake engines, a producer and a subscriber."""
 
-    def __init__(self, free_endpoint: Callable[[], str], **options: Any) -> None:
+    def __init__(self, free_endpoint: Callable[[], str], security: RouterSecurity | None = None,
+                 client: ClientSecurity | None = None, viewer: ClientSecurity | None = None,
+                 **options: Any) -> None:
         self.config = RouterConfig(ingest=free_endpoint(), publish=free_endpoint(), engines=free_endpoint(),
                                    results=free_endpoint(), **{"heartbeat_ms": 50, "timeout_ms": 400,
                                                                "stats_interval_s": 0.2, **options})
         self.stop = threading.Event()
         self.stats: list[dict[str, Any]] = []
-        self.thread = threading.Thread(target=run_router, args=(self.config,), daemon=True,
+        self.context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()  # its own: one ZAP handler per context
+        self.thread = threading.Thread(target=run_router, args=(self.config, security), daemon=True,
                                        kwargs={"stop": self.stop, "say": lambda line: None,
-                                               "on_stats": self.stats.append})
+                                               "on_stats": self.stats.append, "context": self.context})
         self.thread.start()
         self.engines: list[FakeEngine] = []
-        self.push: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.PUSH)
-        self.push.setsockopt(zmq.LINGER, 0)
-        self.push.connect(self.config.ingest)
-        self.sub = Subscriber(self.config.publish).open()
+        self.push = self.producer(client)
+        self.sub = Subscriber(self.config.publish, security=viewer).open()
         self.events: list[Any] = []
         self.wait(lambda: any(isinstance(e, StatsEvent) for e in self.events), "the router's first $stats")
 
-    def add(self, slot: int, incarnation: str | None = None) -> FakeEngine:
-        engine = FakeEngine(self.config.engines, slot, incarnation)
+    def producer(self, keys: ClientSecurity | None) -> zmq.Socket[bytes]:
+        push: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.PUSH)
+        push.setsockopt(zmq.LINGER, 0)
+        if keys is not None:
+            secure_client(push, keys)
+        push.connect(self.config.ingest)
+        return push
+
+    def add(self, slot: int, incarnation: str | None = None, keys: ClientSecurity | None = None) -> FakeEngine:
+        engine = FakeEngine(self.config.engines, slot, incarnation, keys)
         self.engines.append(engine)
         self.wait(lambda: engine.welcomed and self.live_slots().count(slot) == 1, f"engine {slot} welcomed")
         return engine
@@ -142,6 +160,7 @@ class Cluster:
     def close(self) -> None:
         self.stop.set()
         self.thread.join(timeout=10)
+        self.context.term()
         for engine in self.engines:
             engine.close()
         self.push.close(linger=0)
@@ -342,3 +361,40 @@ def test_a_bad_stream_id_goes_on_to_an_engine_unremembered(cluster: Cluster) -> 
     cluster.wait(lambda: [frames for *_, frames in engine.chunks] == [bad], "the bad chunk forwarded")
     cluster.wait(lambda: cluster.stats[-1]["router"]["chunks_in"] == 1, "counted")
     assert cluster.stats[-1]["router"]["streams"] == 0  # the engine reports it (stream_id); not remembered
+
+
+def test_with_keys_only_allowed_engines_join_and_a_stream_belongs_to_the_key_that_opened_it(
+        free_endpoint: Callable[[], str], tmp_path: Path) -> None:
+    keys: dict[str, tuple[Path, Path]] = {}
+    for folder, names in (("router", ["router"]), ("engines", ["engine"]), ("strangers", ["stranger"]),
+                          ("producers", ["alice", "bob"]), ("subscribers", ["viewer"])):
+        (tmp_path / folder).mkdir()
+        for name in names:
+            keys[name] = make_key_pair(tmp_path / folder, name)
+    router_public = keys["router"][0]
+
+    def client(name: str) -> ClientSecurity:
+        return ClientSecurity(keys[name][1], router_public)
+
+    security = RouterSecurity(ServerSecurity(keys["router"][1], tmp_path / "producers", tmp_path / "subscribers"),
+                              engines=tmp_path / "engines")
+    cluster = Cluster(free_endpoint, security=security, client=client("alice"), viewer=client("viewer"))
+    try:
+        stranger = FakeEngine(cluster.config.engines, 1, keys=client("stranger"))
+        cluster.engines.append(stranger)
+        engine = cluster.add(0, keys=client("engine"))
+        bob = cluster.producer(client("bob"))
+        cluster.send("phone-1", 0)
+        cluster.wait(lambda: len(engine.chunks) == 1, "alice's chunk routed")
+        bob.send_multipart(encode_chunk("phone-1", 32, np.zeros((32, 6), np.float32)))
+        bob.send_multipart(encode_chunk("phone-2", 0, np.zeros((32, 6), np.float32)))
+        cluster.wait(lambda: len(engine.chunks) == 2 and bool(cluster.errors("not_owner")), "bob's chunks")
+        assert [s for s, *_ in engine.chunks] == ["phone-1", "phone-2"]
+        assert [e.stream for e in cluster.errors("not_owner")] == ["phone-1"]
+        rounds = len(cluster.stats)
+        cluster.wait(lambda: len(cluster.stats) >= rounds + 5, "five more $stats")
+        assert not stranger.welcomed and cluster.live_slots() == [0]  # an engine key not allowed never joins
+        assert cluster.stats[-1]["router"]["not_owner"] == 1
+        bob.close(linger=0)
+    finally:
+        cluster.close()

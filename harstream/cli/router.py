@@ -13,12 +13,18 @@ here (``tests/test_cli_defaults.py`` checks it). What the router does: docs/scal
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from harstream.cli.args import endpoint, float_in, int_in
+from harstream.cli.security_args import add_server_key_arguments, server_security_from_args
 from harstream.cluster.config import RouterConfig
-from harstream.errors import HarstreamError
+from harstream.errors import HarstreamError, SecurityError
+
+if TYPE_CHECKING:
+    from harstream.cluster.security import RouterSecurity
 
 NAME = "router"
 HELP = "route producers' streams to the engines that join it (serve --join); one address for all"
@@ -66,6 +72,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="send high-water mark, messages per subscriber (default: %(default)s)")
     limits.add_argument("--results-hwm", type=int_in(1, 10_000_000), default=_CONFIG.results_hwm,
                         help="receive high-water mark, messages per engine (default: %(default)s)")
+    add_server_key_arguments(parser)
+    parser.add_argument("--allow-engines", type=Path, action="append", default=None, metavar="PATH",
+                        help="with the access-control options: public keys of the engines allowed to join and "
+                        "publish (a folder of *.key files, or one such file; repeatable); engines join with "
+                        "`serve --join --server-key ENGINE.key_secret --router-key ROUTER.key`")
+
+
+def router_security(args: argparse.Namespace) -> RouterSecurity | None:
+    """The key options: None without them; key files are checked now."""
+    from harstream.cluster.security import RouterSecurity
+
+    server = server_security_from_args(args)
+    if server is None and args.allow_engines is None:
+        return None
+    if server is None or args.allow_engines is None:
+        raise SecurityError("router keys: --server-key, --allow-producers, --allow-subscribers and "
+                            "--allow-engines go together (the engines need keys as well)")
+    security = RouterSecurity(server, tuple(args.allow_engines))
+    security.engine_keys()
+    return security
 
 
 def router_config(args: argparse.Namespace) -> RouterConfig:
@@ -90,10 +116,11 @@ def run(args: argparse.Namespace) -> int:
     from harstream.cluster.router import run_router
 
     config = router_config(args)
+    security = router_security(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     err = Console(stderr=True)
-    run_router(config, stop=stop, say=lambda text: err.print(text, highlight=False, markup=False))
+    run_router(config, security, stop=stop, say=lambda text: err.print(text, highlight=False, markup=False))
     return 0

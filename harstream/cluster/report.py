@@ -41,6 +41,8 @@ class Counters:
     """Chunks dropped because no engine was live (each stream's first reported as ``no_engine``)."""
     overloaded: int = 0
     """Chunks dropped because their engine had ``engine_hwm`` chunks waiting (each reported)."""
+    not_owner: int = 0
+    """With keys on: chunks dropped because another producer key owns their stream (each reported)."""
     results: int = 0
     """Engine messages forwarded to the subscribers (predictions, ``$error``)."""
     strangers: int = 0
@@ -53,7 +55,7 @@ class Counters:
     @property
     def chunks_routed(self) -> int:
         """Chunks handed to an engine."""
-        return self.chunks_in - self.no_engine - self.overloaded
+        return self.chunks_in - self.no_engine - self.overloaded - self.not_owner
 
     def describe(self) -> str:
         """One line for the log."""
@@ -120,6 +122,7 @@ class Reporter:
             "moved": counters.moved,
             "no_engine": counters.no_engine,
             "overloaded": counters.overloaded,
+            "not_owner": counters.not_owner,
             "results": counters.results,
             "strangers": counters.strangers,
             "streams": len(router.routes),

@@ -39,7 +39,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import zmq
@@ -48,9 +48,11 @@ from harstream.cluster.config import RouterConfig
 from harstream.cluster.membership import Member, Membership, Reason
 from harstream.cluster.report import Counters, Reporter, engine_row_key
 from harstream.cluster.routes import Route, Routes
+from harstream.cluster.security import RouterSecurity, secure_router
 from harstream.errors import ProtocolError, SecurityError, ServeError
 from harstream.protocol import STATS_TOPIC, STREAM_ID, encode_error, encode_stats
 from harstream.serve import cluster_wire as wire
+from harstream.serve.security import ServerSecurity, sender_key
 
 log = logging.getLogger("harstream.cluster.router")
 
@@ -70,25 +72,35 @@ MAX_ENGINE_MESSAGES = 1000
 
 @dataclass
 class RouterSockets:
-    """The router's four bound sockets."""
+    """The router's four bound sockets (and, with keys, what stops their authenticator)."""
 
     pull: zmq.Socket[bytes]
     xpub: zmq.Socket[bytes]
     engines: zmq.Socket[bytes]
     xsub: zmq.Socket[bytes]
+    secure: bool = False
+    """Keys are on: each chunk's sender key is read and must own its stream."""
+    closers: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:
         for sock in (self.pull, self.engines, self.xsub):
             sock.close(linger=0)
         self.xpub.close(linger=1000)  # the last $stats and $errors reach the subscribers
+        for closer in self.closers:
+            closer()
 
 
-def bind(config: RouterConfig, context: zmq.Context[zmq.Socket[bytes]] | None = None) -> RouterSockets:
-    """Create and bind the four sockets; :class:`ServeError` naming the endpoint that cannot bind."""
+def bind(config: RouterConfig, context: zmq.Context[zmq.Socket[bytes]] | None = None,
+         security: RouterSecurity | None = None) -> RouterSockets:
+    """Create and bind the four sockets (CURVE servers with ``security``); :class:`ServeError` naming the
+    endpoint that cannot bind."""
     ctx = context or zmq.Context.instance()
     sockets = RouterSockets(ctx.socket(zmq.PULL), ctx.socket(zmq.XPUB), ctx.socket(zmq.ROUTER),
-                            ctx.socket(zmq.XSUB))
+                            ctx.socket(zmq.XSUB), secure=security is not None)
     try:
+        if security is not None:
+            sockets.closers.append(secure_router(ctx, sockets.pull, sockets.xpub, sockets.engines, sockets.xsub,
+                                                 security))
         for sock in (sockets.pull, sockets.xpub, sockets.engines, sockets.xsub):
             sock.setsockopt(zmq.IPV6, 1)
             sock.setsockopt(zmq.LINGER, 0)
@@ -170,6 +182,8 @@ class Router:
         self.next_ping = self.started_mono
         self.next_stats = self.started_mono + config.stats_interval_s
         self.reporter = Reporter(self.started_mono)
+        self.read_ingest = self.forward_owned if sockets.secure else self.forward
+        """What reads the ingest socket: :meth:`forward`, or with keys on :meth:`forward_owned`."""
         self._poller = zmq.Poller()
         for sock in (sockets.pull, sockets.engines, sockets.xsub, sockets.xpub):
             self._poller.register(sock, zmq.POLLIN)
@@ -185,7 +199,7 @@ class Router:
         if sockets.engines in ready:
             self.read_engines()
         if sockets.pull in ready:
-            self.forward()
+            self.read_ingest()
         if sockets.xsub in ready:
             self.read_results()
         if sockets.xpub in ready:
@@ -227,6 +241,40 @@ class Router:
                 send(engines, frame, more)
             send(engines, frames[-1], last)
             member.chunks += 1
+        self.counters.chunks_in += n
+        self.counters.forward_cpu_s += time.thread_time() - cpu
+        return n
+
+    def forward_owned(self) -> int:
+        """:meth:`forward` with keys on: a stream belongs to the key that opened it (``not_owner`` otherwise)."""
+        pull, table = self.sockets.pull, self.routes.table
+        cpu = time.thread_time()
+        n = 0
+        for n in range(1, self.config.max_drain + 1):
+            try:
+                received = pull.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                n -= 1
+                break
+            stamp = _pack_time(time.time())
+            key = sender_key(received[0])
+            frames = [frame.bytes for frame in received]
+            route = table.get(frames[0])
+            if route is None and _valid_stream(frames[0]):
+                if len(self.routes) >= self.config.max_streams:  # its owner could not be remembered
+                    self._error(frames[0], "too_many_streams", f"the router holds its limit of "
+                                f"{self.config.max_streams} streams; a stream is freed after its idle timeout")
+                    continue
+                route = self.routes.add(frames[0], self.live)
+            if route is not None:
+                if route.owner is None:
+                    route.owner = key
+                elif route.owner != key:
+                    self.counters.not_owner += 1
+                    self._error(frames[0], "not_owner", "the stream id belongs to another producer key; "
+                                "chunk dropped")
+                    continue
+            self._route_slowly(frames, stamp, route)
         self.counters.chunks_in += n
         self.counters.forward_cpu_s += time.thread_time() - cpu
         return n
@@ -435,7 +483,8 @@ def _seq(frames: list[bytes]) -> str:
     return str(seq) if type(seq) is int else "(no valid seq)"
 
 
-def run_router(config: RouterConfig | None = None, security: object | None = None, *, stop: threading.Event,
+def run_router(config: RouterConfig | None = None, security: RouterSecurity | None = None, *,
+               stop: threading.Event,
                on_ready: Callable[[], None] | None = None,
                on_stats: Callable[[dict[str, Any]], None] | None = None,
                say: Callable[[str], None] = print,
@@ -443,14 +492,16 @@ def run_router(config: RouterConfig | None = None, security: object | None = Non
     """Route until ``stop`` is set; the counters at the end.
 
     ``on_ready()`` is called once the sockets are bound, ``on_stats(fields)`` with each cluster
-    ``$stats`` published. ``security`` must be None: keys are not supported by the router yet
-    (docs/scaling.md), and the router refuses them rather than serve without them.
+    ``$stats`` published. With ``security`` every socket is a CURVE server
+    (:mod:`harstream.cluster.security`).
     """
-    if security is not None:
-        raise SecurityError("the router does not support CurveZMQ keys yet (docs/scaling.md): expected no "
-                            f"security settings, got {type(security).__name__}")
+    if security is not None and not isinstance(security, RouterSecurity):
+        what = ("the router's key and the producers' and subscribers' allow-lists, without the engines' "
+                if isinstance(security, ServerSecurity) else type(security).__name__)
+        raise SecurityError(f"router keys: expected RouterSecurity (the router's ServerSecurity and the engines' "
+                            f"allow-list), got {what}")
     config = config or RouterConfig()
-    sockets = bind(config, context)
+    sockets = bind(config, context, security)
     try:
         router = Router(config, sockets, on_stats=on_stats)
         say(f"harstream router {router.id} ready: ingest (PULL) {last_endpoint(sockets.pull)}, publish (XPUB) "

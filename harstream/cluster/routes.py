@@ -42,7 +42,7 @@ __all__ = ["Route", "Routes"]
 class Route:
     """One stream's owner and the engine holding its state."""
 
-    __slots__ = ("dropped", "member", "origin", "seen", "served", "weight")
+    __slots__ = ("dropped", "member", "origin", "owner", "seen", "served", "weight")
 
     def __init__(self, member: Member | None, weight_: int) -> None:
         self.member = member
@@ -57,6 +57,8 @@ class Route:
         """Why the owner changed since the last chunk (for the ``moved`` report); empty when it did not."""
         self.dropped = 0
         """Chunks dropped since the last one forwarded, because no engine was live."""
+        self.owner: str | None = None
+        """With keys on: the producer key that opened the stream (only it may send its chunks)."""
 
 
 def _best(stream: bytes, members: Iterable[Member]) -> tuple[Member | None, int]:
