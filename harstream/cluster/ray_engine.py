@@ -90,7 +90,7 @@ class EngineActor:
         self._ready = threading.Event()
         self._started = time.time()
         self._error: str | None = None
-        self._restarted = _was_restarted()
+        self._restarted, self._node = _was_restarted(), _node_id()
         self._thread = threading.Thread(target=self._run, args=(body,), name=f"engine-{spec.slot}", daemon=True)
         self._thread.start()
 
@@ -112,7 +112,7 @@ class EngineActor:
             state = "serving" if self._ready.is_set() else "stopping" if self._stop.is_set() else "starting"
         else:
             state = "failed" if self._error is not None else "stopped"
-        return {"slot": self.spec.slot, "pid": os.getpid(), "host": socket.gethostname(),
+        return {"slot": self.spec.slot, "pid": os.getpid(), "host": socket.gethostname(), "node": self._node,
                 "state": state, "error": self._error, "started": self._started,
                 "restarted": self._restarted}
 
@@ -141,6 +141,15 @@ def _was_restarted() -> bool:
     with warnings.catch_warnings():  # Ray 2.60 warns about its own use of a deprecated property here
         warnings.simplefilter("ignore", DeprecationWarning)
         return bool(ray.get_runtime_context().was_current_actor_reconstructed)
+
+
+def _node_id() -> str | None:
+    """The Ray node this process runs on (outside Ray: None)."""
+    try:
+        import ray
+    except ImportError:
+        return None
+    return str(ray.get_runtime_context().get_node_id()) if ray.is_initialized() else None
 
 
 __all__ = ["Body", "EngineActor", "EngineSpec", "serve_joined"]
