@@ -48,6 +48,8 @@ def test_the_contracts_hold() -> None:
         ("harstream/model/artifact.py", "import argparse", "argparse"),
         ("harstream/tools/export.py", "import training.architectures", "never imports training"),
         ("training/augment.py", "import replay.plot", "Layers"),
+        ("harstream/serve/join.py", "import harstream.cluster.rendezvous", "Layers"),
+        ("harstream/cluster/router.py", "import ray", "Ray"),
     ],
 )
 def test_a_wrong_import_breaks_a_contract(tmp_path: Path, module: str, line: str, contract: str) -> None:
