@@ -222,14 +222,22 @@ def test_up_refuses_options_before_starting_anything(argv: list[str], message: s
 
 @pytest.mark.slow
 @loopback_only
-def test_the_verb_starts_a_head_scales_and_stops_everything() -> None:
-    """``cluster up`` starts a Ray head that outlives it; ``down`` stops it again."""
+def test_the_verb_starts_a_head_scales_and_stops_everything(tmp_path: Path) -> None:
+    """``cluster up`` (with keys) starts a Ray head that outlives it; ``down`` stops it again."""
+    from harstream.serve.security import make_key_pair
+
+    clients = tmp_path / "clients"
+    make_key_pair(clients, "phone")
+    _, router_secret = make_key_pair(tmp_path, "router")
+    _, engine_secret = make_key_pair(tmp_path, "engine")
+    keys = ["--server-key", str(router_secret), "--allow-producers", str(clients), "--allow-subscribers",
+            str(clients), "--engine-key", str(engine_secret)]
     ports = [str(free_port()) for _ in range(2)]
     started = time.monotonic()
     try:
         out = _harstream("up", "--engines", "1", "--engine-cpus", "0.5", "--ingest", free_endpoint(),
                          "--publish", free_endpoint(), "--engines-port", ports[0], "--results-port", ports[1],
-                         "--", "--runtime", "onnx", "--no-model-process")
+                         *keys, "--", "--runtime", "onnx", "--no-model-process")
         up_s = time.monotonic() - started
         assert "engine slot 0: serving" in out
         state = json.loads(_harstream("status", "--json"))

@@ -35,6 +35,7 @@ from harstream.serve.security import PUBLIC_SUFFIX, SECRET_SUFFIX
 
 if TYPE_CHECKING:
     from harstream.cluster.ray_controller import ClusterPlan
+    from harstream.cluster.security import RouterSecurity
     from harstream.serve.security import ClientSecurity
 
 NAME = "cluster"
@@ -82,7 +83,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_server_key_arguments(up)
     up.add_argument("--engine-key", type=Path, default=None, metavar="FILE",
                     help=f"with the access-control options: the engines' secret key file (NAME{SECRET_SUFFIX}); "
-                    f"engines reach the router with it and the router's NAME{PUBLIC_SUFFIX} beside --server-key")
+                    f"engines join with it and the router's NAME{PUBLIC_SUFFIX} beside --server-key, and the "
+                    f"router admits the NAME{PUBLIC_SUFFIX} beside it (the files must be at these paths on "
+                    "every node)")
     up.add_argument("serve_options", nargs=argparse.REMAINDER, metavar="-- SERVE_OPTIONS",
                     help="after --: each engine's options, as `harstream serve` takes them (model, runtime, "
                     "limits; see `harstream serve --help`), e.g. -- --runtime onnx --max-streams 5000")
@@ -149,27 +152,38 @@ def _plan(args: argparse.Namespace) -> ClusterPlan:
     model = ModelSettings(model=options.model, runtime=options.runtime, model_threads=options.model_threads,
                           model_process=options.model_process, model_processes=options.model_processes,
                           stay=options.stay)
-    return ClusterPlan(cluster=cluster_config(args),
-                       router=RouterSpec(router, security=server_security_from_args(args)),
-                       node_id="", server=serve.server_config(options), model=model,
-                       security=_engine_security(args))
+    router_keys, engine_keys = _keys(args)
+    return ClusterPlan(cluster=cluster_config(args), router=RouterSpec(router, security=router_keys),
+                       node_id="", server=serve.server_config(options), model=model, security=engine_keys)
 
 
-def _engine_security(args: argparse.Namespace) -> ClientSecurity | None:
-    """The engines' keys: their own pair and the router's public key (beside its secret one)."""
+def _keys(args: argparse.Namespace) -> tuple[RouterSecurity | None, ClientSecurity | None]:
+    """The router's keys (its pair, the producers' and subscribers' allow-lists, and the engines' public
+    key as the engines' allow-list) and the engines' (their pair and the router's public key beside its
+    secret one); (None, None) without key options. Key files are checked now."""
+    from harstream.cluster.security import RouterSecurity
     from harstream.serve.security import ClientSecurity
 
-    if args.engine_key is None and args.server_key is None:
-        return None
-    if args.engine_key is None or args.server_key is None:
-        given, missing = ("--engine-key", "--server-key") if args.server_key is None else ("--server-key",
-                                                                                            "--engine-key")
+    server = server_security_from_args(args)
+    if args.engine_key is None and server is None:
+        return None, None
+    if args.engine_key is None or server is None:
+        given, missing = ("--engine-key", "--server-key") if server is None else ("--server-key", "--engine-key")
         raise SecurityError(f"{given} needs {missing} as well: engines and router both hold keys")
-    name = str(args.server_key)
-    public = Path(name.removesuffix(SECRET_SUFFIX) + PUBLIC_SUFFIX)
-    security = ClientSecurity(args.engine_key, public)
-    security.load()
-    return security
+    engine_public = _public(args.engine_key)
+    router = RouterSecurity(server, engines=(engine_public,))
+    router.engine_keys()
+    engines = ClientSecurity(args.engine_key, _public(args.server_key))
+    engines.load()
+    return router, engines
+
+
+def _public(secret: Path) -> Path:
+    """The public key file beside a secret one (``NAME.key_secret`` -> ``NAME.key``)."""
+    if not secret.name.endswith(SECRET_SUFFIX):
+        raise SecurityError(f"{secret}: expected a secret key file named NAME{SECRET_SUFFIX}, with its "
+                            f"NAME{PUBLIC_SUFFIX} beside it")
+    return secret.with_name(secret.name.removesuffix(SECRET_SUFFIX) + PUBLIC_SUFFIX)
 
 
 def run(args: argparse.Namespace) -> int:

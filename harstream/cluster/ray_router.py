@@ -30,9 +30,12 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harstream.cluster.config import RouterConfig
+
+if TYPE_CHECKING:
+    from harstream.cluster.security import RouterSecurity
 
 StatsSink = Callable[[dict[str, Any]], None]
 RouterBody = Callable[["RouterSpec", threading.Event, Callable[[], None], StatsSink], None]
@@ -49,7 +52,7 @@ class RouterSpec:
     on_node: bool = True
     """Bind the engines and results endpoints on this node's Ray address (their ports from
     ``config``) and advertise it; False: ``config`` as given."""
-    security: Any = None
+    security: RouterSecurity | None = None
     """CurveZMQ keys of the router's sockets (key file paths, on the router's node)."""
 
 
