@@ -66,6 +66,9 @@ _send = zmq.backend.Socket.send
 sends six frames per chunk, and ``send_multipart`` spent four times as long (docs/scaling.md)."""
 _MORE = zmq.SNDMORE | zmq.NOBLOCK
 _CHUNK = wire.CHUNK
+STOP_FLUSH_S = 1.0
+"""On stop, what producers already sent is forwarded for at most this long (and the engines socket
+lingers as long for it to leave); what is still unread then is counted in the stop line."""
 MAX_ENGINE_MESSAGES = 1000
 """Most messages read off the engines' socket (or the results socket) in one turn."""
 
@@ -83,9 +86,10 @@ class RouterSockets:
     closers: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:
-        for sock in (self.pull, self.engines, self.xsub):
+        for sock in (self.pull, self.xsub):
             sock.close(linger=0)
-        self.xpub.close(linger=1000)  # the last $stats and $errors reach the subscribers
+        for sock in (self.engines, self.xpub):  # the last chunks reach the engines, $stats the subscribers
+            sock.close(linger=int(STOP_FLUSH_S * 1000))
         for closer in self.closers:
             closer()
 
@@ -298,7 +302,7 @@ class Router:
                             "dropped; this stream's next chunks are dropped and counted until an engine joins")
             return
         try:
-            self.sockets.engines.send_multipart([member.identity, wire.CHUNK, stamp, *frames], zmq.NOBLOCK)
+            self._send_chunk(member, stamp, frames)
         except zmq.ZMQError as exc:
             self._send_failed(exc, frames, stamp, route, member)
             return
@@ -310,6 +314,30 @@ class Router:
             self._error(stream, "moved", f"moved from {route.origin or 'no engine'} to engine {member.name} "
                         f"at seq {_seq(frames)}: it restarts there (its first windows re-warm){lost}")
         self.routes.served(route, self.tick)
+
+    def _send_chunk(self, member: Member, stamp: bytes, frames: list[bytes]) -> None:
+        """CHUNK to ``member``; a :class:`zmq.ZMQError` of the routing id frame means nothing was sent."""
+        engines = self.sockets.engines
+        _send(engines, member.identity, _MORE)
+        _send(engines, _CHUNK, _MORE)
+        _send(engines, stamp, _MORE)
+        for frame in frames[:-1]:
+            _send(engines, frame, _MORE)
+        _send(engines, frames[-1], zmq.NOBLOCK)
+
+    def drain(self, seconds: float) -> int:
+        """On stop: forward what producers already sent, for at most ``seconds``; the messages left unread."""
+        deadline = self.clock() + seconds
+        while self.clock() < deadline and self.read_ingest():
+            self.read_engines()
+        unread = 0
+        while unread < 1_000_000:
+            try:
+                self.sockets.pull.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            unread += 1
+        return unread
 
     def _send_failed(self, exc: zmq.ZMQError, frames: list[bytes], stamp: bytes, route: Route,
                      member: Member) -> None:
@@ -511,8 +539,10 @@ def run_router(config: RouterConfig | None = None, security: RouterSecurity | No
             on_ready()
         while not stop.is_set():
             router.turn(0.1)
+        unread = router.drain(STOP_FLUSH_S)
         counters = router.counters
-        say(f"router {router.id} stopped: {counters.describe()}")
+        say(f"router {router.id} stopped: {counters.describe()}"
+            + (f"; DROPPED {unread} messages still unread after {STOP_FLUSH_S:g} s" if unread else ""))
         return counters
     finally:
         sockets.close()
