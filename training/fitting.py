@@ -16,7 +16,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -159,18 +159,21 @@ class _ServedLogs(keras.callbacks.Callback):  # type: ignore[misc]
 
 def fit(
     model: keras.Model, x: npt.NDArray[np.float32], y: npt.NDArray[np.int64], epochs: int, batch_size: int,
-    selection: Selection, ema: bool = False,
+    selection: Selection, ema: bool = False, after_epoch: Callable[[int], None] | None = None,
 ) -> dict[str, list[float]]:
     """Fit ``model`` (compiled by :func:`compile_cosine`) on every head for up to ``epochs`` epochs.
 
     ``selection`` watches the epochs; its best epoch's weights are left in
     the model. With ``ema`` the moving average is what each epoch scores
-    and so what is kept. Returns the per-epoch curves (the history).
+    and so what is kept. ``after_epoch(n)`` runs after epoch ``n`` (from 1),
+    the epoch's weights in the model. Returns the per-epoch curves (the history).
     """
     callbacks = [
         *([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if ema else []),
         *([_ServedLogs(model.output_names[0])] if len(model.outputs) > 1 else []),
         selection,
+        *([keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: after_epoch(epoch + 1))]
+          if after_epoch else []),
     ]
     history = model.fit(x, targets(model, y), epochs=epochs, batch_size=batch_size, verbose=0,
                         callbacks=callbacks)

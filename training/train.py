@@ -42,6 +42,7 @@ from harstream.data.layouts import SUBJECT_OFFSET, TITLES, dataset_of_key, detec
 from harstream.data.scoring import score
 from harstream.data.splits import DATASET_SPLITS
 from harstream.errors import DatasetError
+from harstream.model import artifact
 from harstream.model.artifact import ModelMeta
 from harstream.model.classifier import standardise
 from training import report
@@ -218,12 +219,15 @@ def train(
     out_dir: Path,
     config: TrainConfig,
     console: Console | None = None,
+    keep_epochs: bool = False,
 ) -> dict[str, Any]:
     """Train by ``config``, select on validation, write ``<arch>.keras`` + JSON + report; returns the
     metrics.
 
     ``data_dir`` is one dataset folder or several (one per layout; see the module docstring);
     the shipped model is ``train([hapt, motionsense], out_dir, SHIPPED)`` (:mod:`training.recipe`).
+    ``keep_epochs`` also writes each epoch's model, ``epochs/epoch-<n>.keras``: the model a
+    ``stop_epoch`` of ``n`` gives, for choosing the epoch afterwards (cross-validation's).
     """
     console = console or Console(stderr=True)
     config = resolve(config)
@@ -251,9 +255,20 @@ def train(
     )
     selection = Selection(served, None if config.refit else (x_val, val_set.y), config.epochs,
                           config.patience, console)
+    def meta(metrics: dict[str, Any]) -> ModelMeta:
+        return ModelMeta(
+            architecture=config.arch, norm_mean=[float(v) for v in mean], norm_std=[float(v) for v in std],
+            subjects=_meta_subjects(subjects), training_data_sha256=train_set.checksum(), metrics=metrics,
+        )
+
+    def keep(epoch: int) -> None:
+        artifact.save(served, meta({"epoch": epoch, "weights_sha256": weights_sha256(served),
+                                    "config": asdict(config)}),
+                      out_dir / "epochs" / f"epoch-{epoch:02d}.keras")
+
     started = time.perf_counter()
     curves = fit(model, x_train, train_set.y, config.stop_epoch or config.epochs, config.batch_size, selection,
-                 config.ema)
+                 config.ema, keep if keep_epochs else None)
     train_seconds = time.perf_counter() - started
     metrics: dict[str, Any] = {
         "epochs_run": len(curves["loss"]),
@@ -275,11 +290,7 @@ def train(
             f"({train_seconds:.0f} s of training)"
         )
     metrics["weights_sha256"] = weights_sha256(served)
-    meta = ModelMeta(
-        architecture=config.arch, norm_mean=[float(v) for v in mean], norm_std=[float(v) for v in std],
-        subjects=_meta_subjects(subjects), training_data_sha256=train_set.checksum(), metrics=metrics,
-    )
-    path = write_run(out_dir, served, meta, curves, metrics)
+    path = write_run(out_dir, served, meta(metrics), curves, metrics)
     _plot(out_dir, curves, metrics)
     console.print(f"wrote {path} and the report in {out_dir}")
     return metrics

@@ -73,6 +73,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stop after epoch N of the --epochs-long cosine schedule (default: "
                         f"{SHIPPED.stop_epoch or 'the whole schedule'}, the epoch cross-validation chose for the "
                         "shipped recipe; the whole schedule when --epochs is given)")
+    parser.add_argument("--keep-epochs", action="store_true",
+                        help="also write each epoch's model, OUT/epochs/epoch-N.keras (what --stop-epoch N gives)")
     parser.add_argument("--max-windows", type=int, default=SHIPPED.max_windows,
                         help="use at most this many windows per split (quick smoke runs)")
     parser.add_argument("--json", action="store_true", help="print the training metrics as JSON")
@@ -208,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
         folders = data_folders(args.data)  # before TensorFlow loads: a missing dataset is said at once
         from training.train import train
 
-        metrics = train(folders, args.out, train_config(args), console=err)
+        metrics = train(folders, args.out, train_config(args), console=err, keep_epochs=args.keep_epochs)
     else:
         if args.refit or args.ema:
             raise HarstreamError("--base: expected no --refit or --ema (a fine-tune keeps the base model's "
