@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
@@ -38,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batches", type=int_list(1, 4096), default=[1, 32, 256],
                         help="batch sizes, comma-separated (default: 1,32,256)")
     parser.add_argument("--repeats", type=int_in(1, 1000), default=None,
-                        help="repeats; the median is reported (default: 5, --quick 2)")
+                        help="repeats; the median is reported (default: 5, --quick 2; --cluster: rounds)")
     parser.add_argument("--model-threads", type=int_in(0, 64), default=ModelSettings().model_threads,
                         help="TensorFlow threads per model call, as `serve --model-threads` (default: "
                         "%(default)s, serve's default; 0: TensorFlow's own)")
@@ -56,6 +57,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "the gateway's CPU and added latency, windows lost (--phones, --duration, --warmup)")
     parser.add_argument("--phones", type=int_in(1, 100_000), default=500,
                         help="with --web: simulated phones (default: %(default)s)")
+    parser.add_argument("--cluster", type=int_list(1, 64), default=None, metavar="K,K,...",
+                        help="instead: the load test through `harstream router` with K `serve --join` engines, "
+                        "for each K (e.g. 1,2,3), and one engine bound directly as the reference, on loopback: "
+                        "throughput, latency p50/p99, windows lost or published twice, the router's and the "
+                        "engines' CPU per chunk, and the projection to N machines (docs/scaling.md). "
+                        "--streams (default: 1000), --duration, --warmup, --repeats rounds, interleaved "
+                        "(default: 3, --quick 1), --serve-arg for every engine")
 
 
 def _add_load_options(parser: argparse.ArgumentParser) -> None:
@@ -101,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         def say(text: str) -> None:
             err.print(f"bench: {text}", highlight=False, markup=False)
+    if args.cluster:
+        return _cluster(args, say)
     result = run_full(
         model=args.model, compare=args.compare, data=args.data, batches=args.batches,
         repeats=args.repeats if args.repeats is not None else (2 if quick else 5), quick=quick,
@@ -119,4 +129,21 @@ def run(args: argparse.Namespace) -> int:
         print_json(result)
     else:
         print_bench(result, Console())
+    return 0
+
+
+def _cluster(args: argparse.Namespace, say: Callable[[str], None]) -> int:
+    """``--cluster``: run it, write ``--out``, print the table or the JSON; 0."""
+    from harstream.tools.bench.cluster import print_cluster, run_cluster_bench
+
+    report = run_cluster_bench(args.cluster, data=args.data, streams=args.streams, rounds=args.repeats,
+                               duration_s=args.duration, warmup_s=args.warmup, quick=args.quick,
+                               aligned=args.aligned, serve_args=args.serve_arg, send_tick_s=args.send_tick / 1000,
+                               log=say)
+    if args.out is not None:
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+    if args.json:
+        print_json(report)
+    else:
+        print_cluster(report, Console())
     return 0

@@ -31,15 +31,18 @@ def _cli_module(checkout: Path | None) -> str:
 
 
 class EngineProcess:
-    """``harstream serve`` as a child process on free loopback ports; stderr goes to a log file."""
+    """``harstream serve`` as a child process on free loopback ports; stderr goes to a log file.
 
-    def __init__(self, serve_args: Sequence[str] = (), checkout: Path | None = None) -> None:
+    ``verb``: another verb that binds ``--ingest`` and ``--publish`` (``router``, for ``bench --cluster``).
+    """
+
+    def __init__(self, serve_args: Sequence[str] = (), checkout: Path | None = None, verb: str = "serve") -> None:
         self.ingest, self.publish = free_endpoint(), free_endpoint()
-        self.log_path = Path(tempfile.mkdtemp(prefix="harstream-load-")) / "serve.stderr"
+        self.log_path = Path(tempfile.mkdtemp(prefix="harstream-load-")) / f"{verb}.stderr"
         env = {**os.environ, "COLUMNS": "1000"}  # one log line per message
         if checkout is not None:  # another version's code, found first on sys.path (A/B of two commits)
             env["PYTHONPATH"] = str(checkout)
-        self.command = [sys.executable, "-m", _cli_module(checkout), "serve", "--ingest", self.ingest,
+        self.command = [sys.executable, "-m", _cli_module(checkout), verb, "--ingest", self.ingest,
                         "--publish", self.publish, *serve_args]
         with open(self.log_path, "wb") as err:
             self.process = subprocess.Popen(

@@ -10,15 +10,16 @@ starts one engine and runs every level against it. The module docstring of
 from __future__ import annotations
 
 import multiprocessing as mp
+import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -62,8 +63,30 @@ class LoadConfig:
     """Shortest sleep of the generator between sends (0: wake for every chunk's own moment)."""
 
 
+class LoadTarget(Protocol):
+    """What a level streams into: a ``serve`` child (:class:`EngineProcess`), or a router in front of
+    engines (``bench --cluster``), whose ``process`` and ``log_lines`` are those of the one that exited."""
+
+    ingest: str
+    publish: str
+
+    @property
+    def pid(self) -> int:
+        """The process whose CPU and RSS (with its children's) are the level's ``engine`` figures."""
+
+    @property
+    def process(self) -> subprocess.Popen[bytes]:
+        """The child whose exit code an error names."""
+
+    def alive(self) -> bool:
+        """Every process of the target is still running."""
+
+    def log_lines(self) -> list[str]:
+        """Its stderr so far, non-empty lines."""
+
+
 def _wait(conn: Connection, process: Any, timeout_s: float, what: str,
-          engine: EngineProcess | None = None) -> Any:
+          engine: LoadTarget | None = None) -> Any:
     end = time.monotonic() + timeout_s
     while not conn.poll(0.2):
         if not process.is_alive():
@@ -117,7 +140,7 @@ class _Observed:
     counts: dict[str, int]
 
 
-def _spawn(engine: EngineProcess, offsets: list[int], config: LoadConfig) -> _Clients:
+def _spawn(engine: LoadTarget, offsets: list[int], config: LoadConfig) -> _Clients:
     """The generator and the subscriber of one level, created (not started)."""
     spawn = mp.get_context("spawn")
     folder = Path(tempfile.mkdtemp(prefix="harstream-level-"))
@@ -133,7 +156,7 @@ def _spawn(engine: EngineProcess, offsets: list[int], config: LoadConfig) -> _Cl
     return _Clients(generator, subscriber, gen_parent, sub_parent, stop_gen, stop_sub, sent_path, received_path)
 
 
-def _sample_rss(engine: EngineProcess, meter: CpuMeter, t_measure: float, t_end: float) -> list[int]:
+def _sample_rss(engine: LoadTarget, meter: CpuMeter, t_measure: float, t_end: float) -> list[int]:
     """Wait until ``t_end``, starting ``meter`` at ``t_measure`` and reading the engine's RSS from then on."""
     rss: list[int] = []
     while time.monotonic() < t_end:
@@ -150,8 +173,8 @@ def _sample_rss(engine: EngineProcess, meter: CpuMeter, t_measure: float, t_end:
     return rss
 
 
-def _stream(engine: EngineProcess, clients: _Clients, streams: int, config: LoadConfig,
-            say: Callable[[str], None]) -> _Observed:
+def _stream(engine: LoadTarget, clients: _Clients, streams: int, config: LoadConfig,
+            say: Callable[[str], None], also: Mapping[str, int]) -> _Observed:
     """Start the generator once the subscriber is live, stream the level, let the predictions drain."""
     _wait(clients.sub_conn, clients.subscriber, config.startup_timeout_s, "subscriber", engine)
     clients.generator.start()
@@ -160,7 +183,7 @@ def _stream(engine: EngineProcess, clients: _Clients, streams: int, config: Load
         f"{config.duration_s:g} s measured")
     assert clients.generator.pid is not None and clients.subscriber.pid is not None
     meter = CpuMeter({"engine": engine.pid, "generator": clients.generator.pid,
-                      "subscriber": clients.subscriber.pid})
+                      "subscriber": clients.subscriber.pid, **also}, trees=("engine", *also))
     t_start = time.monotonic() + 0.5
     clients.gen_conn.send(t_start)
     t_measure, t_end = t_start + config.warmup_s, t_start + (config.warmup_s + config.duration_s)
@@ -174,16 +197,21 @@ def _stream(engine: EngineProcess, clients: _Clients, streams: int, config: Load
     return _Observed(meter, t_start, t_measure, t_end, rss, rss_end, int(rounds), stats, errors, counts)
 
 
-def run_level(engine: EngineProcess, streams: int, config: LoadConfig,
-              log: Callable[[str], None] | None = None) -> LevelResult:
-    """Stream ``streams`` recordings through ``engine`` and measure what the subscriber sees."""
+def run_level(engine: LoadTarget, streams: int, config: LoadConfig,
+              log: Callable[[str], None] | None = None, also: Mapping[str, int] | None = None) -> LevelResult:
+    """Stream ``streams`` recordings through ``engine`` and measure what the subscriber sees.
+
+    ``also`` names more processes (pids) whose CPU % with their children's over the measured
+    span goes to ``engine["cpu_pct_of"]`` (the engines behind a router).
+    """
+    also = dict(also or {})
     say = log or (lambda _text: None)
     result = LevelResult(streams)
     offsets = seq_offsets(streams, config.aligned, config.seed)
     clients = _spawn(engine, offsets.tolist(), config)
     clients.subscriber.start()
     try:
-        seen = _stream(engine, clients, streams, config, say)
+        seen = _stream(engine, clients, streams, config, say, also)
     except RuntimeError as exc:
         result.problem = str(exc)
         return result
@@ -193,10 +221,13 @@ def run_level(engine: EngineProcess, streams: int, config: LoadConfig,
     received = np.load(clients.received_path)
     measure(result, config.chunk, offsets, sent, received, seen.t_measure, seen.t_end, seen.stats, seen.errors)
     result.engine.update(engine_usage(seen.meter, seen.rss, seen.rss_end))
+    if also:
+        result.engine["cpu_pct_of"] = {name: seen.meter.percent(name) for name in also}
     result.clients = {
         **client_usage(seen.meter, sent, received["delay"], config.chunk, seen.t_start, seen.t_measure,
                        seen.t_end),
         "rounds": seen.rounds, **seen.counts,
+        "chunks_measured": int(((sent >= seen.t_measure) & (sent <= seen.t_end)).sum()),
     }
     return result
 
