@@ -398,3 +398,20 @@ def test_with_keys_only_allowed_engines_join_and_a_stream_belongs_to_the_key_tha
         bob.close(linger=0)
     finally:
         cluster.close()
+
+
+def test_an_engine_far_behind_loses_chunks_reported_and_is_not_taken_for_lost(
+        free_endpoint: Callable[[], str]) -> None:
+    cluster = Cluster(free_endpoint, engine_hwm=1, timeout_ms=10_000)
+    try:
+        engine = cluster.add(0)
+        for seq in range(0, 3000 * 32, 32):  # far more than the engine's pipe and TCP buffers hold unread
+            cluster.send("phone-1", seq)
+        time.sleep(0.5)  # the engine reads nothing meanwhile: the PINGs find its pipe full too
+        cluster.wait(lambda: len(engine.chunks) + len(cluster.errors("overloaded")) == 3000, "chunks accounted")
+        cluster.wait(lambda: cluster.stats[-1]["router"]["chunks_in"] == 3000, "every chunk counted")
+        router = cluster.stats[-1]["router"]
+        assert router["overloaded"] == len(cluster.errors("overloaded")) > 0 and router["unsent"] > 0
+        assert router["losses"] == {} and cluster.live_slots() == [0]  # behind, not lost
+    finally:
+        cluster.close()

@@ -43,6 +43,8 @@ class Counters:
     """Chunks dropped because their engine had ``engine_hwm`` chunks waiting (each reported)."""
     not_owner: int = 0
     """With keys on: chunks dropped because another producer key owns their stream (each reported)."""
+    unsent: int = 0
+    """PING, WELCOME or FORGET messages not sent because their engine had ``engine_hwm`` messages waiting."""
     results: int = 0
     """Engine messages forwarded to the subscribers (predictions, ``$error``)."""
     strangers: int = 0
@@ -123,6 +125,7 @@ class Reporter:
             "no_engine": counters.no_engine,
             "overloaded": counters.overloaded,
             "not_owner": counters.not_owner,
+            "unsent": counters.unsent,
             "results": counters.results,
             "strangers": counters.strangers,
             "streams": len(router.routes),

@@ -410,11 +410,15 @@ class Router:
         log.warning("engine %s lost (%s): %d streams move", member.name, reason, len(moved))
 
     def _send(self, member: Member, frames: list[bytes] | tuple[bytes, ...]) -> bool:
-        """Send to a live engine; False (and the engine lost) when it is unreachable or this far behind."""
+        """Send to a live engine; False when it is unreachable (then it is lost) or ``engine_hwm``
+        messages behind (then it is kept: the timeout tells a slow engine from a hung one)."""
         try:
             self.sockets.engines.send_multipart([member.identity, *frames], zmq.NOBLOCK)
         except zmq.ZMQError as exc:
-            if exc.errno not in (zmq.EHOSTUNREACH, zmq.EAGAIN):
+            if exc.errno == zmq.EAGAIN:
+                self.counters.unsent += 1
+                return False
+            if exc.errno != zmq.EHOSTUNREACH:
                 raise
             self.lose(member, "unreachable")
             return False
