@@ -8,7 +8,8 @@ Each repeat runs, in turn: **direct** (a producer process PUSHes to a sink proce
 ``--engines`` fake engines in the sink process: DEALERs that say HELLO, answer PINGs and
 count CHUNKs); and **router alone** (the router's loop in this process, the chunks already
 queued on inproc sockets and the engines not reading: the router's own work, receive, look
-up and send, on one core). The producer sends pre-encoded 64-sample chunks of ``--streams``
+up and send, on one core; its thread's CPU time per chunk is the figure a busy machine
+disturbs least). The producer sends pre-encoded 64-sample chunks of ``--streams``
 streams round-robin as fast as it can; the sink's rate (chunks over the time from the first
 to the last) is reported, with the router's own ``route_us_per_chunk`` and ``cpu_percent``
 from its ``$stats``. Prints one JSON line per variant and repeat; compare within one run (the
@@ -202,15 +203,15 @@ def run_isolated(args: argparse.Namespace) -> dict[str, Any]:
                                               for n in range(args.chunks)])
     sender.start()
     sender.join()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.thread_time()
     done = router.forward()
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.thread_time() - cpu
     for sock in (push, *dealers):
         sock.close(linger=0)
     router.sockets.close()
     ctx.term()
     return {"variant": "router alone (inproc, one thread)", "chunks": done, "chunks_per_s": round(done / seconds),
-            "us_per_chunk": round(seconds / done * 1e6, 2)}
+            "us_per_chunk": round(seconds / done * 1e6, 2), "cpu_us_per_chunk": round(cpu / done * 1e6, 2)}
 
 
 def main() -> None:
