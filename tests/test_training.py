@@ -427,7 +427,7 @@ def test_training_gives_the_same_weights_whatever_cores_the_machine_has(hapt_dir
     one = _train_in_a_fresh_process(hapt_dir, tmp_path / "one-cpu", {min(os.sched_getaffinity(0))})
     every = _train_in_a_fresh_process(hapt_dir, tmp_path / "every-cpu", None)
     assert one["determinism"]["deterministic"] and one["determinism"]["onednn_max_cpu_isa"] == "AVX2"
-    assert one["weights_sha256"] == every["weights_sha256"]
+    assert one["weight_values_sha256"] == every["weight_values_sha256"]
     assert one["validation"]["confusion"] == every["validation"]["confusion"]
 
 

@@ -61,8 +61,9 @@ def configure(threads: int | None = None) -> dict[str, Any]:
     }
 
 
-def weights_sha256(model: Any) -> str:
-    """SHA-256 of a Keras model's weights, in order: two runs gave the same model when these match."""
+def weight_values_sha256(model: Any) -> str:
+    """SHA-256 of a Keras model's weight values, in order (not of a file, whose bytes differ between saves):
+    two runs gave the same model when these match."""
     import hashlib
 
     digest = hashlib.sha256()

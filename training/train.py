@@ -48,7 +48,7 @@ from harstream.model.classifier import standardise
 from training import report
 from training.architectures import ARCHITECTURES
 from training.augment import pocket_turns, scale_motion, turn_windows, warp_time
-from training.determinism import configure, weights_sha256
+from training.determinism import configure, weight_values_sha256
 from training.fitting import PREDICT_BATCH, Selection, compile_cosine, fit, served_view, write_run
 from training.recipe import TrainConfig, resolve
 
@@ -262,7 +262,7 @@ def train(
         )
 
     def keep(epoch: int) -> None:
-        artifact.save(served, meta({"epoch": epoch, "weights_sha256": weights_sha256(served),
+        artifact.save(served, meta({"epoch": epoch, "weight_values_sha256": weight_values_sha256(served),
                                     "config": asdict(config)}),
                       out_dir / "epochs" / f"epoch-{epoch:02d}.keras")
 
@@ -289,7 +289,7 @@ def train(
             f"{metrics['validation']['accuracy']:.4f}, macro-F1 {metrics['validation']['macro_f1']:.4f} "
             f"({train_seconds:.0f} s of training)"
         )
-    metrics["weights_sha256"] = weights_sha256(served)
+    metrics["weight_values_sha256"] = weight_values_sha256(served)
     path = write_run(out_dir, served, meta(metrics), curves, metrics)
     _plot(out_dir, curves, metrics)
     console.print(f"wrote {path} and the report in {out_dir}")
