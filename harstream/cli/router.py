@@ -46,7 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"endpoint to bind for subscribers (XPUB; default {_CONFIG.publish})")
     parser.add_argument("--engines", default=_CONFIG.engines, type=endpoint,
                         help="endpoint to bind for the engines' DEALERs (ROUTER; `serve --join` connects to it; "
-                        f"default {_CONFIG.engines}: bind another interface only on a trusted network)")
+                        f"default {_CONFIG.engines}: bind another interface only on a trusted network, or "
+                        "with keys)")
     parser.add_argument("--results", default=_CONFIG.results, type=endpoint,
                         help=f"endpoint to bind for the engines' PUBs (XSUB; default {_CONFIG.results})")
     parser.add_argument("--advertise", default=_CONFIG.advertise, metavar="HOST",
@@ -62,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     limits = parser.add_argument_group("resource limits")
     limits.add_argument("--max-streams", type=int_in(1, 100_000_000), default=_CONFIG.max_streams,
                         help="streams remembered at once; later ones are routed but their moves not "
-                        "announced (default: %(default)s)")
+                        "announced (with keys they are refused: too_many_streams) (default: %(default)s)")
     limits.add_argument("--ingest-hwm", type=int_in(1, 1_000_000), default=_CONFIG.ingest_hwm,
                         help="receive high-water mark, messages per producer (default: %(default)s)")
     limits.add_argument("--engine-hwm", type=int_in(1, 10_000_000), default=_CONFIG.engine_hwm,
@@ -73,10 +74,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     limits.add_argument("--results-hwm", type=int_in(1, 10_000_000), default=_CONFIG.results_hwm,
                         help="receive high-water mark, messages per engine (default: %(default)s)")
     add_server_key_arguments(parser)
-    parser.add_argument("--allow-engines", type=Path, action="append", default=None, metavar="PATH",
-                        help="with the access-control options: public keys of the engines allowed to join and "
-                        "publish (a folder of *.key files, or one such file; repeatable); engines join with "
-                        "`serve --join --server-key ENGINE.key_secret --router-key ROUTER.key`")
+    engines = parser.add_argument_group("engines' keys", "with the access-control options above")
+    engines.add_argument("--allow-engines", type=Path, action="append", default=None, metavar="PATH",
+                         help="public keys of the engines allowed to join and publish (a folder of *.key files, "
+                         "or one such file; repeatable); engines join with `serve --join --server-key "
+                         "ENGINE.key_secret --router-key ROUTER.key`")
 
 
 def router_security(args: argparse.Namespace) -> RouterSecurity | None:
