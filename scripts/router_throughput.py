@@ -197,20 +197,22 @@ def run_isolated(args: argparse.Namespace) -> dict[str, Any]:
     push.connect(config.ingest)
     for n in range(args.streams):  # every stream known: the steady state
         push.send_multipart(per_stream[n])
-    while router.forward():
+    forward = router.forward_owned if args.owned else router.forward  # owned: the path taken with keys
+    while forward():
         pass
     sender = threading.Thread(target=lambda: [push.send_multipart(per_stream[n % args.streams])
                                               for n in range(args.chunks)])
     sender.start()
     sender.join()
     start, cpu = time.perf_counter(), time.thread_time()
-    done = router.forward()
+    done = forward()
     seconds, cpu = time.perf_counter() - start, time.thread_time() - cpu
     for sock in (push, *dealers):
         sock.close(linger=0)
     router.sockets.close()
     ctx.term()
-    return {"variant": "router alone (inproc, one thread)", "chunks": done, "chunks_per_s": round(done / seconds),
+    variant = "router alone (inproc, one thread)" + (", keys' path" if args.owned else "")
+    return {"variant": variant, "chunks": done, "chunks_per_s": round(done / seconds),
             "us_per_chunk": round(seconds / done * 1e6, 2), "cpu_us_per_chunk": round(cpu / done * 1e6, 2)}
 
 
@@ -220,6 +222,9 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=1000)
     parser.add_argument("--engines", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--owned", action="store_true",
+                        help="router alone: time the path keys take (each chunk's sender key read, its stream's "
+                        "owner checked), without CURVE itself (inproc has none)")
     parser.add_argument("--only", choices=["direct", "router", "alone"], action="append",
                         help="run only these variants (repeatable; default: all three)")
     args = parser.parse_args()
