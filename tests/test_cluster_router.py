@@ -37,13 +37,14 @@ class FakeEngine:
     """An engine reduced to the wire: says HELLO, answers PINGs, records CHUNKs and FORGETs."""
 
     def __init__(self, engines: str, slot: int, incarnation: str | None = None,
-                 keys: ClientSecurity | None = None) -> None:
+                 keys: ClientSecurity | None = None, rcvhwm: int = 1000) -> None:
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         self.hello = wire.Hello(slot, incarnation or uuid.uuid4().hex, 4242, "fake")
         self.keys = keys
         self.dealer = ctx.socket(zmq.DEALER)
         self.dealer.setsockopt(zmq.LINGER, 0)
         self.dealer.setsockopt(zmq.ROUTING_ID, wire.routing_id(self.hello))
+        self.dealer.setsockopt(zmq.RCVHWM, rcvhwm)
         if keys is not None:
             secure_client(self.dealer, keys)
         self.dealer.connect(engines)
@@ -124,8 +125,9 @@ class Cluster:
         push.connect(self.config.ingest)
         return push
 
-    def add(self, slot: int, incarnation: str | None = None, keys: ClientSecurity | None = None) -> FakeEngine:
-        engine = FakeEngine(self.config.engines, slot, incarnation, keys)
+    def add(self, slot: int, incarnation: str | None = None, keys: ClientSecurity | None = None,
+            rcvhwm: int = 1000) -> FakeEngine:
+        engine = FakeEngine(self.config.engines, slot, incarnation, keys, rcvhwm)
         self.engines.append(engine)
         self.wait(lambda: engine.welcomed and self.live_slots().count(slot) == 1, f"engine {slot} welcomed")
         return engine
@@ -402,14 +404,15 @@ def test_with_keys_only_allowed_engines_join_and_a_stream_belongs_to_the_key_tha
 
 def test_an_engine_far_behind_loses_chunks_reported_and_is_not_taken_for_lost(
         free_endpoint: Callable[[], str]) -> None:
-    cluster = Cluster(free_endpoint, engine_hwm=1, timeout_ms=10_000)
+    cluster = Cluster(free_endpoint, engine_hwm=100, timeout_ms=10_000)
+    chunks = 20_000  # about 30 MB: more than the engine's pipe and the TCP buffers hold unread
     try:
-        engine = cluster.add(0)
-        for seq in range(0, 3000 * 32, 32):  # far more than the engine's pipe and TCP buffers hold unread
+        engine = cluster.add(0, rcvhwm=1)  # its socket reads no further ahead than one message
+        for seq in range(0, chunks * 32, 32):
             cluster.send("phone-1", seq)
         time.sleep(0.5)  # the engine reads nothing meanwhile: the PINGs find its pipe full too
-        cluster.wait(lambda: len(engine.chunks) + len(cluster.errors("overloaded")) == 3000, "chunks accounted")
-        cluster.wait(lambda: cluster.stats[-1]["router"]["chunks_in"] == 3000, "every chunk counted")
+        cluster.wait(lambda: len(engine.chunks) + len(cluster.errors("overloaded")) == chunks, "chunks accounted")
+        cluster.wait(lambda: cluster.stats[-1]["router"]["chunks_in"] == chunks, "every chunk counted")
         router = cluster.stats[-1]["router"]
         assert router["overloaded"] == len(cluster.errors("overloaded")) > 0 and router["unsent"] > 0
         assert router["losses"] == {} and cluster.live_slots() == [0]  # behind, not lost

@@ -50,9 +50,10 @@ class RouterConfig:
     """Seconds between the cluster's ``$stats`` messages."""
     idle_timeout_s: float = 60.0
     """A stream silent this long is forgotten by the router (as the engines forget it)."""
-    max_streams: int = 1_000_000
+    max_streams: int = 200_000
     """Streams the router remembers at once; beyond it new streams are routed but not remembered
-    (a move of theirs is not announced)."""
+    (a move of theirs is not announced; with keys they are refused). A change of the live engines
+    re-hashes the streams remembered, in one go: about 1.6 us each (docs/scaling.md)."""
     max_drain: int = 2048
     """Most ingest messages forwarded in one turn before the engines' and results' sockets are read."""
     ingest_hwm: int = 1000

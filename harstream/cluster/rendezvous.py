@@ -6,8 +6,10 @@ engine restarted in its slot gets its streams back; adding a slot moves only the
 streams whose new weight beats their owner's (about 1/N of them), and losing a
 slot moves only that slot's streams, spread over the others.
 
-The weight is a keyed BLAKE2b digest, the same in every process and Python run
-(Python's own ``hash`` of bytes is salted per process).
+The weight is a BLAKE2b digest of the stream id salted with the slot, the same in every
+process and Python run (Python's own ``hash`` of bytes is salted per process). It is no
+secret: a producer could choose stream ids that all land on one engine, as it could send
+them all to one engine anyway.
 
 >>> owner("exp01_user01", [0, 1, 2]) in (0, 1, 2)
 True
@@ -31,8 +33,10 @@ from hashlib import blake2b
 
 __all__ = ["assign", "moved", "owner", "weight"]
 
-_KEY = b"harstream-rendezvous-v1"
-"""Fixed key of the digest: changing it reassigns every stream, so it is versioned."""
+_PERSON = b"harstream-rdv-v1"
+"""BLAKE2b's personalisation of every weight: changing it reassigns every stream, so it is versioned."""
+_SALTS: dict[int, bytes] = {}
+"""Each slot's salt (16 bytes), made once."""
 
 
 def weight(stream: str | bytes, slot: int) -> int:
@@ -45,11 +49,13 @@ def weight(stream: str | bytes, slot: int) -> int:
     ...
     ValueError: slot: expected an integer >= 0, got -1
     """
-    if slot < 0:
-        raise ValueError(f"slot: expected an integer >= 0, got {slot}")
+    salt = _SALTS.get(slot)
+    if salt is None:
+        if slot < 0:
+            raise ValueError(f"slot: expected an integer >= 0, got {slot}")
+        salt = _SALTS[slot] = slot.to_bytes(16, "little")
     raw = stream.encode("utf-8", "surrogatepass") if isinstance(stream, str) else stream
-    digest = blake2b(raw, digest_size=8, key=_KEY, salt=slot.to_bytes(16, "little")).digest()
-    return int.from_bytes(digest, "little")
+    return int.from_bytes(blake2b(raw, digest_size=8, salt=salt, person=_PERSON).digest(), "little")
 
 
 def owner(stream: str | bytes, slots: Iterable[int]) -> int | None:

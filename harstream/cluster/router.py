@@ -427,7 +427,8 @@ class Router:
     def heartbeat(self, now: float) -> None:
         """PING every live engine; drop those silent for longer than the timeout."""
         self.next_ping = now + self.config.heartbeat_ms / 1000.0
-        for member in self.live.expire(now):
+        self.read_engines()  # PONGs that came while this turn worked (a long move of many streams) count
+        for member in self.live.expire(self.clock()):
             self._moved_off(member, "timeout")
         for member in self.live:
             self._send(member, wire.PING_MESSAGE)
