@@ -135,7 +135,7 @@ def test_tiny_run_every_window_once(hapt_dir: Path) -> None:
     for row in rows.values():
         assert row["rounds"] == 1 and row["problems"] == [] and row["windows"]["duplicates"] == 0
     assert rows[0]["vs_direct"] is None and rows[2]["vs_direct"]["p99_ratio"] is not None
-    assert set(report["projection"]["router_cpu_us_per_chunk_by_engines"]) == {"1", "2"}
+    assert set(report["projection"]["router_by_streams_and_engines"]["8"]) == {"1", "2"}
     assert _wait_gone(tag) == []
 
 

@@ -13,7 +13,7 @@ predictions, heartbeats, ``$stats``):
 
 >>> us_per_chunk(cpu_pct=25.0, chunks=20_000, seconds=10.0)
 125.0
->>> projection([{"engines": 2, "router_busy_us_per_chunk": 20.0, "engines_cpu_us_per_chunk": 300.0}],
+>>> projection([{"engines": 2, "streams": 900, "router_busy_us_per_chunk": 20.0}],
 ...            chunks_per_stream_s=2.0)["router_core_streams"]
 25000
 """
@@ -142,20 +142,28 @@ def summarize(runs: list[dict[str, Any]], duration_s: float) -> list[dict[str, A
 
 
 def projection(summary: list[dict[str, Any]], chunks_per_stream_s: float) -> dict[str, Any]:
-    """What sizes a cluster: the router's CPU per chunk beyond its idle cost (the median over every engine
-    count), how many chunks and streams one router core carries, and engines per router core for a few
-    engine sizes."""
+    """What sizes a cluster: the router's CPU per chunk beyond its idle cost at the highest stream count
+    measured (the median over the engine counts; it falls as the rate rises, the router reading more chunks
+    per wake-up), how many chunks and streams one router core carries at that cost, and engine machines per
+    router core for a few engine sizes."""
     routed = [row for row in summary if row.get("engines")]
-    busy = _median([row.get("router_busy_us_per_chunk") for row in routed])
+    top = max((row["streams"] for row in routed), default=None)
+    busy = _median([row.get("router_busy_us_per_chunk") for row in routed if row["streams"] == top])
+    by_streams: dict[str, dict[str, dict[str, float | None]]] = {}
+    for row in routed:
+        by_streams.setdefault(str(row["streams"]), {})[str(row["engines"])] = {
+            key: row.get(key) for key in ("router_cpu_us_per_chunk", "router_busy_us_per_chunk",
+                                          "router_route_us_per_chunk", "router_cpu_pct")}
     out: dict[str, Any] = {
+        "at_streams": top,
         "router_busy_us_per_chunk": busy,
         "router_idle_cpu_pct": _median([row.get("router_idle_cpu_pct") for row in routed]),
-        "router_cpu_us_per_chunk_by_engines": {str(row["engines"]): row.get("router_cpu_us_per_chunk")
-                                               for row in routed},
+        "router_by_streams_and_engines": by_streams,
         "chunks_per_stream_s": chunks_per_stream_s,
         "engines_cpu_us_per_chunk_direct": _median([row.get("engines_cpu_us_per_chunk") for row in summary
-                                                    if not row.get("engines")]),
-        "engines_cpu_us_per_chunk_joined": _median([row.get("engines_cpu_us_per_chunk") for row in routed]),
+                                                    if not row.get("engines") and row["streams"] == top]),
+        "engines_cpu_us_per_chunk_joined": _median([row.get("engines_cpu_us_per_chunk") for row in routed
+                                                    if row["streams"] == top]),
     }
     if busy:
         core_chunks = 1e6 / busy
@@ -270,10 +278,10 @@ def print_cluster(report: dict[str, Any], console: Console) -> None:
     p = report["projection"]
     if p.get("router_core_chunks_per_s"):
         per = ", ".join(f"{n} at {int(e):,} streams each" for e, n in p["engines_per_router_core"].items())
-        console.print(
-            f"router: {p['router_busy_us_per_chunk']:.1f} us of CPU per chunk beyond its idle "
-            f"{p['router_idle_cpu_pct']:.1f} % -> one router core carries {p['router_core_chunks_per_s']:,} "
-            f"chunks/s = {p['router_core_streams']:,} streams at {p['chunks_per_stream_s']:g} chunks/s; engine "
-            f"machines per router core: {per} (docs/scaling.md, Sizing)", highlight=False)
+        console.print(f"router at {p['at_streams']:,} streams: {p['router_busy_us_per_chunk']:.1f} us of CPU "
+                      f"per chunk beyond its idle {p['router_idle_cpu_pct']:.1f} % -> one router core carries "
+                      f"{p['router_core_chunks_per_s']:,} chunks/s = {p['router_core_streams']:,} streams at "
+                      f"{p['chunks_per_stream_s']:g} chunks/s; engine machines per router core: {per} "
+                      "(docs/scaling.md, Sizing)", highlight=False)
     console.print("figures taken while other jobs ran ('others %') compare only within one run, as ratios",
                   style="dim", highlight=False)
