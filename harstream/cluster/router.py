@@ -458,11 +458,15 @@ class Router:
             self.counters.bad_stats += 1
             return
         key = engine_row_key(body)
-        member = next((m for m in self.live if (m.slot, m.hello.incarnation) == key), None)
-        if member is not None:
+        if key is None:  # an engine that does not say which it is: a row of its own, summed
+            if isinstance(body.get("engine"), str):
+                self.unmatched[body["engine"]] = (self.clock(), body)
+            return
+        member = self.live.by_slot.get(key[0])
+        if member is not None and member.hello.incarnation == key[1]:
             member.stats = body
-        elif isinstance(body.get("engine"), str):
-            self.unmatched[body["engine"]] = (self.clock(), body)
+        else:  # a dropped engine still publishing (until it notices): not in the cluster's figures
+            self.counters.strangers += 1
 
     def read_subscriptions(self) -> None:
         """Pass the subscribers' (un)subscriptions up to the engines."""
