@@ -53,7 +53,8 @@ class RouterConfig:
     max_streams: int = 200_000
     """Streams the router remembers at once; beyond it new streams are routed but not remembered
     (a move of theirs is not announced; with keys they are refused). A change of the live engines
-    re-hashes the streams remembered, in one go: about 1.6 us each (docs/scaling.md)."""
+    re-hashes the streams remembered in one go, routing nothing meanwhile: this bounds that pause
+    (its length per stream: docs/scaling.md, "Routing")."""
     max_drain: int = 2048
     """Most ingest messages forwarded in one turn before the engines' and results' sockets are read."""
     ingest_hwm: int = 1000

@@ -18,7 +18,9 @@ Four sockets, one thread:
 A stream whose engine changes gets one ``$error`` ``moved`` when its next chunk goes to
 the new engine (naming both engines, why, and the seq it restarts at); a chunk that no
 live engine can take is dropped and reported (``no_engine``, once per stream per outage,
-then counted). docs/scaling.md has the failure behaviour.
+then counted). With keys (:mod:`harstream.cluster.security`) every socket is a CURVE
+server and a stream belongs to the producer key that opened it. On stop, what producers
+already sent is forwarded for a moment. docs/scaling.md has the failure behaviour.
 
 >>> import threading
 >>> config = RouterConfig(ingest="inproc://doc-in", publish="inproc://doc-out",
@@ -63,7 +65,8 @@ _VALID_ID = re.compile(STREAM_ID.pattern.encode("ascii"))
 _pack_time = struct.Struct("<d").pack
 _send = zmq.backend.Socket.send
 """pyzmq's own (Cython) send of one frame, without the Python layer's per-call checks: the hot path
-sends six frames per chunk, and ``send_multipart`` spent four times as long (docs/scaling.md)."""
+sends six frames per chunk, and ``send_multipart`` costs several times as much (docs/scaling.md,
+"What the router costs")."""
 _MORE = zmq.SNDMORE | zmq.NOBLOCK
 _CHUNK = wire.CHUNK
 STOP_FLUSH_S = 1.0
