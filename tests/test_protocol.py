@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import doctest
+import importlib
 import json
 import math
+import pkgutil
 import struct
 from typing import Any
 
@@ -91,8 +93,11 @@ def assert_rejects(frames: Any, code: str, fragment: str, decode: Any = decode_c
     assert fragment in caught.value.detail, caught.value.detail
 
 
-def test_doctests() -> None:
-    assert doctest.testmod(protocol).failed == 0
+@pytest.mark.parametrize("name", ["__init__", *sorted(m.name for m in pkgutil.iter_modules(protocol.__path__))])
+def test_doctests(name: str) -> None:
+    """The package's doctests and each of its modules'."""
+    module = protocol if name == "__init__" else importlib.import_module(f"harstream.protocol.{name}")
+    assert doctest.testmod(module).failed == 0
 
 
 # -- round trips -------------------------------------------------------------------------------
