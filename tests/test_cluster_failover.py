@@ -162,11 +162,8 @@ class Cluster:
 
 @pytest.fixture
 def cluster(free_endpoint: Callable[[], str]) -> Iterator[Cluster]:
-    c = Cluster(free_endpoint)
-    try:
+    with contextlib.closing(Cluster(free_endpoint)) as c:
         yield c
-    finally:
-        c.close()
 
 
 def send(cluster: Cluster, recordings: list[Recording], chunks: range) -> None:

@@ -7,6 +7,7 @@ pumping and a crash one whose sockets it closes. Waits are caps, never threshold
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
@@ -171,11 +172,8 @@ class Cluster:
 
 @pytest.fixture
 def cluster(free_endpoint: Callable[[], str]) -> Iterator[Cluster]:
-    c = Cluster(free_endpoint)
-    try:
+    with contextlib.closing(Cluster(free_endpoint)) as c:
         yield c
-    finally:
-        c.close()
     assert not c.thread.is_alive()
 
 

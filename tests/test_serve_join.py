@@ -285,12 +285,7 @@ def test_forget_drops_the_stream_and_a_new_chunk_restarts_it(router: FakeRouter)
 
 
 def test_forget_drops_the_streams_chunks_still_queued_but_not_later_ones(router: FakeRouter) -> None:
-    engine = Engine(fake_proba, ACTIVITIES)
-    config = ServerConfig(join=router.engines)
-    link = join(config)
-    try:
-        loop = JoinedLoop(engine, config, link)
-        identity = _handshake(router, link)
+    with loop_welcomed(router) as (_, link, loop, identity):
         x = signal_of(96)
         router.chunk(identity, "a", 0, x[:32])
         router.chunk(identity, "b", 0, x[:32])
@@ -306,21 +301,28 @@ def test_forget_drops_the_streams_chunks_still_queued_but_not_later_ones(router:
         assert [(a.chunk.stream, a.chunk.seq) for a in loop.queue] == [("b", 0), ("a", 64)]
         assert loop.queued_samples == 2 * 64  # each short chunk counts as MIN_CHUNK_COST
         assert loop.forgotten == 1 and not loop.forgetting
+
+
+@contextlib.contextmanager
+def loop_welcomed(router: FakeRouter) -> Iterator[tuple[Engine, RouterLink, JoinedLoop, bytes]]:
+    """A joined engine's loop that the test turns itself, welcomed by ``router`` (the handshake runs in
+    a thread); yields the engine, its link, the loop and its routing id; the link is closed on exit."""
+    engine = Engine(fake_proba, ACTIVITIES)
+    config = ServerConfig(join=router.engines)
+    link = join(config)
+    try:
+        loop = JoinedLoop(engine, config, link)
+        stop = threading.Event()
+        welcomed: list[bool] = []
+        thread = threading.Thread(target=lambda: welcomed.append(link.handshake(stop)))
+        thread.start()
+        identity, _ = router.expect(wire.Hello)
+        router.welcome(identity)
+        thread.join(timeout=30)
+        assert welcomed == [True]
+        yield engine, link, loop, identity
     finally:
         link.close()
-
-
-def _handshake(router: FakeRouter, link: RouterLink) -> bytes:
-    """Welcome ``link`` (its handshake runs in a thread); its routing id."""
-    stop = threading.Event()
-    welcomed: list[bool] = []
-    thread = threading.Thread(target=lambda: welcomed.append(link.handshake(stop)))
-    thread.start()
-    identity, _ = router.expect(wire.Hello)
-    router.welcome(identity)
-    thread.join(timeout=30)
-    assert welcomed == [True]
-    return identity
 
 
 # -- silence ----------------------------------------------------------------------------------
@@ -350,12 +352,7 @@ def test_router_silence_makes_the_engine_rejoin_as_a_new_incarnation_without_sta
 
 
 def test_after_a_hang_stale_messages_are_not_news_and_the_engine_rejoins(router: FakeRouter) -> None:
-    engine = Engine(fake_proba, ACTIVITIES)
-    config = ServerConfig(join=router.engines)
-    link = join(config)
-    try:
-        loop = JoinedLoop(engine, config, link)
-        identity = _handshake(router, link)
+    with loop_welcomed(router) as (engine, link, loop, identity):
         old = link.incarnation
         router.chunk(identity, "s", 0, signal_of(64))
         assert link.pull.poll(30_000) and loop.receive(1) == 1
@@ -373,8 +370,6 @@ def test_after_a_hang_stale_messages_are_not_news_and_the_engine_rejoins(router:
         new_id, hello = router.expect(wire.Hello)
         assert hello.incarnation != old and new_id != identity and engine.n_streams == 0
         assert not router.router.poll(200)  # the stale PING went with the old DEALER: no PONG
-    finally:
-        link.close()
 
 
 # -- keys -------------------------------------------------------------------------------------
