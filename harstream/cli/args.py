@@ -1,4 +1,4 @@
-"""The argument types and options every verb shares: checked numbers, endpoints, ``--data``, ``--model``.
+"""The argument types and options verbs share: checked numbers, endpoints, ``--data``, ``--model``, bindings.
 
 A type turns a bad value into one line (argparse prints it after the option's
 name and exits 2). The verbs that plug in from ``training`` and ``replay``
@@ -28,8 +28,8 @@ from typing import Any
 
 from harstream.paths import ENV_VAR
 
-__all__ = ["add_data_arg", "add_model_arg", "data_dir", "endpoint", "endpoint_or_none", "float_in", "int_in",
-           "int_list", "print_json", "speed"]
+__all__ = ["add_bind_endpoints", "add_data_arg", "add_model_arg", "data_dir", "endpoint", "endpoint_or_none",
+           "float_in", "int_in", "int_list", "print_json", "speed"]
 
 
 def print_json(payload: Any) -> None:
@@ -126,6 +126,21 @@ def add_data_arg(parser: argparse.ArgumentParser, any_layout: bool = False) -> N
         help=f"{what}; default: ${ENV_VAR}, else the user cache where `harstream data download` "
         "puts HAPT",
     )
+
+
+def add_bind_endpoints(parser: argparse.ArgumentParser, ingest: str, publish: str, publish_socket: str) -> None:
+    """``--ingest`` and ``--publish``: the endpoints a verb binds for producers and subscribers (an
+    engine, or the router in front of engines), ``publish_socket`` the ZeroMQ socket type it binds there.
+
+    >>> parser = argparse.ArgumentParser()
+    >>> add_bind_endpoints(parser, "tcp://127.0.0.1:5555", "tcp://127.0.0.1:5556", "PUB")
+    >>> parser.parse_args(["--publish", "tcp://*:6000"])
+    Namespace(ingest='tcp://127.0.0.1:5555', publish='tcp://*:6000')
+    """
+    parser.add_argument("--ingest", default=ingest, type=endpoint,
+                        help=f"endpoint to bind for producers (PULL; default {ingest})")
+    parser.add_argument("--publish", default=publish, type=endpoint,
+                        help=f"endpoint to bind for subscribers ({publish_socket}; default {publish})")
 
 
 def add_model_arg(parser: argparse.ArgumentParser) -> None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from harstream.cli.args import endpoint, float_in, int_in
+from harstream.cli.args import add_bind_endpoints, endpoint, float_in, int_in
 from harstream.cli.security_args import add_server_key_arguments, server_security_from_args
 from harstream.cluster.config import RouterConfig
 from harstream.errors import HarstreamError, SecurityError
@@ -40,10 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "rendezvous hashing of its stream id over their slots. A stream that moves (engine lost, hung, "
         "added) is reported on $error (moved); one $stats covers the cluster (docs/scaling.md)."
     )
-    parser.add_argument("--ingest", default=_CONFIG.ingest, type=endpoint,
-                        help=f"endpoint to bind for producers (PULL; default {_CONFIG.ingest})")
-    parser.add_argument("--publish", default=_CONFIG.publish, type=endpoint,
-                        help=f"endpoint to bind for subscribers (XPUB; default {_CONFIG.publish})")
+    add_bind_endpoints(parser, _CONFIG.ingest, _CONFIG.publish, "XPUB")
     parser.add_argument("--engines", default=_CONFIG.engines, type=endpoint,
                         help="endpoint to bind for the engines' DEALERs (ROUTER; `serve --join` connects to it; "
                         f"default {_CONFIG.engines}: bind another interface only on a trusted network, or "

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from harstream.cli.args import add_model_arg, endpoint, float_in, int_in
+from harstream.cli.args import add_bind_endpoints, add_model_arg, endpoint, float_in, int_in
 from harstream.cli.security_args import add_server_key_arguments, server_security_from_args
 from harstream.errors import HarstreamError, SecurityError
 from harstream.serve.config import ServerConfig
@@ -39,10 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "SUB to the publish endpoint. Every limit below is published in $stats under 'limits'; "
         "input beyond a limit is refused or shed and reported on $error, never silently."
     )
-    parser.add_argument("--ingest", default=_CONFIG.ingest, type=endpoint,
-                        help=f"endpoint to bind for producers (PULL; default {_CONFIG.ingest})")
-    parser.add_argument("--publish", default=_CONFIG.publish, type=endpoint,
-                        help=f"endpoint to bind for subscribers (PUB; default {_CONFIG.publish})")
+    add_bind_endpoints(parser, _CONFIG.ingest, _CONFIG.publish, "PUB")
     _add_join_options(parser.add_argument_group(
         "cluster", "join a `harstream router` instead of binding --ingest and --publish (see docs/scaling.md)"))
     add_model_arg(parser)
