@@ -283,6 +283,40 @@ def test_a_crashed_engine_moves_only_its_streams_and_each_move_is_reported(clust
     assert event["slot"] == 1 and event["reason"] in ("unreachable", "timeout")
 
 
+def test_a_moved_stream_that_sends_nothing_more_is_reported_when_forgotten(
+        free_endpoint: Callable[[], str]) -> None:
+    with contextlib.closing(Cluster(free_endpoint, idle_timeout_s=1.0)) as cluster:
+        engines = [cluster.add(slot) for slot in range(2)]
+        feed(cluster, range(0, 32, 32))
+        cluster.wait(lambda: received(cluster) == len(STREAMS), "first chunks routed")
+        lost = engines[1].streams()
+        engines[1].close()  # crashed with its streams' last chunks: no chunk will announce their moves
+        cluster.engines.remove(engines[1])
+        cluster.wait(lambda: len(cluster.errors("moved")) == len(lost), "one moved report per lost stream")
+        assert {e.stream for e in cluster.errors("moved")} == lost
+        assert all("silent since" in e.detail and "forgotten after 1 s" in e.detail
+                   for e in cluster.errors("moved"))
+
+
+def test_a_move_not_yet_announced_is_reported_when_the_router_stops(free_endpoint: Callable[[], str]) -> None:
+    with contextlib.closing(Cluster(free_endpoint)) as cluster:
+        engines = [cluster.add(slot) for slot in range(2)]
+        feed(cluster, range(0, 32, 32))
+        cluster.wait(lambda: received(cluster) == len(STREAMS), "first chunks routed")
+        lost = engines[1].streams()
+        engines[1].close()
+        cluster.engines.remove(engines[1])
+        cluster.wait(lambda: 1 not in cluster.live_slots(), "engine 1 dropped")
+        assert not cluster.errors("moved")  # the streams sent nothing since
+        cluster.stop.set()
+        cluster.thread.join(timeout=CAP_S)
+        deadline = time.monotonic() + CAP_S
+        while len(cluster.errors("moved")) < len(lost) and time.monotonic() < deadline:
+            cluster.pump()
+        assert {e.stream for e in cluster.errors("moved")} == lost
+        assert all("the router stopped" in e.detail for e in cluster.errors("moved"))
+
+
 def test_a_hung_engine_is_dropped_by_heartbeat_and_says_so(cluster: Cluster) -> None:
     engines = [cluster.add(slot) for slot in range(3)]
     feed(cluster, range(0, 32, 32))

@@ -486,17 +486,25 @@ class Router:
         """Publish the cluster's ``$stats``; forget idle streams."""
         self.next_stats = now + self.config.stats_interval_s
         for stream, route in self.routes.forget_idle(self.tick - int(self.config.idle_timeout_s)):
-            if route.origin:  # it moved and sent nothing since: what was in flight may be lost
-                self.counters.moved += 1
-                idle = self.config.idle_timeout_s
-                self._error(_text(stream), "moved", f"moved from {route.origin} and silent since: chunks "
-                            f"in flight to that engine may be lost; forgotten after {idle:g} s of silence")
+            self._silent_move(stream, route, f"forgotten after {self.config.idle_timeout_s:g} s of silence")
         stale = now - 3 * self.config.stats_interval_s
         self.unmatched = {k: v for k, v in self.unmatched.items() if v[0] >= stale}
         stats = self.reporter(self, now)
         self.sockets.xpub.send_multipart(encode_stats(stats), zmq.NOBLOCK)
         if self.on_stats is not None:
             self.on_stats(stats)
+
+    def _silent_move(self, stream: bytes, route: Route, why: str) -> None:
+        """Report the move of a stream that sent nothing since (no chunk will announce it)."""
+        if route.origin:  # what was in flight to its old engine may be lost
+            self.counters.moved += 1
+            self._error(_text(stream), "moved", f"moved from {route.origin} and silent since: chunks in flight "
+                        f"to that engine may be lost; {why}")
+
+    def stop(self) -> None:
+        """On stop: report the moves no chunk has announced yet (the router forgets every stream)."""
+        for stream, route in self.routes.table.items():
+            self._silent_move(stream, route, "the router stopped")
 
     def _error(self, stream: bytes | str | None, code: str, detail: str) -> None:
         name = _text(stream) if isinstance(stream, bytes) else stream
@@ -552,6 +560,7 @@ def run_router(config: RouterConfig | None = None, security: RouterSecurity | No
         while not stop.is_set():
             router.turn(0.1)
         unread = router.drain(STOP_FLUSH_S)
+        router.stop()
         counters = router.counters
         say(f"router {router.id} stopped: {counters.describe()}"
             + (f"; DROPPED {unread} messages still unread after {STOP_FLUSH_S:g} s" if unread else ""))
