@@ -220,6 +220,20 @@ def test_up_refuses_options_before_starting_anything(argv: list[str], message: s
     assert done.returncode == 2 and message in " ".join(done.stderr.split()), done.stderr
 
 
+def test_up_help_names_the_routers_key_and_the_options_keys_need(capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from harstream.cli import cluster
+
+    parser = argparse.ArgumentParser(prog="harstream cluster")
+    cluster.add_arguments(parser)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["up", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--server-key FILE the router's secret key file" in text
+    assert "off unless these three options and --engine-key are all given" in text
+
+
 @pytest.mark.slow
 @loopback_only
 def test_the_verb_starts_a_head_scales_and_stops_everything(tmp_path: Path) -> None:

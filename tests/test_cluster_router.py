@@ -450,3 +450,15 @@ def test_an_engine_far_behind_loses_chunks_reported_and_is_not_taken_for_lost(
         assert router["losses"] == {} and cluster.live_slots() == [0]  # behind, not lost
     finally:
         cluster.close()
+
+
+def test_the_help_names_the_routers_key_and_the_four_options_keys_need() -> None:
+    import argparse
+
+    from harstream.cli import router
+
+    parser = argparse.ArgumentParser(prog="harstream router")
+    router.add_arguments(parser)
+    text = " ".join(parser.format_help().split())
+    assert "--server-key FILE the router's secret key file" in text
+    assert "all four sockets; off unless these three options and --allow-engines are all given" in text

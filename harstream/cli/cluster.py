@@ -80,7 +80,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                     help=f"the router's endpoint for producers (PULL; default {_ROUTER.ingest})")
     up.add_argument("--publish", default=_ROUTER.publish, type=endpoint,
                     help=f"the router's endpoint for subscribers (XPUB; default {_ROUTER.publish})")
-    add_server_key_arguments(up)
+    add_server_key_arguments(up, owner="the router's", sockets="all the router's sockets; off unless these "
+                             "three options and --engine-key are all given")
     up.add_argument("--engine-key", type=Path, default=None, metavar="FILE",
                     help=f"with the access-control options: the engines' secret key file (NAME{SECRET_SUFFIX}); "
                     f"engines join with it and the router's NAME{PUBLIC_SUFFIX} beside --server-key, and the "

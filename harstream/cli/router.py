@@ -70,7 +70,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="send high-water mark, messages per subscriber (default: %(default)s)")
     limits.add_argument("--results-hwm", type=int_in(1, 10_000_000), default=_CONFIG.results_hwm,
                         help="receive high-water mark, messages per engine (default: %(default)s)")
-    add_server_key_arguments(parser)
+    add_server_key_arguments(parser, owner="the router's", sockets="all four sockets; off unless these three "
+                             "options and --allow-engines are all given")
     engines = parser.add_argument_group("engines' keys", "with the access-control options above")
     engines.add_argument("--allow-engines", type=Path, action="append", default=None, metavar="PATH",
                          help="public keys of the engines allowed to join and publish (a folder of *.key files, "

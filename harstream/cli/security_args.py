@@ -28,15 +28,20 @@ __all__ = ["add_client_key_arguments", "add_demo_key_arguments", "add_server_key
            "client_security_from_args", "demo_security_from_args", "server_security_from_args"]
 
 
-def add_server_key_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--server-key FILE``, ``--allow-producers PATH``, ``--allow-subscribers PATH``."""
+def add_server_key_arguments(parser: argparse.ArgumentParser, owner: str = "the engine's",
+                             sockets: str = "both sockets; off unless all three options are given") -> None:
+    """``--server-key FILE``, ``--allow-producers PATH``, ``--allow-subscribers PATH``.
+
+    ``owner`` names whose key ``--server-key`` is and ``sockets`` what the keys cover and need, in
+    the help (``harstream router`` has four sockets and a fourth option).
+    """
     group = parser.add_argument_group(
-        "access control", "CurveZMQ encryption and key allow-lists on both sockets; off unless all "
-        "three options are given (make keys with `harstream keys new NAME`; see docs/security.md)",
+        "access control", f"CurveZMQ encryption and key allow-lists on {sockets} (make keys with "
+        "`harstream keys new NAME`; see docs/security.md)",
     )
     group.add_argument(
         "--server-key", type=Path, default=None, metavar="FILE",
-        help=f"the engine's secret key file (NAME{SECRET_SUFFIX}); clients need its NAME{PUBLIC_SUFFIX}",
+        help=f"{owner} secret key file (NAME{SECRET_SUFFIX}); clients need its NAME{PUBLIC_SUFFIX}",
     )
     group.add_argument(
         "--allow-producers", type=Path, action="append", default=None, metavar="PATH",
