@@ -20,8 +20,10 @@ counters are reported beside. CPU is read from ``/proc`` (Linux,
 process), this process's (the phones), the whole machine's (100 % = one
 core) and the others' (the machine less ours).
 
->>> percentiles([1.0, 2.0, 3.0, 4.0])["p50"]
-2.5
+>>> phone = Phone("p", sends=[100.0, 100.25],
+...               received=[(101.5, '{"body": {"seq_end": 127, "t_arrival": 100.3, "latency_ms": 20.0}}')])
+>>> _phone_numbers(phone, 50.0, measure_from=100.0, first_t=98.0, end_t=101.0)  # window ends 100.54
+([1250.0], [20.0], [1230.0], 1, 1)
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ import numpy as np
 from harstream import HOP, WINDOW
 from harstream.loopback import free_endpoint, free_port
 from harstream.procstat import CpuMeter
+from harstream.serve.stats import percentiles
 
 
 @dataclass
@@ -62,15 +65,6 @@ class Phone:
     samples_sent: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     """The engine's ``$error`` codes about this phone's stream."""
-
-
-def percentiles(values: list[float]) -> dict[str, float | None]:
-    """p50, p99 and max of ``values`` (None when empty)."""
-    if not values:
-        return {"p50": None, "p99": None, "max": None}
-    array = np.asarray(values)
-    return {"p50": float(np.percentile(array, 50)), "p99": float(np.percentile(array, 99)),
-            "max": float(array.max())}
 
 
 async def _phone(session: Any, url: str, phone: Phone, rate: float, per_batch: int, start: float,
@@ -245,7 +239,8 @@ def _report(records: list[Phone], starts: list[float], measure_from: float, stop
         "measured_s": round(stop - measure_from, 3), "cpu_percent": cpu_percent, "cores": os.cpu_count(),
         "windows_expected": expected, "windows_received": received, "windows_lost": expected - received,
         "engine_errors": dict(errors), "samples_sent": sum(phone.samples_sent for phone in records),
-        "latency_ms": {"end_to_end": percentiles(e2e), "engine": percentiles(engine), "added": percentiles(added)},
+        "latency_ms": {"end_to_end": percentiles(e2e, digits=None), "engine": percentiles(engine, digits=None),
+                       "added": percentiles(added, digits=None)},
         "gateway": {key: stats[key] for key in ("samples_in", "chunks_out", "events_out", "dropped_samples",
                                                 "refused", "events_dropped")},
     }

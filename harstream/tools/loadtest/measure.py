@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from harstream import HOP, SAMPLE_RATE_HZ, WINDOW
 from harstream.procstat import CpuMeter
+from harstream.serve.stats import percentiles as serve_percentiles
 from harstream.signal.windows import window_ends
 
 
@@ -60,11 +61,7 @@ class LevelResult:
 
 def percentiles(values: npt.NDArray[np.float64]) -> dict[str, float | None]:
     """p50, p99 and max of ``values`` (ms, rounded to 0.01) and their count; None when empty."""
-    if not len(values):
-        return {"p50": None, "p99": None, "max": None, "count": 0}
-    return {"p50": round(float(np.percentile(values, 50)), 2),
-            "p99": round(float(np.percentile(values, 99)), 2),
-            "max": round(float(values.max()), 2), "count": len(values)}
+    return {**serve_percentiles(values, digits=2), "count": len(values)}
 
 
 def _median(values: list[float]) -> float | None:
