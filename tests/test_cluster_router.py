@@ -38,9 +38,9 @@ class FakeEngine:
     """An engine reduced to the wire: says HELLO, answers PINGs, records CHUNKs and FORGETs."""
 
     def __init__(self, engines: str, slot: int, incarnation: str | None = None,
-                 keys: ClientSecurity | None = None, rcvhwm: int = 1000) -> None:
+                 keys: ClientSecurity | None = None, rcvhwm: int = 1000, pid: int = 4242) -> None:
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
-        self.hello = wire.Hello(slot, incarnation or uuid.uuid4().hex, 4242, "fake")
+        self.hello = wire.Hello(slot, incarnation or uuid.uuid4().hex, pid, "fake")
         self.keys = keys
         self.dealer = ctx.socket(zmq.DEALER)
         self.dealer.setsockopt(zmq.LINGER, 0)
@@ -386,6 +386,28 @@ def test_a_restarted_engine_gets_its_slots_streams_back(cluster: Cluster) -> Non
     assert restarted.streams() == mine and len(engines[0].chunks) == len(mine)
     assert {e.stream for e in cluster.errors("moved")} == mine
     assert all("lost: replaced" in e.detail for e in cluster.errors("moved"))
+
+
+def test_a_second_engine_started_with_a_taken_slot_waits_until_the_slot_is_free(cluster: Cluster) -> None:
+    first = cluster.add(0)
+    feed(cluster, range(0, 32, 32))
+    cluster.wait(lambda: received(cluster) == len(STREAMS), "first chunks routed")
+    second = FakeEngine(cluster.config.engines, 0, pid=4343)  # another process, the same --slot
+    cluster.engines.append(second)
+
+    def hello_again() -> None:  # as a waiting engine does, every timeout
+        second.dealer.send_multipart(wire.encode_hello(second.hello))
+
+    rounds = len(cluster.stats)
+    cluster.wait(lambda: len(cluster.stats) >= rounds + 5, "five more $stats", action=hello_again)
+    assert not second.welcomed and cluster.stats[-1]["router"]["losses"] == {}  # no flapping between the two
+    assert _row(cluster, 0)["incarnation"] == first.hello.incarnation
+    feed(cluster, range(32, 64, 32))
+    cluster.wait(lambda: len(first.chunks) == 2 * len(STREAMS), "the first engine keeps its streams")
+    first.close()  # once it is gone, the waiting engine takes the slot
+    cluster.engines.remove(first)
+    cluster.wait(lambda: second.welcomed and _row(cluster, 0).get("incarnation") == second.hello.incarnation,
+                 "the second engine welcomed", action=hello_again)
 
 
 def test_a_bad_stream_id_goes_on_to_an_engine_unremembered(cluster: Cluster) -> None:

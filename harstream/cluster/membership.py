@@ -1,7 +1,9 @@
 """The live engines: who said HELLO, who answers PINGs, who went silent, restarted or said BYE.
 
 One :class:`Member` per live slot. A HELLO from a new incarnation of a slot replaces
-the old one (the engine restarted: its state is gone); a member silent for
+the old one (the engine rejoined: its state is gone), unless another process holds
+the slot and still answers (:meth:`Membership.holder`: two engines started with one
+slot would otherwise replace each other every timeout); a member silent for
 ``timeout_s`` (no PONG, no message) is dropped; so is one the router cannot reach
 (its connection closed: ``unreachable``) and one that says BYE. Every change is kept
 as an :class:`Event` for the cluster's ``$stats``, with how long the engine had been
@@ -20,6 +22,10 @@ Time is the caller's monotonic clock, in seconds.
 >>> event = live.events[-1]
 >>> event.kind, event.reason, event.slot, event.silent_ms, sorted(live.slots())
 ('lost', 'timeout', 1, 1200.0, [0])
+>>> live.holder(b"0.cc", Hello(0, "cc", 12, "h"), now=1.5) is a[0]  # pid 12 is not slot 0's process
+True
+>>> live.holder(b"0.cc", Hello(0, "cc", 12, "h"), now=2.0) is None  # slot 0's engine silent too long
+True
 >>> c, replaced = live.hello(b"0.cc", Hello(0, "cc", 12, "h"), now=1.5)
 >>> replaced == [a[0]], [(e.kind, e.incarnation, e.reason) for e in list(live.events)[-2:]]
 (True, [('lost', 'aa', 'replaced'), ('joined', 'cc', 'hello')])
@@ -139,6 +145,17 @@ class Membership:
         self.joins += 1
         self.events.append(Event("joined", "hello", hello.slot, hello.incarnation, time.time(), 0.0))
         return member, list(dict.fromkeys(replaced))
+
+    def holder(self, identity: bytes, hello: Hello, now: float) -> Member | None:
+        """The live member of another process (pid, host) that holds ``hello``'s slot and was heard
+        within ``timeout_s``; None when ``hello`` may take the slot (free, the same process
+        rejoining, or a holder silent too long)."""
+        held = self.by_slot.get(hello.slot)
+        if held is None or held.identity == identity:
+            return None
+        if (held.hello.pid, held.hello.host) == (hello.pid, hello.host):
+            return None
+        return held if now - held.last_heard <= self.timeout_s else None
 
     def heard(self, identity: bytes, now: float) -> bool:
         """Note a message from ``identity``; False when it is no live member (it must say HELLO)."""

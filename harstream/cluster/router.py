@@ -184,6 +184,8 @@ class Router:
         self.tick = int(self.started_mono)
         results = advertised(config.results, last_endpoint(sockets.xsub), config.advertise)
         self.welcome = wire.encode_welcome(wire.Welcome(results, config.heartbeat_ms, config.timeout_ms))
+        self.refused: set[bytes] = set()
+        """Routing ids whose HELLO was refused (their slot held by another engine): logged once each."""
         self.unmatched: dict[str, tuple[float, dict[str, Any]]] = {}
         """Engines' ``$stats`` that name no live member, by engine id: (when, fields)."""
         self.next_ping = self.started_mono
@@ -391,6 +393,18 @@ class Router:
         except ProtocolError as exc:
             self.counters.strangers += 1
             log.warning("refused a HELLO from %r: %s", identity[:80], exc)
+            return
+        holder = self.live.holder(identity, hello, now)
+        if holder is not None:  # a second engine started with this slot: it waits until the slot is free
+            self.counters.strangers += 1
+            if len(self.refused) > 1000:
+                self.refused.clear()
+            if identity not in self.refused:
+                self.refused.add(identity)
+                log.warning("refused engine %s (pid %d on %s): slot %d is held by engine %s (pid %d on %s), "
+                            "which still answers; give each engine its own --slot", f"{hello.slot}."
+                            f"{hello.incarnation[:8]}", hello.pid, hello.host, hello.slot, holder.name,
+                            holder.hello.pid, holder.hello.host)
             return
         known = self.live.get(identity)
         member, replaced = self.live.hello(identity, hello, now)
