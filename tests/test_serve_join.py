@@ -407,3 +407,13 @@ def test_join_key_options_are_checked(tmp_path: Path) -> None:
         security("--join", "tcp://r:5557", "--server-key", str(secret))
     with pytest.raises(SecurityError, match="with --join the router admits"):
         security("--join", "tcp://r:5557", "--allow-producers", str(public))
+
+
+@pytest.mark.parametrize("option", [["--slot", "3"], ["--slot=0"], ["--join-hwm", "100"]])
+def test_join_options_without_join_are_refused(option: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    from harstream.cli.main import main
+
+    assert main(["serve", *option, "--runtime", "onnx", "--no-model-process"]) == 2
+    name = option[0].split("=")[0]
+    assert f"error: {name} needs --join: it is for an engine that joins a router" in \
+        " ".join(capsys.readouterr().err.split())

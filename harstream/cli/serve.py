@@ -57,16 +57,32 @@ def _add_join_options(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--join", default=_CONFIG.join, type=endpoint, metavar="ENDPOINT",
                        help="the router's engines endpoint, e.g. tcp://router:5557: connect to it (DEALER) "
                        "and publish to the results endpoint it names, instead of binding --ingest and --publish")
-    group.add_argument("--slot", type=int_in(0, 65535), default=_CONFIG.slot,
+    group.add_argument("--slot", type=int_in(0, 65535), default=_CONFIG.slot, action=_NeedsJoin,
                        help="with --join: which engine of the cluster this is, 0..N-1; the router hashes "
                        "streams over slots, so a restarted engine gets its streams back (default: %(default)s)")
-    group.add_argument("--join-hwm", type=int_in(1, 10_000_000), default=_CONFIG.join_hwm,
+    group.add_argument("--join-hwm", type=int_in(1, 10_000_000), default=_CONFIG.join_hwm, action=_NeedsJoin,
                        help="with --join: ZeroMQ receive high-water mark, messages from the router "
                        "(all its streams share the one connection; default: %(default)s)")
     group.add_argument("--router-key", type=Path, default=None, metavar="FILE",
                        help="with --join and --server-key: the router's public key file (NAME.key); the "
                        "engine connects as a CURVE client with the key pair of --server-key, and the "
                        "router admits producers and subscribers (no --allow-* options)")
+
+
+class _NeedsJoin(argparse.Action):
+    """Store the value and note the option as given: it means nothing without ``--join``.
+
+    (A default equal to the config's cannot tell ``--slot 0`` from no ``--slot``.)
+    """
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        setattr(namespace, self.dest, values)
+        setattr(namespace, _GIVEN, [*getattr(namespace, _GIVEN, []), option_string or self.dest])
+
+
+_GIVEN = "join_options_given"
+"""Where :class:`_NeedsJoin` lists the options it saw (not an option itself)."""
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -138,12 +154,33 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
     )
 
 
+def check_join_options(args: argparse.Namespace) -> None:
+    """Refuse ``--slot`` or ``--join-hwm`` without ``--join`` (they would be ignored).
+
+    ``cluster up`` checks its engines' options itself: it sets ``--join`` for each engine.
+
+    >>> parser = argparse.ArgumentParser()
+    >>> add_arguments(parser)
+    >>> check_join_options(parser.parse_args(["--join", "tcp://r:5557", "--slot", "2"]))
+    >>> check_join_options(parser.parse_args(["--slot", "2"]))
+    Traceback (most recent call last):
+    ...
+    harstream.errors.HarstreamError: --slot needs --join: it is for an engine that joins a router (expected \
+--join ENDPOINT as well; without it the engine binds --ingest and --publish itself)
+    """
+    given = getattr(args, _GIVEN, [])
+    if given and args.join is None:
+        raise HarstreamError(f"{given[0]} needs --join: it is for an engine that joins a router (expected "
+                             "--join ENDPOINT as well; without it the engine binds --ingest and --publish itself)")
+
+
 def run(args: argparse.Namespace) -> int:
     """Serve until Ctrl-C or SIGTERM; 0 once stopped cleanly."""
     import logging
 
     from harstream.serve.run import run_server
 
+    check_join_options(args)
     if args.model_processes > 1 and not args.model_process:
         raise HarstreamError(f"--model-processes {args.model_processes}: expected --model-process (the "
                              "default); --no-model-process classifies on one thread in this process")
