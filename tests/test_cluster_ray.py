@@ -1,22 +1,29 @@
-"""``harstream cluster`` on a real local Ray (issue 22): engines restarted by Ray rejoin the router.
+"""``harstream cluster`` on a real local Ray (issue 22): what tests/test_cluster_failover.py shows
+without Ray, with the engines as Ray actors.
 
-Runs in a loopback-only network namespace (tests/netns.py): Ray's processes then use
-127.0.0.1 and no test traffic leaves loopback. Ray starts in the test (``ray.init``); the
-cluster is the one ``harstream cluster up`` makes (controller, router pinned to this node,
-engine actors), fed real HAPT recordings through the router's public ingest endpoint.
-Waits are caps, never thresholds; the figures are printed (``-s``) and go to docs/scaling.md.
-"""
+One Ray (``ray.init`` in the test), one cluster as ``harstream cluster up`` makes it (controller,
+router pinned to this node, engine actors), fed real HAPT recordings through the router's public
+ingest endpoint, while: an engine actor's process is SIGKILLed (Ray restarts it, it rejoins);
+``scale`` adds an engine; an engine actor's process is SIGSTOPped until the router drops it by
+heartbeat, then SIGCONTed (the same process rejoins). Each change after the kill moves exactly the
+streams rendezvous hashing predicts; no window is published twice; the streams never moved lose
+nothing and get no ``$error``; every loss is reported. Runs in a loopback-only network namespace
+(tests/netns.py): Ray's processes then use 127.0.0.1 and no test traffic leaves loopback.
+Waits are caps, never thresholds; the figures are printed (``-rP``) and go to docs/scaling.md."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +36,7 @@ from harstream.cluster.config import RouterConfig
 from harstream.cluster.ray_config import ClusterConfig
 from harstream.cluster.ray_controller import ClusterPlan
 from harstream.cluster.ray_router import RouterSpec
+from harstream.cluster.rendezvous import moved as predicted_moves
 from harstream.cluster.rendezvous import owner
 from harstream.data.hapt import read_dataset
 from harstream.errors import HarstreamError
@@ -40,7 +48,11 @@ from harstream.signal.windows import window_ends
 
 ENGINES = 3
 KILLED = 1
-"""The slot whose engine process is SIGKILLed."""
+"""The slot whose engine process is SIGKILLed (Ray restarts it)."""
+ADDED = ENGINES
+"""The slot ``scale`` adds."""
+HUNG = 2
+"""The slot whose engine process is SIGSTOPped, then SIGCONTed (it rejoins; Ray restarts nothing)."""
 STREAMS = 24
 CHUNK = 50
 """Samples per chunk (1 s at 50 Hz)."""
@@ -49,10 +61,13 @@ ROUND_S = 0.1
 AFTER_REJOIN = 30
 """Rounds sent after the restarted engine is back in the router's $stats."""
 PAUSE_AFTER = 80
-"""Rounds after which the streams pause until the killed engine is back (they have samples for
-PAUSE_AFTER + AFTER_REJOIN rounds)."""
+"""Rounds after which the streams pause until the killed engine is back."""
+AFTER_CHANGE = 10
+"""Rounds sent after each later change (engine added, hung, resumed): a re-warm and then some."""
+ROUNDS = PAUSE_AFTER + AFTER_REJOIN + 3 * AFTER_CHANGE
+"""The most rounds a run sends (each stream has samples for them)."""
 CAP_S = 600.0
-"""Longest any phase may take (a cap: a healthy run takes about a minute)."""
+"""Longest any phase may take (a cap: a healthy run takes a few minutes)."""
 
 
 class Watcher:
@@ -65,6 +80,8 @@ class Watcher:
         self.errors: list[ErrorEvent] = []
         self.incarnations: dict[int, list[str]] = defaultdict(list)
         self.last_stats: dict[str, Any] = {}
+        self.router_events: list[dict[str, Any]] = []
+        """The router's membership events (joined, lost), each once, from every $stats seen."""
 
     def drain(self, wait_s: float = 0.0) -> None:
         deadline = time.monotonic() + wait_s
@@ -76,16 +93,63 @@ class Watcher:
             elif isinstance(event, ErrorEvent):
                 self.errors.append(event)
             elif isinstance(event, StatsEvent):
-                self.last_stats = event.fields
-                for row in event.fields.get("engines", []):
-                    seen = self.incarnations[row["slot"]]
-                    if row["incarnation"] not in seen:
-                        seen.append(row["incarnation"])
+                self._stats(event.fields)
             if time.monotonic() >= deadline:
                 return
 
+    def _stats(self, fields: dict[str, Any]) -> None:
+        self.last_stats = fields
+        for row in fields.get("engines", []):
+            seen = self.incarnations[row["slot"]]
+            if row["incarnation"] not in seen:
+                seen.append(row["incarnation"])
+        events = fields.get("router", {}).get("events", [])
+        self.router_events += [e for e in events if e not in self.router_events]
+
     def live_slots(self) -> set[int]:
         return {row["slot"] for row in self.last_stats.get("engines", [])}
+
+    def lost(self, slot: int, incarnation: str) -> dict[str, Any] | None:
+        """The router's event dropping that engine, once it has published one."""
+        return next((e for e in self.router_events if e["kind"] == "lost" and e["slot"] == slot
+                     and e["incarnation"] == incarnation), None)
+
+
+@dataclass
+class Feed:
+    """The streams, sent one chunk each a round through the router's ingest, and what came back."""
+
+    streams: dict[str, np.ndarray]
+    push: zmq.Socket[bytes]
+    watch: Watcher
+    deadline: float = field(default_factory=lambda: time.monotonic() + CAP_S)
+    sent: dict[str, int] = field(default_factory=dict)
+
+    def round(self) -> None:
+        for sid, samples in self.streams.items():
+            start = self.sent.get(sid, 0)
+            self.push.send_multipart(encode_chunk(sid, start, samples[start:start + CHUNK]))
+            self.sent[sid] = start + CHUNK
+
+    def rounds(self, count: int) -> None:
+        for _ in range(count):
+            self.round()
+            self.watch.drain(ROUND_S)
+
+    def wait(self, condition: Callable[[], bool], what: str) -> None:
+        """Drain until ``condition()``; every phase shares the one cap."""
+        while not condition():
+            self.watch.drain(0.2)
+            assert time.monotonic() < self.deadline, f"{what}: not within the {CAP_S:g} s cap"
+
+    def barrier(self) -> None:
+        """Until every stream's window ending at its last sample sent is published."""
+        last = {sid: int(window_ends(0, n)[-1]) for sid, n in self.sent.items()}
+        self.wait(lambda: all(max(self.watch.windows[sid], default=-1) >= end for sid, end in last.items()),
+                  "every stream's latest window")
+
+    def expected(self) -> dict[str, set[int]]:
+        return {sid: set(window_ends(0, n).tolist()) for sid, n in self.sent.items()}
 
 
 def _streams(hapt_dir: Path) -> dict[str, np.ndarray]:
@@ -101,7 +165,8 @@ def _streams(hapt_dir: Path) -> dict[str, np.ndarray]:
 
 @pytest.mark.slow
 @loopback_only
-def test_a_killed_engine_is_restarted_by_ray_and_rejoins(hapt_dir: Path) -> None:
+def test_killed_added_and_hung_engines_under_ray_move_only_the_predicted_streams(hapt_dir: Path) -> None:
+    """SIGKILL (Ray restarts the engine, it rejoins), ``scale`` N+1, SIGSTOP then SIGCONT (it rejoins)."""
     import ray
 
     from harstream.cluster import ray_control
@@ -130,61 +195,133 @@ def _scenario(hapt_dir: Path, figures: dict[str, float]) -> None:
     described = ray_control.up(plan, say=lambda _: None)
     figures["up_s"] = time.monotonic() - started
     assert [e["state"] for e in described["engines"]] == ["serving"] * ENGINES
-    victim = next(e for e in described["engines"] if e["slot"] == KILLED)
+    pids = {e["slot"]: e["pid"] for e in described["engines"]}
     streams = _streams(hapt_dir)
-    assert min(len(samples) for samples in streams.values()) >= (PAUSE_AFTER + AFTER_REJOIN) * CHUNK
+    assert min(len(samples) for samples in streams.values()) >= ROUNDS * CHUNK
     owners = {sid: owner(sid, range(ENGINES)) for sid in streams}
     assert KILLED in owners.values() and len(set(owners.values())) == ENGINES
 
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
-    sent: dict[str, int] = dict.fromkeys(streams, 0)
     with Subscriber(publish) as sub, ctx.socket(zmq.PUSH) as push:
         push.connect(ingest)
-        watch = Watcher(sub)
-        deadline = time.monotonic() + CAP_S
-        while watch.live_slots() != set(range(ENGINES)):  # subscribed, every engine listed
-            watch.drain(0.2)
-            assert time.monotonic() < deadline, f"engines listed: {watch.live_slots()}"
-        first_incarnation = watch.incarnations[KILLED][-1]
-        killed_at = rejoined_at = None
-        rounds = after = 0
-        while after < AFTER_REJOIN:
-            if rounds < PAUSE_AFTER or rejoined_at is not None:  # a slow restart: the streams pause meanwhile
-                for sid, samples in streams.items():
-                    start = sent[sid]
-                    push.send_multipart(encode_chunk(sid, start, samples[start:start + CHUNK]))
-                    sent[sid] = start + CHUNK
-                rounds += 1
-            watch.drain(ROUND_S)
-            if rounds == 10 and killed_at is None:
-                os.kill(victim["pid"], signal.SIGKILL)  # the engine actor's process: the engine itself
-                killed_at = time.monotonic()
-            if killed_at and rejoined_at is None and len(watch.incarnations[KILLED]) > 1 \
-                    and KILLED in watch.live_slots():
-                rejoined_at = time.monotonic()
-                figures["kill_to_rejoin_s"] = rejoined_at - killed_at
-            after += rejoined_at is not None
-            assert time.monotonic() < deadline, "the killed engine did not rejoin"
-        expected = {sid: set(window_ends(0, n).tolist()) for sid, n in sent.items()}
-        untouched = {sid for sid in streams if owners[sid] != KILLED}
-        while any(not expected[sid] <= watch.windows[sid] for sid in untouched) \
-                and time.monotonic() < deadline:
-            watch.drain(0.5)
-        watch.drain(3.0)  # the moved streams' last windows
+        feed = Feed(streams, push, Watcher(sub))
+        feed.wait(lambda: feed.watch.live_slots() == set(range(ENGINES)), "subscribed, every engine listed")
+        first_incarnation = feed.watch.incarnations[KILLED][-1]
+        _kill(feed, pids[KILLED], figures)
+        feed.barrier()
+        _add_engine(feed, figures)
+        hung = _hang(feed, pids[HUNG], figures)
+        watch = feed.watch
+        watch.drain(3.0)  # nothing more is due: anything late would show here
 
-    status = ray_control.status(ClusterConfig())
     assert not watch.duplicates, f"(stream, seq_end) published twice: {watch.duplicates[:10]}"
     assert watch.incarnations[KILLED][0] == first_incarnation != watch.incarnations[KILLED][-1]
+    assert hung["reason"] in ("timeout", "unreachable"), hung
+    assert hung["silent_ms"] <= 2000.0, f"engine {HUNG} was dropped after {hung['silent_ms']} ms of silence"
+    figures["hung_silent_ms"] = hung["silent_ms"]
+    _check_ray(ray_control.status(ClusterConfig()), pids)
+    moved = _check_moves(watch, list(streams))
+    _check_windows(watch, feed.expected(), {sid for sid in streams if owners[sid] == KILLED} | moved, figures)
+
+
+def _kill(feed: Feed, pid: int, figures: dict[str, float]) -> None:
+    """SIGKILL the engine actor's process mid-stream; the streams flow (pausing after PAUSE_AFTER rounds)
+    until Ray has restarted it, it has rejoined, and AFTER_REJOIN rounds more."""
+    watch = feed.watch
+    killed_at = rejoined_at = None
+    rounds = after = 0
+    while after < AFTER_REJOIN:
+        if rounds < PAUSE_AFTER or rejoined_at is not None:  # a slow restart: the streams pause meanwhile
+            feed.round()
+            rounds += 1
+        watch.drain(ROUND_S)
+        if rounds == 10 and killed_at is None:
+            os.kill(pid, signal.SIGKILL)  # the engine actor's process: the engine itself
+            killed_at = time.monotonic()
+        if killed_at and rejoined_at is None and len(watch.incarnations[KILLED]) > 1 \
+                and KILLED in watch.live_slots():
+            rejoined_at = time.monotonic()
+            figures["kill_to_rejoin_s"] = rejoined_at - killed_at
+        after += rejoined_at is not None
+        assert time.monotonic() < feed.deadline, "the killed engine did not rejoin"
+
+
+def _add_engine(feed: Feed, figures: dict[str, float]) -> None:
+    """``scale`` to ENGINES + 1 (the streams pause: every move then shows at the next chunk)."""
+    from harstream.cluster import ray_control
+
+    started = time.monotonic()
+    described = ray_control.scale(ENGINES + 1, ClusterConfig(), say=lambda _: None)
+    figures["scale_up_s"] = time.monotonic() - started
+    assert sorted(e["slot"] for e in described["engines"] if e["state"] == "serving") == list(range(ENGINES + 1))
+    feed.wait(lambda: feed.watch.live_slots() == set(range(ENGINES + 1)), "the added engine listed")
+    feed.rounds(AFTER_CHANGE)
+    feed.barrier()
+
+
+def _hang(feed: Feed, pid: int, figures: dict[str, float]) -> dict[str, Any]:
+    """SIGSTOP the engine actor's process until the router drops it; streams flow; SIGCONT: it rejoins.
+    The router's event dropping it."""
+    watch = feed.watch
+    incarnation = watch.incarnations[HUNG][-1]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        feed.wait(lambda: watch.lost(HUNG, incarnation) is not None, f"the router drops the stopped engine {HUNG}")
+        feed.rounds(AFTER_CHANGE)
+        feed.barrier()
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    resumed = time.monotonic()
+    feed.wait(lambda: watch.incarnations[HUNG][-1] != incarnation and HUNG in watch.live_slots(),
+              f"the resumed engine {HUNG} rejoins")
+    figures["sigcont_to_rejoin_s"] = time.monotonic() - resumed
+    feed.rounds(AFTER_CHANGE)
+    feed.barrier()
+    hung = watch.lost(HUNG, incarnation)
+    assert hung is not None
+    return hung
+
+
+def _check_ray(status: dict[str, Any], pids: dict[int, int]) -> None:
+    """Ray restarted the killed engine (once) and nothing else; the hung one is the same process."""
     restarts = {a["name"]: a["restarts"] for a in status["actors"]} if isinstance(status["actors"], list) else {}
     assert restarts.get(f"harstream-engine-{KILLED}") == 1, status["actors"]
-    engine = next(e for e in status["engines"] if e["slot"] == KILLED)
-    assert engine["state"] == "serving" and engine["pid"] != victim["pid"] and engine["restarted"]
+    assert restarts.get(f"harstream-engine-{HUNG}") == 0 == restarts.get(f"harstream-engine-{ADDED}"), restarts
+    engines = {e["slot"]: e for e in status["engines"]}
+    assert all(e["state"] == "serving" for e in engines.values()) and sorted(engines) == list(range(ENGINES + 1))
+    assert engines[KILLED]["pid"] != pids[KILLED] and engines[KILLED]["restarted"]
+    assert engines[HUNG]["pid"] == pids[HUNG] and not engines[HUNG]["restarted"]
+
+
+PHASES = (  # (the cause a moved report names, live slots before, after): the changes after the kill
+    (rf"engine {ADDED}\.\w+ joined", [0, 1, 2], [0, 1, 2, 3]),
+    (rf"engine {HUNG}\.\w+ lost: (timeout|unreachable)", [0, 1, 2, 3], [0, 1, 3]),
+    (rf"engine {HUNG}\.\w+ joined", [0, 1, 3], [0, 1, 2, 3]),
+)
+
+
+def _check_moves(watch: Watcher, ids: list[str]) -> set[str]:
+    """Each change after the kill moved exactly the streams rendezvous hashing predicts; those streams."""
+    moved: set[str] = set()
+    for cause, before, after in PHASES:
+        expected = predicted_moves(ids, before, after)
+        reported = [e.stream or "" for e in watch.errors if e.code == "moved" and re.search(cause, e.detail)]
+        assert expected, f"{cause}: no stream moves, the phase tests nothing"
+        assert sorted(reported) == sorted(expected), (cause, sorted(reported), sorted(expected))
+        moved |= expected
+    return moved
+
+
+def _check_windows(watch: Watcher, expected: dict[str, set[int]], moved: set[str],
+                   figures: dict[str, float]) -> None:
+    """Streams never moved: every window, no $error; moved ones: losses within what their moves cost."""
     reported = defaultdict(list)
     for error in watch.errors:
         reported[error.stream].append(error.code)
-    for sid in untouched:  # rendezvous hashing: the other engines' streams never move
+    assert set(expected) - moved, "every stream moved: nothing shows the others untouched"
+    for sid in set(expected) - moved:  # rendezvous hashing: the other engines' streams never move
         assert expected[sid] <= watch.windows[sid] and not reported[sid], (sid, reported[sid])
-    lost = {sid: len(expected[sid] - watch.windows[sid]) for sid in streams if owners[sid] == KILLED}
+    lost = {sid: len(expected[sid] - watch.windows[sid]) for sid in moved}
     for sid, missing in lost.items():  # each loss is reported; a move costs a re-warm and what was in flight
         moves = reported[sid].count("moved")
         assert moves >= 1 and set(reported[sid]) <= {"moved", "no_engine"}, (sid, reported[sid])
