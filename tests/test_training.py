@@ -103,14 +103,15 @@ def test_cli_offers_every_architecture() -> None:
 
 
 def test_the_shipped_recipe_is_what_train_ran_with_no_options() -> None:
-    # The values `harstream train` used with no options before the recipe moved out of the CLI
-    # (harstream/cli/main.py at 0f21344: TrainConfig() plus its SHIPPED_* constants and option defaults).
+    # The augmentation `harstream train` used with no options before the recipe moved out of the CLI
+    # (harstream/cli/main.py at 0f21344), fitted since issue 21 on every non-test person for the epoch
+    # count cross-validation chose (docs/model.md, "Fifth round").
     from training.recipe import SHIPPED, SHIPPED_DATASETS, resolve
 
     assert TrainConfig(
         arch="harnet-fusion", epochs=None, seed=0, patience=10, batch_size=None, learning_rate=None,
         train_hop=16, ema=False, max_windows=None, turn_degrees=10.0, scale_motion=0.25, warp_time=0.1,
-        pocket_turns="other-leg", refit=False,
+        pocket_turns="other-leg", refit=True, stop_epoch=6,
     ) == SHIPPED
     assert SHIPPED_DATASETS == ("hapt", "motionsense")
     resolved = resolve(SHIPPED)
@@ -143,7 +144,7 @@ def test_every_train_option_defaults_to_its_recipe_field() -> None:
     given = parser.parse_args(["--out", "o", "--epochs", "3", "--patience", "2", "--turn-degrees", "0",
                                "--pocket-turns", "none", "--no-ema", "--seed", "4"])
     assert train_config(given) == dataclasses.replace(SHIPPED, epochs=3, patience=2, turn_degrees=0.0,
-                                                      pocket_turns="none", seed=4)
+                                                      pocket_turns="none", seed=4, stop_epoch=None)
     assert finetune_config(given) == dataclasses.replace(FINETUNE, epochs=3, patience=2, turn_degrees=0.0,
                                                          flips=False, seed=4)
     with pytest.raises(SystemExit):
