@@ -275,9 +275,10 @@ def test_forget_drops_the_stream_and_a_new_chunk_restarts_it(router: FakeRouter)
             router.chunk(identity, "moved", begin, x[begin : begin + 32])
         router.collect(lambda ev: {127, 191, 255} <= {p.seq_end for p in router.predictions()})
         router.send(identity, wire.encode_forget("moved"))
-        router.send(identity, wire.PING_MESSAGE)  # answered after the FORGET: it has been read
-        router.expect(wire.Pong)
-        assert engine.streams.get("moved") is None
+        deadline = time.monotonic() + 30  # not a PONG: the engine PONGs unasked as well
+        while engine.streams.get("moved") is not None:
+            assert time.monotonic() < deadline, "the FORGET was not applied"
+            time.sleep(0.01)
         for begin in range(256, 512, 32):  # old state would give 319; a new stream at 256 first gives 383
             router.chunk(identity, "moved", begin, x[begin : begin + 32])
         router.collect(lambda ev: 511 in {p.seq_end for p in router.predictions()})
@@ -304,11 +305,12 @@ def test_forget_drops_the_streams_chunks_still_queued_but_not_later_ones(router:
 
 
 @contextlib.contextmanager
-def loop_welcomed(router: FakeRouter) -> Iterator[tuple[Engine, RouterLink, JoinedLoop, bytes]]:
+def loop_welcomed(router: FakeRouter, config: ServerConfig | None = None,
+                  ) -> Iterator[tuple[Engine, RouterLink, JoinedLoop, bytes]]:
     """A joined engine's loop that the test turns itself, welcomed by ``router`` (the handshake runs in
     a thread); yields the engine, its link, the loop and its routing id; the link is closed on exit."""
     engine = Engine(fake_proba, ACTIVITIES)
-    config = ServerConfig(join=router.engines)
+    config = config or ServerConfig(join=router.engines)
     link = join(config)
     try:
         loop = JoinedLoop(engine, config, link)
@@ -370,6 +372,55 @@ def test_after_a_hang_stale_messages_are_not_news_and_the_engine_rejoins(router:
         new_id, hello = router.expect(wire.Hello)
         assert hello.incarnation != old and new_id != identity and engine.n_streams == 0
         assert not router.router.poll(200)  # the stale PING went with the old DEALER: no PONG
+
+
+def test_a_backlog_does_not_hold_back_the_engines_pong(router: FakeRouter) -> None:
+    """The router's PING waits behind the chunks queued before it; the turning loop says PONG anyway,
+    and the chunks it reads count as hearing from the router."""
+    with loop_welcomed(router, ServerConfig(join=router.engines, max_drain=4)) as (_, link, loop, identity):
+        incarnation, x = link.incarnation, signal_of(32)
+        for seq in range(0, 32 * 40, 32):
+            router.chunk(identity, "s", seq, x)
+        router.send(identity, wire.PING_MESSAGE)  # behind 40 chunks: a turn reads at most 4
+        assert link.pull.poll(30_000)
+        assert not router.router.poll(0)  # nothing came from the engine since its HELLO
+        for _ in range(2):
+            link.next_pong = 0.0  # as if heartbeat_ms had passed since the last PONG
+            before = link.deadline
+            loop.turn(next_stats=time.monotonic() + 60)
+            router.expect(wire.Pong)  # the PING is still queued: this PONG was not asked for
+            assert link.incarnation == incarnation
+        while not loop.receive(4):  # the turn may have gathered instead of reading
+            assert link.pull.poll(30_000)
+        assert link.deadline > before  # a CHUNK is news from the router as much as a PING
+
+
+def test_a_full_receive_queue_keeps_the_engines_connection(router: FakeRouter) -> None:
+    """libzmq stops reading a connection whose receive queue is full: a ZMTP heartbeat on the DEALER
+    would time that live connection out (and the router find the engine unreachable)."""
+    router.router.setsockopt(zmq.HEARTBEAT_IVL, 200)  # as the real router's, but only the engine's
+    router.router.setsockopt(zmq.HEARTBEAT_TIMEOUT, LONG_MS)  # own timeout could drop the connection
+    router.router.setsockopt(zmq.SNDHWM, 10)
+    with loop_welcomed(router, ServerConfig(join=router.engines, join_hwm=10)) as (_, link, _, identity):
+        monitor = link.pull.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        frames, sent = [wire.CHUNK, bytes(8), b"s", bytes(65536)], 0
+        while sent < 100_000:  # fill the engine's queue, both TCP buffers and the router's
+            try:
+                router.router.send_multipart([identity, *frames], zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            sent += 1
+        hold = time.monotonic() + 2.5 * wire.DEFAULT_TIMEOUT_MS / 1000  # the loop turns, reads nothing
+        while time.monotonic() < hold:
+            link.beat(time.monotonic())
+            time.sleep(0.05)
+        assert not monitor.poll(0), "the engine's connection to the router was dropped"
+        received = 0
+        while received < sent:
+            assert link.pull.poll(30_000), f"{received} of {sent} messages arrived"
+            received += link.pull.recv_multipart()[0] == wire.CHUNK
+        link.pull.disable_monitor()
+        monitor.close(linger=0)
 
 
 # -- keys -------------------------------------------------------------------------------------

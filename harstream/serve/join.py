@@ -8,19 +8,24 @@ engine's, unchanged (:class:`JoinedLoop` only reads its input another way):
 
 * **CHUNK**: the producer's frames are decoded by :func:`harstream.protocol.decode_chunk`;
   latency counts from the router's receipt (:meth:`JoinedLoop.receive` tells how clocks meet).
-* **PING** is answered with PONG at once, from the loop: a loop that stops reading stops
-  answering, and the router drops the engine.
+* **PONG** goes to the router every ``heartbeat_ms`` from the loop, PING or not (a PING read is
+  answered at once too): the router's PING may wait behind thousands of chunks in the DEALER,
+  but the loop's turns are bounded, so a busy engine keeps saying it is alive while a stopped
+  or stuck one falls silent and is dropped.
 * **FORGET** stream: the stream moved to another engine. Its state is forgotten as an idle
   stream's is, its chunks still queued are dropped and its windows waiting for the model are
   never published.
-* **Silence**: both sockets set ZeroMQ heartbeats, so libzmq drops a dead peer's connection.
-  When the loop has heard nothing from the router for its ``timeout_ms`` (router dead, restarted,
-  or this engine hung: a stopped process finds the time passed when it resumes), it says
-  HELLO again. If it had been welcomed, the router has dropped it meanwhile (it times out
-  silent engines just as fast) and may have moved its streams: the engine first forgets every
-  stream and takes a **new incarnation** (a new DEALER, so messages queued for the old one are
-  discarded). Until a welcome comes it repeats HELLO with the same incarnation (it holds no
-  state to disown).
+* **Silence**: the PUB sets ZeroMQ heartbeats, so libzmq drops a dead router's connection; the
+  DEALER sets none (libzmq stops reading a connection whose receive queue is full, so under a
+  backlog its own heartbeat timed out and dropped a live connection with what it held).
+  Any message from the router, a CHUNK included, is news. When the loop has heard nothing
+  from the router for its ``timeout_ms`` (router dead, restarted, or this engine hung: a
+  stopped process finds the time passed when it resumes), it says HELLO again. If it had
+  been welcomed, the router has dropped it meanwhile (it times out silent engines just as
+  fast) and may have moved its streams: the engine first forgets every stream and takes a
+  **new incarnation** (a new DEALER, so messages queued for the old one are discarded).
+  Until a welcome comes it repeats HELLO with the same incarnation (it holds no state to
+  disown).
 * **Stop**: BYE first, so the router moves the streams at once; then the flush, as when bound.
 * **Keys**: with a :class:`~harstream.serve.security.ClientSecurity` (the engine's key pair and
   the router's public key), both sockets are CURVE clients of the router. The router
@@ -99,6 +104,8 @@ class RouterLink(Sockets):
         self.heartbeat_ms = wire.DEFAULT_HEARTBEAT_MS
         self.deadline = math.inf
         """Monotonic time after which silence from the router means rejoining (:meth:`JoinedLoop.turn`)."""
+        self.next_pong = math.inf
+        """Monotonic time of the next unasked PONG (:meth:`beat`; from the welcome on)."""
         self.rejoins = 0
         """Times the engine dropped its state and took a new incarnation."""
         self.host = socket.gethostname()[:255] or "unknown"
@@ -134,7 +141,9 @@ class RouterLink(Sockets):
             dealer.setsockopt(zmq.LINGER, 0)
             dealer.setsockopt(zmq.IMMEDIATE, 1)  # a HELLO goes to a live connection or is retried, never queued
             dealer.setsockopt(zmq.RCVHWM, self.config.join_hwm)
-            self._heartbeats(dealer)
+            # No ZMTP heartbeats here: with its receive queue full libzmq stops reading the connection,
+            # so the router's heartbeat answers go unread and a live connection was timed out. The
+            # engine's own deadline (JoinedLoop.turn) detects a silent router instead.
             if self.security is not None:
                 secure_client(dealer, self.security)
             try:
@@ -152,6 +161,7 @@ class RouterLink(Sockets):
         self.pull.close(linger=0)
         self.incarnation = uuid.uuid4().hex
         self.welcome = None
+        self.next_pong = math.inf
         self.rejoins += 1
         self.pull = self._dealer()
         return self.pull
@@ -196,7 +206,9 @@ class RouterLink(Sockets):
         self.welcome = welcome
         self.timeout_s = welcome.timeout_ms / 1000
         self.heartbeat_ms = welcome.heartbeat_ms
-        self.deadline = time.monotonic() + self.timeout_s
+        now = time.monotonic()
+        self.deadline = now + self.timeout_s
+        self.next_pong = now
 
     def handshake(self, stop: threading.Event) -> bool:
         """Say HELLO until the router welcomes this engine; False if ``stop`` is set first."""
@@ -223,6 +235,13 @@ class RouterLink(Sockets):
         """Answer a PING (dropped when the connection is gone: the router times the engine out)."""
         with contextlib.suppress(zmq.Again):
             self.pull.send_multipart(wire.PONG_MESSAGE, zmq.NOBLOCK)
+
+    def beat(self, now: float) -> None:
+        """PONG unasked when ``heartbeat_ms`` has passed since the last (welcomed only): liveness
+        that does not wait for the router's PING to come through the chunks queued before it."""
+        if now >= self.next_pong and self.welcome is not None:
+            self.next_pong = now + self.heartbeat_ms / 1000
+            self.pong()
 
     def bye(self) -> None:
         """Tell the router this engine stops (if it still hears it)."""
@@ -267,9 +286,12 @@ class JoinedLoop(Loop):
 
     def turn(self, next_stats: float) -> None:
         """Rejoin if the router has been silent too long (checked before reading: a hang's stale
-        messages are not taken for news), then one turn as when bound."""
-        if time.monotonic() > self.link.deadline:
+        messages are not taken for news), else PONG when one is due; then one turn as when bound."""
+        now = time.monotonic()
+        if now > self.link.deadline:
             self._silence()
+        else:
+            self.link.beat(now)
         super().turn(next_stats)
 
     def receive(self, limit: int) -> int:
