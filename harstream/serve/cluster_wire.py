@@ -9,7 +9,7 @@ kind        direction        frames after the kind
 ==========  ===============  =====================================================================
 ``HELLO``   engine → router  JSON ``{"v":1,"slot","incarnation","pid","host"}`` (:class:`Hello`)
 ``BYE``     engine → router  none: a clean stop
-``PONG``    engine → router  none: the answer to ``PING``
+``PONG``    engine → router  none: the answer to ``PING``, and sent unasked every ``heartbeat_ms``
 ``WELCOME`` router → engine  JSON ``{"v":1,"results","heartbeat_ms","timeout_ms"}`` (:class:`Welcome`)
 ``CHUNK``   router → engine  8-byte little-endian float64 router receipt (unix time), then the
                              producer's frames unchanged (:func:`chunk_frames`)
@@ -135,7 +135,7 @@ class Ping:
 
 @dataclass(frozen=True, slots=True)
 class Pong:
-    """The engine's answer to PING."""
+    """The engine's answer to PING, also sent unasked every ``heartbeat_ms`` (a PING may wait behind chunks)."""
 
 
 @dataclass(frozen=True, slots=True)
