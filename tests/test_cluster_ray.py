@@ -172,7 +172,8 @@ def test_killed_added_and_hung_engines_under_ray_move_only_the_predicted_streams
     from harstream.cluster import ray_control
 
     started = time.monotonic()
-    ray.init(namespace="harstream", num_cpus=ENGINES + 1, log_to_driver=False)
+    # address="local": a new Ray of its own, never one a stale /tmp/ray/ray_current_cluster names
+    ray.init(address="local", namespace="harstream", num_cpus=ENGINES + 1, log_to_driver=False)
     figures = {"ray_init_s": time.monotonic() - started}
     try:
         _scenario(hapt_dir, figures)
