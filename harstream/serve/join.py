@@ -49,13 +49,11 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 import zmq
 
 from harstream.engine.core import Engine
-from harstream.engine.state import Arrival
 from harstream.errors import ProtocolError, ServeError
 from harstream.model.process import ModelProcess
 from harstream.protocol import ErrorEvent, decode_chunk
@@ -308,8 +306,7 @@ class JoinedLoop(Loop):
         """
         engine = self.engine
         recv, clock, wall_clock = self.pull.recv_multipart, engine.clock, engine.wall_clock
-        queue, shed_streams, forgetting = self.queue, self.shed_streams, self.forgetting
-        max_queued = self.config.max_queued_samples
+        forgetting = self.forgetting
         router_time, chunk_kind = wire.router_time, wire.CHUNK
         count = 0
         for _ in range(limit):
@@ -334,15 +331,7 @@ class JoinedLoop(Loop):
                 t_wall -= waited
             if forgetting and chunk.stream in forgetting:  # its chunks from before the FORGET go first
                 self._drop_forgotten()
-            n = _cost(chunk)
-            if queue and self.queued_samples + n > max_queued:
-                self._shed(chunk)
-                continue
-            if shed_streams and chunk.stream in shed_streams:
-                shed_streams.discard(chunk.stream)
-                chunk = replace(chunk, restart=True)
-            queue.append(Arrival(chunk, t_recv, t_wall))
-            self.queued_samples += n
+            self.admit(chunk, t_recv, t_wall)
         if forgetting:
             self._drop_forgotten()
         if count:

@@ -144,8 +144,6 @@ class Loop:
         engine = self.engine
         # per message: bound once here, not looked up on each of the thousands a turn may take
         recv, clock, wall_clock = self.pull.recv_multipart, engine.clock, engine.wall_clock
-        queue, shed_streams = self.queue, self.shed_streams
-        max_queued = self.config.max_queued_samples
         count = 0
         copy = not self.secure
         for _ in range(limit):
@@ -163,16 +161,22 @@ class Loop:
                 continue
             if self.secure:
                 chunk = _with_owner(chunk, frames[0])
-            n = _cost(chunk)
-            if queue and self.queued_samples + n > max_queued:
-                self._shed(chunk)
-                continue
-            if shed_streams and chunk.stream in shed_streams:  # lost a chunk: start afresh wherever it is
-                shed_streams.discard(chunk.stream)
-                chunk = replace(chunk, restart=True)
-            queue.append(Arrival(chunk, t_recv, t_wall))
-            self.queued_samples += n
+            self.admit(chunk, t_recv, t_wall)
         return count
+
+    def admit(self, chunk: Chunk, t_recv: float, t_wall: float) -> None:
+        """Queue ``chunk`` received at ``t_recv`` (engine clock) and ``t_wall`` (unix), or shed it
+        when the queue holds its limit; a stream that lost a chunk restarts at its next one."""
+        n = _cost(chunk)
+        if self.queue and self.queued_samples + n > self.config.max_queued_samples:
+            self._shed(chunk)
+            return
+        shed_streams = self.shed_streams
+        if shed_streams and chunk.stream in shed_streams:  # lost a chunk: start afresh wherever it is
+            shed_streams.discard(chunk.stream)
+            chunk = replace(chunk, restart=True)
+        self.queue.append(Arrival(chunk, t_recv, t_wall))
+        self.queued_samples += n
 
     def _shed(self, chunk: Chunk) -> None:
         """Drop ``chunk`` unprocessed (the queue is full), report it; its stream restarts at its next chunk."""
