@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from harstream.tools.bench.compare import streams_per_core
 from harstream.tools.bench.flops import model_flops, window_features_flops
 from harstream.tools.bench.targets import targets
 from harstream.tools.loadtest.generator import seq_offsets
@@ -34,8 +35,9 @@ def _finite_non_negative(value: Any, where: str) -> None:
 
 @pytest.fixture(scope="module")
 def report(hapt_dir: Path) -> dict[str, Any]:
+    shipped = Path(__file__).resolve().parents[1] / "harstream" / "model" / "shipped" / "harnet.keras"
     command = [sys.executable, "-m", "harstream", "bench", "--json", "--quick", "--batches", "1,4",
-               "--streams", "2", "--warmup", "2", "--duration", "3"]
+               "--streams", "2", "--warmup", "2", "--duration", "3", "--compare", str(shipped)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=240,
                           env={**os.environ, "HARSTREAM_DATA": str(hapt_dir)})
     assert done.returncode == 0, done.stderr[-3000:]
@@ -116,6 +118,40 @@ def test_load_level(report: dict[str, Any]) -> None:
         _finite_non_negative(level["clients"][key], key)
     assert level["clients"]["foreign_predictions"] == 0
     assert report["targets"]["largest_streams_p99_le_100ms"] in (2, None)
+
+
+def test_compare_measures_both_models_in_one_run(report: dict[str, Any]) -> None:
+    first, other = report["models"]["models"]  # the default model, and the same file as --compare
+    assert first["path"] == report["model"]["path"]
+    assert first["weights_sha256"] == other["weights_sha256"]
+    assert first["vs_first"] == {"mflop": 1.0, "cost_per_window": 1.0}
+    assert other["vs_first"]["mflop"] == 1.0  # the same layers, counted the same way
+    _finite_non_negative(other["vs_first"]["cost_per_window"], "cost ratio")
+    for row in (first, other):
+        assert row["mflop_per_window"] == round(report["flops_per_window"]["total"] / 1e6, 3)
+        assert set(row["batches"]) == {"1", "4"}
+        for batch in row["batches"].values():
+            assert batch["route"] in ("keras", "onnx")
+            _finite_non_negative(batch["windows_per_s"], "windows/s")
+            _finite_non_negative(batch["fraction_of_peak"], "fraction of peak")
+        _finite_non_negative(row["streams_per_model_core"], "streams per model core")
+    (again,) = report["load_compared"]
+    assert again["path"] == other["path"] and again["load"]["engine_exit_code"] == 0
+    assert again["load"]["levels"][0]["streams"] == 2
+    (target,) = report["targets"]["cost_third_of_compared"]
+    assert target["met"] is False  # a model is not three times cheaper than itself
+
+
+def test_streams_per_core_takes_the_largest_count_every_run_met() -> None:
+    def level(streams: int, p99: float, lost: int, cpu: float) -> dict[str, Any]:
+        return {"streams": streams, "latency_ms": {"p99": p99}, "windows": {"lost": lost},
+                "engine": {"cpu_pct": cpu}}
+
+    load = {"levels": [level(1000, 20.0, 0, 50.0), level(2000, 60.0, 0, 90.0), level(2000, 130.0, 0, 95.0),
+                       level(3000, 80.0, 3, 120.0)]}
+    assert streams_per_core(load) == {"streams": 1000, "engine_cpu_pct": 50.0, "p99_limit_ms": 100.0,
+                                      "streams_per_core": 2000}
+    assert streams_per_core({"levels": [level(10, 500.0, 0, 5.0)]}) is None
 
 
 def test_expected_windows_follow_the_engine_grid() -> None:

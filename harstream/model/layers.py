@@ -88,6 +88,15 @@ class WindowFeatures(_PhysicalUnitsLayer):
 
     features = 214
 
+    def __init__(self, mean: Sequence[float], std: Sequence[float], percentile_stride: int = 1,
+                 **kwargs: Any) -> None:
+        super().__init__(mean, std, **kwargs)
+        if percentile_stride not in (1, 2, 4, 8):
+            raise ValueError(f"percentile_stride: expected 1, 2, 4 or 8, got {percentile_stride!r}")
+        self.percentile_stride = int(percentile_stride)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "percentile_stride": self.percentile_stride}
 
     def build(self, input_shape: Sequence[int | None]) -> None:
         if input_shape[1] != 128:
@@ -101,9 +110,10 @@ class WindowFeatures(_PhysicalUnitsLayer):
         self._bands = np.stack(
             [((freqs >= lo) & (freqs < hi)).astype("float32") for lo, hi in _BAND_BINS], axis=1
         )
-        positions = [q / 100.0 * (window - 1) for q in _PERCENTILES]
+        sampled = window // self.percentile_stride
+        positions = [q / 100.0 * (sampled - 1) for q in _PERCENTILES]
         self._lower = [int(np.floor(p)) for p in positions]
-        self._upper = [min(int(np.floor(p)) + 1, window - 1) for p in positions]
+        self._upper = [min(int(np.floor(p)) + 1, sampled - 1) for p in positions]
         self._frac = [float(p - np.floor(p)) for p in positions]
 
     def call(self, inputs: Any) -> Any:
@@ -119,7 +129,9 @@ class WindowFeatures(_PhysicalUnitsLayer):
         mean = ops.mean(series, axis=1)
         centred = series - mean[:, None, :]
         std = ops.sqrt(ops.mean(centred * centred, axis=1) + 1e-12)
-        ordered = ops.sort(ops.transpose(series, (0, 2, 1)), axis=-1)  # (batch, 11, time)
+        # (the sort dominates the layer's cost: a stride > 1 sorts every k-th sample only)
+        sampled = series[:, :: self.percentile_stride, :]
+        ordered = ops.sort(ops.transpose(sampled, (0, 2, 1)), axis=-1)  # (batch, 11, time / stride)
         percentiles = [
             ordered[..., lo] * (1.0 - frac) + ordered[..., hi] * frac
             for lo, hi, frac in zip(self._lower, self._upper, self._frac, strict=True)

@@ -53,8 +53,8 @@ def print_bench(result: dict[str, Any], console: Console) -> None:
     console.print(f"engine state: {state['steady'] / 1024:.1f} KiB per stream in steady state "
                   f"({state['after_one_chunk'] / 1024:.1f} KiB after one chunk); signal chain "
                   f"{result['chain_samples_per_s']:,.0f} samples/s", highlight=False)
-    for path, row in result.get("models", {}).items():
-        console.print(f"model {path}: {row['windows_per_s']:,.0f} windows/s", highlight=False)
+    if result.get("models"):
+        console.print(_compared_table(result))
     levels = (result.get("load") or {}).get("levels", [])
     if levels:
         load = Table(title="live path over loopback (latency: send of the completing chunk -> subscriber; "
@@ -75,6 +75,30 @@ def print_bench(result: dict[str, Any], console: Console) -> None:
         console.print(load)
     for name, target in result.get("targets", {}).items():
         console.print(f"target {name}: {target}", highlight=False, markup=False)
+
+
+def _compared_table(result: dict[str, Any]) -> Table:
+    """``--compare``: each model's cost per window and, with a load test, its streams per core."""
+    compared = result["models"]
+    loads = [result.get("load") or {}, *(row["load"] for row in result.get("load_compared") or [])]
+    batches = list(compared["models"][0]["batches"])
+    table = Table(title=f"models side by side, same run (serving path; % of the {compared['peak_gflops']:,.0f} "
+                        "GFLOP/s matmul peak)")
+    for column in ("model", "architecture", "parameters", "MFLOP/window", *(f"batch {b}" for b in batches),
+                   "cost vs first", "streams/model core", "streams per core (load)"):
+        table.add_column(column, justify="left" if column in ("model", "architecture") else "right")
+    for index, row in enumerate(compared["models"]):
+        cells = [f"{c['windows_per_s']:,.0f} ({100 * c['fraction_of_peak']:.0f}%) [{c['route']}]"
+                 for c in row["batches"].values()]
+        per_core = (loads[index] if index < len(loads) else {}).get("streams_per_core") or {}
+        load_text = (f"{per_core['streams_per_core']:,} ({per_core['streams']:,} streams at "
+                     f"{per_core['engine_cpu_pct']} % CPU)") if per_core.get("streams_per_core") else "-"
+        vs = row["vs_first"]
+        table.add_row(Path(row["path"]).name, row["architecture"], f"{row['parameters']:,}",
+                      f"{row['mflop_per_window']:.2f}", *cells,
+                      f"{vs['cost_per_window']:.2f}x time, {vs['mflop']:.2f}x MFLOP",
+                      f"{row['streams_per_model_core']:,}", load_text)
+    return table
 
 
 def plot_load(report: dict[str, Any], path: Path, target_ms: float = 100.0) -> None:

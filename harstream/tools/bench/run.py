@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from harstream.model.classifier import Classifier
+from harstream.tools.bench.compare import compare_loads, compare_models, streams_per_core
 from harstream.tools.bench.data import bench_windows, find_data_dir
 from harstream.tools.bench.engine_cost import engine_costs, model_cost, state_bytes_per_stream
 from harstream.tools.bench.flops import matmul_peak, model_flops, peak_fractions
-from harstream.tools.bench.runtimes import chain_rate, run_bench, runtimes
+from harstream.tools.bench.runtimes import chain_rate, runtimes
 from harstream.tools.bench.targets import targets
 from harstream.tools.loadtest.generator import SEND_TICK_S
 
@@ -99,6 +100,21 @@ def _add_engine(report: dict[str, Any], batches: Sequence[int], quick: bool, say
         report["engine_costs"].update(model_cost(keras_rate))
 
 
+def _add_compared(report: dict[str, Any], classifier: Classifier, compare: Sequence[Path],
+                  data_dir: Path | None, batches: Sequence[int], repeats: int, quick: bool, model_threads: int,
+                  say: Log) -> None:
+    """``models``: this model and each of ``compare`` through the serving path, timed in one run."""
+    say(f"timing {len(compare) + 1} models side by side (interleaved repeats)")
+    others = [Classifier.load(path, runtime="auto") for path in compare]
+    for other in others:
+        other.warm_up(repeats=2 if quick else 5)
+    windows, _ = bench_windows(classifier, data_dir, quick)
+    peaks = report["matmul_peak_gflops"]["by_threads"]
+    peak = peaks.get(str(model_threads or os.cpu_count())) or max(peaks.values())
+    report["models"] = compare_models([classifier, *others], windows, batches, repeats,
+                                      0.02 if quick else 0.25, peak)
+
+
 def _load(data_dir: Path | None, streams: Sequence[int], duration_s: float, warmup_s: float, aligned: bool,
           serve_args: Sequence[str], send_tick_s: float, say: Log) -> dict[str, Any]:
     """The load test's report (:func:`~harstream.tools.loadtest.run.run_load`); it needs the HAPT dataset."""
@@ -154,11 +170,18 @@ def run_full(
     _add_engine(report, batches, quick, say)
     report["chain_samples_per_s"] = round(chain_rate(repeats=repeats), 1)
     if compare:
-        others = [classifier, *(Classifier.load(p) for p in compare)]
-        report["models"] = run_bench(others, batch=max(batches), repeats=repeats)["models"]
+        _add_compared(report, classifier, compare, data_dir, batches, repeats, quick, model_threads, say)
     del classifier
     gc.collect()  # the model's memory goes before the load test's engine child loads its own
     if streams:
-        report["load"] = _load(data_dir, streams, duration_s, warmup_s, aligned, serve_args, send_tick_s, say)
+        def load(args: Sequence[str]) -> dict[str, Any]:
+            return _load(data_dir, streams, duration_s, warmup_s, aligned, args, send_tick_s, say)
+
+        # the load test serves the model benchmarked (serve's default unless --model was given)
+        given = ["--model", str(model)] if model is not None and "--model" not in serve_args else []
+        report["load"] = load([*serve_args, *given])
+        report["load"]["streams_per_core"] = streams_per_core(report["load"])
+        if compare:
+            report["load_compared"] = compare_loads(compare, load, serve_args)
     report["targets"] = targets(report)
     return report

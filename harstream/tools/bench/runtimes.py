@@ -1,6 +1,6 @@
 """Windows/s of the model's runtimes (naive Keras, the serving path, each backend) and their agreement.
 
-The cases are timed by :class:`_Timer`, their repeats interleaved so that a
+The cases are timed by :class:`InterleavedTimer`, their repeats interleaved so that a
 noisy neighbour slows them all alike; medians at the end.
 """
 
@@ -34,17 +34,6 @@ def _median_rate(work: Callable[[], None], items: int, repeats: int) -> float:
     return statistics.median(rates)
 
 
-def model_rate(classifier: Classifier, batch: int = 256, batches: int = 8, repeats: int = 5) -> float:
-    """Windows per second through ``predict_proba`` at the given batch size (median)."""
-    x = np.random.default_rng(0).standard_normal((batch * batches, 128, 9)).astype(np.float32)
-
-    def work() -> None:
-        for i in range(0, len(x), batch):
-            classifier.predict_proba(x[i : i + batch])
-
-    return _median_rate(work, len(x), repeats)
-
-
 def chain_rate(streams: int = 1000, chunk: int = 25, repeats: int = 5) -> float:
     """Samples per second through the signal chain, ``streams`` chunks per vectorised call."""
     x = np.random.default_rng(0).standard_normal((streams, chunk, 6)).astype(np.float32)
@@ -56,7 +45,7 @@ def chain_rate(streams: int = 1000, chunk: int = 25, repeats: int = 5) -> float:
     return _median_rate(work, streams * chunk, repeats)
 
 
-class _Timer:
+class InterleavedTimer:
     """Windows/s of several (name, batch) cases, their repeats interleaved; medians at the end."""
 
     def __init__(self, min_seconds: float) -> None:
@@ -104,19 +93,6 @@ def xla_backend(model: keras.Model) -> Backend:
     return run
 
 
-def run_bench(models: list[Classifier], batch: int = 256, repeats: int = 5) -> dict[str, Any]:
-    """Model windows/s for each model, and chain samples/s, measured in one run."""
-    result: dict[str, Any] = {"batch": batch, "repeats": repeats, "models": {}}
-    for clf in models:
-        result["models"][str(clf.artifact.path)] = {
-            "architecture": clf.artifact.meta.architecture,
-            "parameters": int(clf.artifact.model.count_params()),
-            "windows_per_s": round(model_rate(clf, batch, repeats=repeats), 1),
-        }
-    result["chain_samples_per_s"] = round(chain_rate(repeats=repeats), 1)
-    return result
-
-
 def runtimes(classifier: Classifier, windows: npt.NDArray[np.float32], batches: Sequence[int],
              repeats: int, min_seconds: float, naive_calls: int, xla: bool) -> dict[str, Any]:
     """Windows/s of the naive baseline, the serving path and each backend, and their agreement.
@@ -130,7 +106,7 @@ def runtimes(classifier: Classifier, windows: npt.NDArray[np.float32], batches: 
     tiled = np.concatenate([x] * math.ceil(need / len(x)))[:need] if len(x) < need else x
     raw = np.concatenate([windows] * math.ceil(need / len(windows)))[:need]
     backends, problems = _backends(classifier, tiled[:1], xla)
-    timer = _Timer(min_seconds)
+    timer = InterleavedTimer(min_seconds)
     timer.add("naive", 1, lambda: [model.predict(tiled[i : i + 1], verbose=0) for i in range(naive_calls)],
               windows=naive_calls, calls=1)
     for size in batches:

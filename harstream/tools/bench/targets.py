@@ -30,6 +30,16 @@ def targets(report: dict[str, Any]) -> dict[str, Any]:
     if state:
         out["state_per_stream_bytes"] = {"target": STATE_TARGET_BYTES, "value": state["steady"],
                                          "met": state["met"]}
+    compared = (report.get("models") or {}).get("models", [])[1:]
+    if compared:  # the benchmarked model against each compared one (e.g. the model shipped before)
+        out["cost_third_of_compared"] = [
+            {"model": row["path"], "target": "MFLOP and time per window <= 1/3 of the compared model's",
+             "mflop_ratio": round(1 / row["vs_first"]["mflop"], 3),
+             "time_ratio": round(1 / row["vs_first"]["cost_per_window"], 3),
+             "met": row["vs_first"]["mflop"] >= 3.0 and row["vs_first"]["cost_per_window"] >= 3.0}
+            for row in compared]
+    if (report.get("load") or {}).get("streams_per_core"):
+        out["streams_per_core"] = report["load"]["streams_per_core"]
     levels = [lv for lv in (report.get("load") or {}).get("levels", []) if not lv.get("problem")]
     if levels:
         by_count: dict[int, list[dict[str, Any]]] = {}
