@@ -27,7 +27,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from training.recipe import EPOCHS, POCKET_TURNS, SHIPPED, TrainConfig
 
-OVERRIDES = ("arch", "epochs", "seed", "train_hop", "turn_degrees", "scale_motion", "warp_time", "pocket_turns")
+OVERRIDES = ("arch", "epochs", "seed", "train_hop", "turn_degrees", "scale_motion", "warp_time", "pocket_turns",
+             "distil")
 """The recipe fields an option may set (None: the base recipe's)."""
 
 
@@ -51,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="augment: replay each window at a speed exp(Normal(0, SIGMA))")
     parser.add_argument("--pocket-turns", choices=POCKET_TURNS, default=None,
                         help="augment: how pocket windows are turned (none act on HAPT's folds)")
+    parser.add_argument("--distil", type=float, default=None, metavar="WEIGHT",
+                        help="distil: each fold first fits the teacher recipe (training.recipe.TEACHER) on its "
+                        "people; the student's served head learns WEIGHT of its probabilities + the rest of "
+                        "the labels")
     parser.add_argument("--folds", type=int, default=3, help="folds of whole subjects (default: 3)")
     parser.add_argument("--jobs", type=int, default=3, help="folds trained at once (default: 3)")
     parser.add_argument("--out", type=Path, default=None, help="folder for fold-<i>.json and cv.json")

@@ -34,17 +34,19 @@ def _conv_lstm(x: keras.KerasTensor) -> keras.KerasTensor:
     return layers.LSTM(64)(x)
 
 
-def _conv_lstm_lite(x: keras.KerasTensor) -> keras.KerasTensor:
-    """Three stride-2 convolutions (8x shorter: 16 steps), one LSTM of 64.
+def _conv_lstm_lite(x: keras.KerasTensor, convs: Sequence[tuple[int, int]] = ((32, 5), (48, 5), (64, 3)),
+                    units: int = 64) -> keras.KerasTensor:
+    """Stride-2 convolutions of (filters, kernel) ``convs`` (each halves the sequence), one LSTM of ``units``.
 
-    A quarter of :func:`_conv_lstm`'s recurrent steps and about a fifth of
-    its float operations (counted by ``harstream bench``).
+    The default: 8x shorter (16 steps), a quarter of :func:`_conv_lstm`'s
+    recurrent steps and about a fifth of its float operations (counted by
+    ``harstream bench``).
     """
-    for filters, kernel in ((32, 5), (48, 5), (64, 3)):
+    for filters, kernel in convs:
         x = layers.Conv1D(filters, kernel, strides=2, padding="same", use_bias=False)(x)
         x = layers.BatchNormalization()(x)
         x = layers.Activation("relu")(x)
-    return layers.LSTM(64)(x)
+    return layers.LSTM(units)(x)
 
 
 def harnet(
@@ -168,6 +170,9 @@ ARCHITECTURES: dict[str, Callable[..., keras.Model]] = {
     "harnet-fusion-frame": partial(harnet_fusion, frame=True),  # + tilt-free GravityFrame channels
     # the cheaper model: 8x shorter motion sequence, one LSTM, percentiles of every 4th sample
     "harnet-fusion-lite": partial(harnet_fusion, motion_branch=_conv_lstm_lite, percentile_stride=4),
+    # the same with the teacher's 32 steps (two stride-2 convolutions) and an LSTM of 48
+    "harnet-fusion-lite32": partial(harnet_fusion, motion_branch=partial(_conv_lstm_lite, convs=((32, 5), (48, 5)),
+                                                                         units=48), percentile_stride=4),
     "notebook": notebook,
 }
 """Builders by the name ``harstream train --arch`` takes (their schedule defaults: :mod:`training.recipe`)."""

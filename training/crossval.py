@@ -43,7 +43,7 @@ from rich.console import Console
 from harstream.data.labelled_windows import WindowSet, build_windows, concat
 from harstream.data.layouts import SUBJECT_OFFSET, dataset_of_key, detect, read_any
 from harstream.data.splits import DATASET_SPLITS
-from training.recipe import SHIPPED, TrainConfig, resolve
+from training.recipe import SHIPPED, TEACHER, TrainConfig, resolve
 
 NON_TEST_SUBJECTS: dict[str, tuple[int, ...]] = {
     layout: tuple(sorted(splits["train"] + splits["validation"])) for layout, splits in DATASET_SPLITS.items()
@@ -124,12 +124,14 @@ def run_fold(task: dict[str, Any]) -> dict[str, Any]:
     fit_set, mean, std = fit_windows(training.select(fit_keys), config, seed)
     score_set = grid.select(held_keys)
     x_fit, x_score = standardise(fit_set.x, mean, std), standardise(score_set.x, mean, std)
-    model, served = build_and_compile(config, mean, std, x_fit)
     console = Console(stderr=True)
+    soft = _fold_teacher(config, fit_set, x_fit, mean, std, seed, task["index"], console)
+    keras.utils.set_random_seed(seed)
+    model, served = build_and_compile(config, mean, std, x_fit)
     epochs: list[dict[str, Any]] = []
     for epoch in range(config.epochs):
         started = time.perf_counter()
-        model.fit(x_fit, targets(model, fit_set.y), epochs=epoch + 1, initial_epoch=epoch,
+        model.fit(x_fit, targets(model, fit_set.y, soft), epochs=epoch + 1, initial_epoch=epoch,
                   batch_size=config.batch_size, verbose=0, shuffle=True)
         predicted = served.predict(x_score, batch_size=PREDICT_BATCH, verbose=0).argmax(axis=1)
         epochs.append(_epoch_counts(score_set, predicted))
@@ -138,6 +140,30 @@ def run_fold(task: dict[str, Any]) -> dict[str, Any]:
                       f"[dim]{time.perf_counter() - started:.0f} s[/]")
     return {"index": task["index"], "held_out": task["held_out"], "fit_windows": len(fit_set),
             "determinism": determinism, "epochs": epochs}
+
+
+def _fold_teacher(config: TrainConfig, fit_set: WindowSet, x_fit: np.ndarray, mean: np.ndarray, std: np.ndarray,
+                  seed: int, index: int, console: Console) -> np.ndarray | None:
+    """With ``config.distil``: :data:`TEACHER` fitted on the fold's people (the student's windows), and the
+    student's targets from its probabilities (:func:`~training.fitting.soft_targets`); else None."""
+    if config.distil <= 0:
+        return None
+    import keras
+
+    from training.fitting import PREDICT_BATCH, soft_targets, targets
+    from training.train import build_and_compile
+
+    teacher_config = resolve(TEACHER)
+    assert teacher_config.batch_size is not None
+    keras.utils.set_random_seed(seed)
+    teacher, served = build_and_compile(teacher_config, mean, std, x_fit)
+    started = time.perf_counter()
+    teacher.fit(x_fit, targets(teacher, fit_set.y), epochs=teacher_config.stop_epoch or teacher_config.epochs,
+                batch_size=teacher_config.batch_size, verbose=0, shuffle=True)
+    proba = served.predict(x_fit, batch_size=PREDICT_BATCH, verbose=0)
+    console.print(f"fold {index} teacher ({teacher_config.arch}, {teacher_config.stop_epoch} epochs): "
+                  f"{time.perf_counter() - started:.0f} s")
+    return soft_targets(fit_set.y, proba, config.distil)
 
 
 def _epoch_counts(windows: WindowSet, predicted: np.ndarray) -> dict[str, Any]:

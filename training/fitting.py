@@ -47,22 +47,26 @@ PREDICT_BATCH = 512
 
 
 def compile_cosine(
-    model: keras.Model, learning_rate: float, epochs: int, windows: int, batch_size: int, ema: bool = False
+    model: keras.Model, learning_rate: float, epochs: int, windows: int, batch_size: int, ema: bool = False,
+    soft: bool = False,
 ) -> None:
     """Compile ``model`` (every output a softmax) for ``epochs`` passes over ``windows`` windows.
 
     The learning rate decays from ``learning_rate`` along a cosine to
     :data:`FINAL_LEARNING_RATE` of it over the whole schedule; ``ema`` keeps a
-    moving average of the weights in the optimizer.
+    moving average of the weights in the optimizer. With ``soft`` the served
+    head learns class probabilities (:func:`soft_targets`), not label indices.
     """
     heads = len(model.outputs)
     steps = epochs * math.ceil(windows / batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=FINAL_LEARNING_RATE)
     model.compile(
         optimizer=keras.optimizers.Adam(schedule, use_ema=ema, ema_momentum=EMA_MOMENTUM),
-        loss=["sparse_categorical_crossentropy"] * heads,
+        loss=["categorical_crossentropy" if soft else "sparse_categorical_crossentropy"]
+        + ["sparse_categorical_crossentropy"] * (heads - 1),
         loss_weights=[1.0] + [AUXILIARY_LOSS_WEIGHT] * (heads - 1),
-        metrics=[["accuracy"]] + [[]] * (heads - 1),
+        metrics=[[keras.metrics.CategoricalAccuracy(name="accuracy") if soft else "accuracy"]]
+        + [[]] * (heads - 1),
     )
 
 
@@ -71,9 +75,25 @@ def served_view(model: keras.Model) -> keras.Model:
     return model if len(model.outputs) == 1 else keras.Model(model.inputs, model.outputs[0], name=model.name)
 
 
-def targets(model: keras.Model, y: npt.NDArray[np.int64]) -> Any:
-    """The fit targets of ``model``: ``y`` for each of its outputs."""
-    return y if len(model.outputs) == 1 else [y] * len(model.outputs)
+def targets(model: keras.Model, y: npt.NDArray[np.int64], soft: npt.NDArray[np.float32] | None = None) -> Any:
+    """The fit targets of ``model``: ``y`` for each of its outputs (``soft`` for the served one, if given)."""
+    served = y if soft is None else soft
+    return served if len(model.outputs) == 1 else [served] + [y] * (len(model.outputs) - 1)
+
+
+def soft_targets(
+    y: npt.NDArray[np.int64], teacher: npt.NDArray[np.float32], weight: float
+) -> npt.NDArray[np.float32]:
+    """Distillation targets: ``weight`` of the teacher's probabilities plus ``1 - weight`` of the one-hot labels.
+
+    >>> soft_targets(np.array([1]), np.array([[0.5, 0.25, 0.25]], np.float32), 0.5).tolist()
+    [[0.25, 0.625, 0.125]]
+    """
+    if not 0.0 < weight <= 1.0:
+        raise ValueError(f"weight: expected 0 < weight <= 1, got {weight}")
+    one_hot = np.eye(teacher.shape[1], dtype=np.float32)[y]
+    mixed: npt.NDArray[np.float32] = (weight * teacher + (1.0 - weight) * one_hot).astype(np.float32)
+    return mixed
 
 
 class Selection(keras.callbacks.Callback):  # type: ignore[misc]
@@ -160,8 +180,10 @@ class _ServedLogs(keras.callbacks.Callback):  # type: ignore[misc]
 def fit(
     model: keras.Model, x: npt.NDArray[np.float32], y: npt.NDArray[np.int64], epochs: int, batch_size: int,
     selection: Selection, ema: bool = False, after_epoch: Callable[[int], None] | None = None,
+    soft: npt.NDArray[np.float32] | None = None,
 ) -> dict[str, list[float]]:
-    """Fit ``model`` (compiled by :func:`compile_cosine`) on every head for up to ``epochs`` epochs.
+    """Fit ``model`` (compiled by :func:`compile_cosine`) on every head for up to ``epochs`` epochs
+    (the served head on ``soft`` targets when given: :func:`soft_targets`).
 
     ``selection`` watches the epochs; its best epoch's weights are left in
     the model. With ``ema`` the moving average is what each epoch scores
@@ -175,7 +197,7 @@ def fit(
         *([keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: after_epoch(epoch + 1))]
           if after_epoch else []),
     ]
-    history = model.fit(x, targets(model, y), epochs=epochs, batch_size=batch_size, verbose=0,
+    history = model.fit(x, targets(model, y, soft), epochs=epochs, batch_size=batch_size, verbose=0,
                         callbacks=callbacks)
     if selection.best_weights is not None:  # also when the schedule ends first
         model.set_weights(selection.best_weights)

@@ -34,19 +34,19 @@ angle from z is kept), and every pocket window screen-flipped at random; ``other
 half the walking windows upside down."""
 
 EPOCHS: dict[str, int] = {
-    "harnet-fusion": 16, "harnet-fusion-lite": 16, "harnet": 25, "harnet-fusion-frame": 12, "harnet-gravity": 25,
-    "notebook": 30,
+    "harnet-fusion": 16, "harnet-fusion-lite": 16, "harnet-fusion-lite32": 16, "harnet": 25,
+    "harnet-fusion-frame": 12, "harnet-gravity": 25, "notebook": 30,
 }
 """Default length of each architecture's cosine schedule, by the names ``harstream train --arch`` takes
 (the builders: :data:`training.architectures.ARCHITECTURES`; why 16 for harnet-fusion: docs/model.md)."""
 BATCH_SIZES: dict[str, int] = {
-    "harnet-fusion": 64, "harnet-fusion-lite": 64, "harnet": 64, "harnet-fusion-frame": 64, "harnet-gravity": 64,
-    "notebook": 512,
+    "harnet-fusion": 64, "harnet-fusion-lite": 64, "harnet-fusion-lite32": 64, "harnet": 64,
+    "harnet-fusion-frame": 64, "harnet-gravity": 64, "notebook": 512,
 }
 """Default batch size of each architecture."""
 LEARNING_RATES: dict[str, float] = {
-    "harnet-fusion": 1e-3, "harnet-fusion-lite": 1e-3, "harnet": 1e-3, "harnet-fusion-frame": 1e-3,
-    "harnet-gravity": 1e-3, "notebook": 5.5e-4,
+    "harnet-fusion": 1e-3, "harnet-fusion-lite": 1e-3, "harnet-fusion-lite32": 1e-3, "harnet": 1e-3,
+    "harnet-fusion-frame": 1e-3, "harnet-gravity": 1e-3, "notebook": 5.5e-4,
 }
 """Default peak learning rate (cosine decay) of each architecture."""
 
@@ -93,6 +93,11 @@ class TrainConfig:
     stop_epoch: int | None = None
     """Stop after this epoch of the ``epochs``-long cosine schedule and keep its weights (a refit's
     epoch, chosen by cross-validation); None runs the whole schedule."""
+    distil: float = 0.0
+    """Knowledge distillation: the served head's target is this weight of a teacher's class
+    probabilities plus the rest of the one-hot label (0: the labels alone). The teacher is
+    :data:`TEACHER` fitted on the same people: per fold in cross-validation, a ``--teacher``
+    artifact in training."""
 
 
 SHIPPED = TrainConfig(
@@ -101,6 +106,12 @@ SHIPPED = TrainConfig(
 """The recipe of the shipped model: what ``harstream train`` runs with no options (on
 :data:`SHIPPED_DATASETS`): fitted on every non-test person of both datasets, stopped at the
 epoch cross-validation chose (docs/model.md, "Fifth round"). Every other field is the bare recipe's."""
+
+TEACHER = TrainConfig(
+    turn_degrees=10.0, scale_motion=0.25, warp_time=0.1, pocket_turns="other-leg", refit=True, stop_epoch=6,
+)
+"""The teacher of a distilled recipe (``distil`` > 0): the harnet-fusion recipe cross-validation chose
+in issue 21. Cross-validation fits it on each fold's people before the student."""
 
 SHIPPED_DATASETS: tuple[str, ...] = ("hapt", "motionsense")
 """The dataset layouts the shipped model is trained on, one folder each (waist and trouser pocket)."""
@@ -113,7 +124,7 @@ def resolve(config: TrainConfig) -> TrainConfig:
     Traceback (most recent call last):
     ...
     ValueError: arch: expected one of ['harnet', 'harnet-fusion', 'harnet-fusion-frame', 'harnet-fusion-lite', \
-'harnet-gravity', 'notebook'], got 'wavenet'
+'harnet-fusion-lite32', 'harnet-gravity', 'notebook'], got 'wavenet'
     """
     if config.arch not in EPOCHS:
         raise ValueError(f"arch: expected one of {sorted(EPOCHS)}, got {config.arch!r}")

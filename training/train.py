@@ -98,7 +98,8 @@ def build_and_compile(
     assert config.epochs is not None and config.batch_size is not None and config.learning_rate is not None
     model = ARCHITECTURES[config.arch](mean=mean.tolist(), std=std.tolist(), sample=x_train)
     served = served_view(model)
-    compile_cosine(model, config.learning_rate, config.epochs, len(x_train), config.batch_size, config.ema)
+    compile_cosine(model, config.learning_rate, config.epochs, len(x_train), config.batch_size, config.ema,
+                   soft=config.distil > 0)
     return model, served
 
 
