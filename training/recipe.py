@@ -16,6 +16,7 @@ Why the shipped recipe is what it is, with the measurements: docs/model.md.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Literal
 
 PocketTurns = Literal[
@@ -112,6 +113,10 @@ TEACHER = TrainConfig(
 )
 """The teacher of a distilled recipe (``distil`` > 0): the harnet-fusion recipe cross-validation chose
 in issue 21. Cross-validation fits it on each fold's people before the student."""
+
+TEACHER_ARTIFACT = Path(__file__).resolve().parent / "teacher" / "harnet-fusion.keras"
+""":data:`TEACHER` fitted on every non-test person (the model shipped before the distilled one):
+``harstream train --arch harnet-fusion --distil 0 --out DIR`` reproduces it."""
 
 SHIPPED_DATASETS: tuple[str, ...] = ("hapt", "motionsense")
 """The dataset layouts the shipped model is trained on, one folder each (waist and trouser pocket)."""

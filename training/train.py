@@ -49,7 +49,7 @@ from training import report
 from training.architectures import ARCHITECTURES
 from training.augment import pocket_turns, scale_motion, turn_windows, warp_time
 from training.determinism import configure, weight_values_sha256
-from training.fitting import PREDICT_BATCH, Selection, compile_cosine, fit, served_view, write_run
+from training.fitting import PREDICT_BATCH, Selection, compile_cosine, fit, served_view, soft_targets, write_run
 from training.recipe import TrainConfig, resolve
 
 
@@ -201,6 +201,26 @@ def _validation_scores(
     return scores
 
 
+def teacher_targets(
+    teacher: Path | None, windows: WindowSet, weight: float, console: Console
+) -> npt.NDArray[np.float32]:
+    """Distillation targets of ``windows``: ``weight`` of the ``teacher`` artifact's probabilities plus the
+    rest of the one-hot labels (:func:`~training.fitting.soft_targets`); the teacher standardises by its
+    own statistics."""
+    if teacher is None:
+        raise DatasetError("distil: expected a teacher artifact (--teacher PATH), got none")
+    loaded = artifact.load(teacher)
+    meta = loaded.meta
+    x = standardise(windows.x, meta.norm_mean, meta.norm_std)
+    with console.status(f"the teacher {teacher.name} labels {len(x):,} training windows..."):
+        proba = np.asarray(served_view(loaded.model).predict(x, batch_size=PREDICT_BATCH, verbose=0), np.float32)
+    return soft_targets(windows.y, proba, weight)
+
+
+def _teacher_sha(teacher: Path | None) -> str | None:
+    return None if teacher is None else weight_values_sha256(served_view(artifact.load(teacher).model))
+
+
 def _plot(out_dir: Path, curves: dict[str, list[float]], metrics: dict[str, Any]) -> None:
     """The learning curves and, when there was validation, its confusion matrix and per-subject accuracy."""
     report.plot_curves(curves, out_dir / "curves.png")
@@ -221,6 +241,7 @@ def train(
     config: TrainConfig,
     console: Console | None = None,
     keep_epochs: bool = False,
+    teacher: Path | None = None,
 ) -> dict[str, Any]:
     """Train by ``config``, select on validation, write ``<arch>.keras`` + JSON + report; returns the
     metrics.
@@ -229,6 +250,8 @@ def train(
     the shipped model is ``train([hapt, motionsense], out_dir, SHIPPED)`` (:mod:`training.recipe`).
     ``keep_epochs`` also writes each epoch's model, ``epochs/epoch-<n>.keras``: the model a
     ``stop_epoch`` of ``n`` gives, for choosing the epoch afterwards (cross-validation's).
+    With ``config.distil``, ``teacher`` is the artifact whose probabilities the served head learns
+    (:func:`teacher_targets`): the teacher recipe fitted on the same people.
     """
     console = console or Console(stderr=True)
     config = resolve(config)
@@ -248,6 +271,7 @@ def train(
     x_train = standardise(train_set.x, mean, std)
     x_val = standardise(val_set.x, mean, std)
 
+    soft = teacher_targets(teacher, train_set, config.distil, console) if config.distil > 0 else None
     model, served = build_and_compile(config, mean, std, x_train)
     heads = len(model.outputs)
     console.print(
@@ -269,7 +293,7 @@ def train(
 
     started = time.perf_counter()
     curves = fit(model, x_train, train_set.y, config.stop_epoch or config.epochs, config.batch_size, selection,
-                 config.ema, keep if keep_epochs else None)
+                 config.ema, keep if keep_epochs else None, soft)
     train_seconds = time.perf_counter() - started
     metrics: dict[str, Any] = {
         "epochs_run": len(curves["loss"]),
@@ -278,6 +302,8 @@ def train(
         "config": asdict(config),
         "data": summary,
         "determinism": determinism,
+        **({"teacher": {"path": str(teacher), "weight_values_sha256": _teacher_sha(teacher)}} if soft is not None
+           else {}),
     }
     if config.refit:
         metrics["best_epoch"] = len(curves["loss"])

@@ -26,7 +26,16 @@ from harstream import HOP
 from harstream.cli.args import int_in, print_json
 from harstream.errors import HarstreamError
 from harstream.paths import ENV_VAR, MOTIONSENSE_ENV_VAR, resolve_data_dir, resolve_motionsense_dir
-from training.recipe import EPOCHS, FINETUNE, POCKET_TURNS, SHIPPED, SHIPPED_DATASETS, FinetuneConfig, TrainConfig
+from training.recipe import (
+    EPOCHS,
+    FINETUNE,
+    POCKET_TURNS,
+    SHIPPED,
+    SHIPPED_DATASETS,
+    TEACHER_ARTIFACT,
+    FinetuneConfig,
+    TrainConfig,
+)
 
 NAME = "train"
 HELP = "train a model (selection on validation subjects only), or fine-tune one (--base)"
@@ -73,6 +82,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stop after epoch N of the --epochs-long cosine schedule (default: "
                         f"{SHIPPED.stop_epoch or 'the whole schedule'}, the epoch cross-validation chose for the "
                         "shipped recipe; the whole schedule when --epochs is given)")
+    parser.add_argument("--distil", type=float, default=SHIPPED.distil, metavar="WEIGHT",
+                        help="knowledge distillation: the served head learns WEIGHT of --teacher's class "
+                        f"probabilities plus the rest of the labels (default: {SHIPPED.distil:g}"
+                        f"{', the shipped recipe' if SHIPPED.distil else ''}; 0: the labels alone)")
+    parser.add_argument("--teacher", type=Path, default=TEACHER_ARTIFACT, metavar="PATH",
+                        help="with --distil: the teacher model, the teacher recipe fitted on the same people "
+                        f"(default: {TEACHER_ARTIFACT.relative_to(TEACHER_ARTIFACT.parents[2])})")
     parser.add_argument("--keep-epochs", action="store_true",
                         help="also write each epoch's model, OUT/epochs/epoch-N.keras (what --stop-epoch N gives)")
     parser.add_argument("--max-windows", type=int, default=SHIPPED.max_windows,
@@ -136,6 +152,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         stop_epoch=_stop_epoch(args),
         turn_degrees=SHIPPED.turn_degrees if args.turn_degrees is None else args.turn_degrees,
         pocket_turns=args.pocket_turns, scale_motion=args.scale_motion, warp_time=args.warp_time,
+        distil=args.distil,
     )
 
 
@@ -210,7 +227,9 @@ def run(args: argparse.Namespace) -> int:
         folders = data_folders(args.data)  # before TensorFlow loads: a missing dataset is said at once
         from training.train import train
 
-        metrics = train(folders, args.out, train_config(args), console=err, keep_epochs=args.keep_epochs)
+        recipe = train_config(args)
+        metrics = train(folders, args.out, recipe, console=err, keep_epochs=args.keep_epochs,
+                        teacher=args.teacher if recipe.distil > 0 else None)
     else:
         if args.refit or args.ema:
             raise HarstreamError("--base: expected no --refit or --ema (a fine-tune keeps the base model's "
