@@ -81,7 +81,7 @@ def test_flops_peak_and_state(report: dict[str, Any]) -> None:
     assert state["steady"] > 0 and isinstance(state["met"], bool)
     costs = report["engine_costs"]
     for key in ("decode_us_per_chunk", "ingest_us_per_chunk", "classify_us_per_window",
-                "encode_us_per_window", "gil_us_per_stream_s"):
+                "encode_us_per_window", "publish_us_per_window", "gil_us_per_stream_s"):
         _finite_non_negative(costs[key], key)
     _finite_non_negative(report["chain_samples_per_s"], "chain")
     assert "batch256_speedup_vs_keras" not in report["targets"]  # no batch 256 in this run

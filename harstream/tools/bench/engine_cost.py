@@ -77,10 +77,12 @@ def engine_costs(streams: int = 1000, chunk: int = 25, rounds: int = 11) -> dict
     ``ingest`` (:meth:`Engine.ingest` of one chunk from each of ``streams``
     streams per call, as a serving turn batches them), ``classify`` (the
     bookkeeping and smoothing of :meth:`Engine.classify_pending` around a
-    stand-in model) and ``encode`` (:func:`~harstream.protocol.encode_prediction`).
-    Socket calls are not included. ``gil_us_per_stream_s`` is what one
-    real-time stream costs per second (2 chunks, 50/64 windows);
-    ``streams_per_gil_core`` the streams one core of it would carry.
+    stand-in model), ``encode`` (:func:`~harstream.protocol.encode_prediction`)
+    and ``publish`` (``send_multipart`` of the encoded frames on a PUB socket
+    with one subscriber, over ``inproc``: the socket call without the network).
+    ``gil_us_per_stream_s`` is what one real-time stream costs per second
+    (2 chunks, 50/64 windows); ``streams_per_gil_core`` the streams one core
+    of it would carry.
     """
     from harstream.engine.core import Engine
     from harstream.protocol import decode_chunk, encode_chunk, encode_prediction
@@ -92,38 +94,64 @@ def engine_costs(streams: int = 1000, chunk: int = 25, rounds: int = 11) -> dict
         for k in range(rounds)
     ]
     engine = Engine(_uniform_proba, ACTIVITIES, max_streams=streams)
-    decode = ingest = classify = encode = 0.0
+    decode = ingest = classify = encode = publish = 0.0
     windows = 0
-    for batch in frames:
-        started = time.perf_counter()
-        chunks = [decode_chunk(f) for f in batch]
-        decode += time.perf_counter() - started
-        started = time.perf_counter()
-        engine.ingest(chunks)
-        ingest += time.perf_counter() - started
-        pending = engine.take_pending()
-        if pending:
+    pub, sub = _pub_sub(streams * rounds)
+    try:
+        for batch in frames:
             started = time.perf_counter()
-            predictions = engine.classify_pending(pending)
-            classify += time.perf_counter() - started
+            chunks = [decode_chunk(f) for f in batch]
+            decode += time.perf_counter() - started
             started = time.perf_counter()
-            for p in predictions:
-                encode_prediction(p)
-            encode += time.perf_counter() - started
-            windows += len(predictions)
+            engine.ingest(chunks)
+            ingest += time.perf_counter() - started
+            pending = engine.take_pending()
+            if pending:
+                started = time.perf_counter()
+                predictions = engine.classify_pending(pending)
+                classify += time.perf_counter() - started
+                started = time.perf_counter()
+                encoded = [encode_prediction(p) for p in predictions]
+                encode += time.perf_counter() - started
+                started = time.perf_counter()
+                for message in encoded:
+                    pub.send_multipart(message)
+                publish += time.perf_counter() - started
+                windows += len(predictions)
+    finally:
+        pub.close(linger=0)
+        sub.close(linger=0)
     n_chunks = streams * rounds
     per = {
         "decode_us_per_chunk": round(1e6 * decode / n_chunks, 2),
         "ingest_us_per_chunk": round(1e6 * ingest / n_chunks, 2),
         "classify_us_per_window": round(1e6 * classify / max(windows, 1), 2),
         "encode_us_per_window": round(1e6 * encode / max(windows, 1), 2),
+        "publish_us_per_window": round(1e6 * publish / max(windows, 1), 2),
     }
     chunks_per_s = SAMPLE_RATE_HZ / chunk
     windows_per_s = SAMPLE_RATE_HZ / HOP
     gil = (chunks_per_s * (per["decode_us_per_chunk"] + per["ingest_us_per_chunk"])
-           + windows_per_s * (per["classify_us_per_window"] + per["encode_us_per_window"]))
+           + windows_per_s * (per["classify_us_per_window"] + per["encode_us_per_window"]
+                              + per["publish_us_per_window"]))
     return {"streams": streams, "chunk": chunk, "windows": windows, **per,
             "gil_us_per_stream_s": round(gil, 1), "streams_per_gil_core": int(1e6 / gil) if gil else None}
+
+
+def _pub_sub(hwm: int) -> tuple[Any, Any]:
+    """A PUB socket with one SUB subscribed to everything, over ``inproc`` (queues of ``hwm`` messages)."""
+    import zmq
+
+    context: zmq.Context[Any] = zmq.Context.instance()
+    pub, sub = context.socket(zmq.PUB), context.socket(zmq.SUB)
+    for socket in (pub, sub):
+        socket.set_hwm(hwm)
+    endpoint = f"inproc://bench-publish-{id(pub)}"
+    pub.bind(endpoint)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.connect(endpoint)
+    time.sleep(0.05)  # the subscription reaches the PUB before the first send
+    return pub, sub
 
 
 def model_cost(windows_per_s: float) -> dict[str, Any]:

@@ -53,6 +53,9 @@ def print_bench(result: dict[str, Any], console: Console) -> None:
     console.print(f"engine state: {state['steady'] / 1024:.1f} KiB per stream in steady state "
                   f"({state['after_one_chunk'] / 1024:.1f} KiB after one chunk); signal chain "
                   f"{result['chain_samples_per_s']:,.0f} samples/s", highlight=False)
+    costs = result.get("engine_costs")
+    if costs:
+        console.print(_loop_costs(costs), highlight=False)
     if result.get("models"):
         console.print(_compared_table(result))
     levels = (result.get("load") or {}).get("levels", [])
@@ -75,6 +78,20 @@ def print_bench(result: dict[str, Any], console: Console) -> None:
         console.print(load)
     for name, target in result.get("targets", {}).items():
         console.print(f"target {name}: {target}", highlight=False, markup=False)
+
+
+def _loop_costs(costs: dict[str, Any]) -> str:
+    """The serving loop's cost per real-time stream-second, by stage, largest first, beside the model's."""
+    chunks, windows = 2.0, 50.0 / 64.0  # per stream-second: 25-sample chunks at 50 Hz, hop 64
+    stages = {"decode": chunks * costs["decode_us_per_chunk"], "ingest": chunks * costs["ingest_us_per_chunk"],
+              "classify": windows * costs["classify_us_per_window"],
+              "encode": windows * costs["encode_us_per_window"]}
+    if "publish_us_per_window" in costs:
+        stages["publish"] = windows * costs["publish_us_per_window"]
+    parts = ", ".join(f"{name} {value:.1f}" for name, value in sorted(stages.items(), key=lambda kv: -kv[1]))
+    model = f"; the model {costs['model_us_per_stream_s']} us" if "model_us_per_stream_s" in costs else ""
+    return (f"serving loop per stream-second at {costs['streams']:,} streams (us, the model left out): {parts}; "
+            f"total {costs['gil_us_per_stream_s']}{model}")
 
 
 def _compared_table(result: dict[str, Any]) -> Table:

@@ -94,7 +94,7 @@ def _add_engine(report: dict[str, Any], batches: Sequence[int], quick: bool, say
     say("measuring engine state per stream (tracemalloc)")
     report["state_bytes_per_stream"] = state_bytes_per_stream(200 if quick else 2000)
     say("measuring the engine's Python cost per chunk and per window")
-    report["engine_costs"] = engine_costs(200 if quick else 1000)
+    report["engine_costs"] = engine_costs(200 if quick else 4000)
     keras_rate = report["runtimes"].get("keras", {}).get(str(max(batches)), {}).get("windows_per_s")
     if keras_rate:
         report["engine_costs"].update(model_cost(keras_rate))
