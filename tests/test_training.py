@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -280,11 +281,11 @@ def test_tiny_cross_validation_scores_held_out_people_of_both_datasets(
 ) -> None:
     from training.crossval import cross_validate
 
-    result = cross_validate(
-        [hapt_dir, motionsense_dir], TrainConfig(epochs=1, max_windows=256, train_hop=64), folds=5, only=[0],
-        out_dir=tmp_path,
-    )
+    # the cheap student, distilled: its fold first fits the teacher recipe on the fold's (256) windows
+    student = TrainConfig(arch="harnet-fusion-lite", epochs=1, max_windows=256, train_hop=64, distil=0.5)
+    result = cross_validate([hapt_dir, motionsense_dir], student, folds=5, only=[0], out_dir=tmp_path)
     (fold,) = result["fold_results"]
+    assert fold["teacher"]["recipe"]["arch"] == "harnet-fusion" and 0.0 <= fold["teacher"]["fit_accuracy"] <= 1.0
     assert fold["held_out"] == {"hapt": [17, 28, 26, 7, 5], "motionsense": [4, 17, 5, 16]}
     assert fold["determinism"]["deterministic"] and fold["determinism"]["threads"] == 1
     table = result["at_epoch"]
@@ -408,16 +409,20 @@ def test_cli_pocket_turn_choices_are_the_augmenters() -> None:
         augment.pocket_turns(x, np.ones(2, bool), np.ones(2, bool), mode, seed=0)
 
 
-def _train_in_a_fresh_process(hapt_dir: Path, out: Path, cpus: set[int] | None) -> dict[str, object]:
-    """``harstream train`` (tiny) in its own process, on ``cpus`` only when given; its metrics."""
+def _train_in_a_fresh_process(hapt_dir: Path, out: Path, cpus: set[int] | None) -> subprocess.Popen[str]:
+    """``harstream train`` (tiny) started in its own process, on ``cpus`` only when given."""
     import os
 
     command = [sys.executable, "-m", "harstream", "train", "--data", str(hapt_dir), "--out", str(out),
                "--epochs", "1", "--max-windows", "512", "--train-hop", "64", "--no-refit", "--json"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600,
-                          preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return dict(json.loads(done.stdout))
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
+
+
+def _metrics(process: subprocess.Popen[str]) -> dict[str, Any]:
+    out, err = process.communicate(timeout=600)
+    assert process.returncode == 0, err[-2000:]
+    return dict(json.loads(out))
 
 
 def test_training_gives_the_same_weights_whatever_cores_the_machine_has(hapt_dir: Path, tmp_path: Path) -> None:
@@ -425,8 +430,10 @@ def test_training_gives_the_same_weights_whatever_cores_the_machine_has(hapt_dir
 
     if len(os.sched_getaffinity(0)) < 2:
         pytest.skip("needs two CPUs to compare one with two")
-    one = _train_in_a_fresh_process(hapt_dir, tmp_path / "one-cpu", {min(os.sched_getaffinity(0))})
-    every = _train_in_a_fresh_process(hapt_dir, tmp_path / "every-cpu", None)
+    # both at once: each sees the other's load, which must not matter either
+    started = [_train_in_a_fresh_process(hapt_dir, tmp_path / "one-cpu", {min(os.sched_getaffinity(0))}),
+               _train_in_a_fresh_process(hapt_dir, tmp_path / "every-cpu", None)]
+    one, every = (_metrics(process) for process in started)
     assert one["determinism"]["deterministic"] and one["determinism"]["onednn_max_cpu_isa"] == "AVX2"
     assert one["weight_values_sha256"] == every["weight_values_sha256"]
     assert one["validation"]["confusion"] == every["validation"]["confusion"]

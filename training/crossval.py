@@ -125,7 +125,7 @@ def run_fold(task: dict[str, Any]) -> dict[str, Any]:
     score_set = grid.select(held_keys)
     x_fit, x_score = standardise(fit_set.x, mean, std), standardise(score_set.x, mean, std)
     console = Console(stderr=True)
-    soft = _fold_teacher(config, fit_set, x_fit, mean, std, seed, task["index"], console)
+    soft, teacher = _fold_teacher(config, fit_set, x_fit, mean, std, seed, task["index"], console)
     keras.utils.set_random_seed(seed)
     model, served = build_and_compile(config, mean, std, x_fit)
     epochs: list[dict[str, Any]] = []
@@ -139,15 +139,16 @@ def run_fold(task: dict[str, Any]) -> dict[str, Any]:
         console.print(f"fold {task['index']} epoch {epoch + 1}/{config.epochs}: {line}  "
                       f"[dim]{time.perf_counter() - started:.0f} s[/]")
     return {"index": task["index"], "held_out": task["held_out"], "fit_windows": len(fit_set),
-            "determinism": determinism, "epochs": epochs}
+            "determinism": determinism, "epochs": epochs, **({"teacher": teacher} if teacher else {})}
 
 
 def _fold_teacher(config: TrainConfig, fit_set: WindowSet, x_fit: np.ndarray, mean: np.ndarray, std: np.ndarray,
-                  seed: int, index: int, console: Console) -> np.ndarray | None:
-    """With ``config.distil``: :data:`TEACHER` fitted on the fold's people (the student's windows), and the
-    student's targets from its probabilities (:func:`~training.fitting.soft_targets`); else None."""
+                  seed: int, index: int, console: Console) -> tuple[np.ndarray | None, dict[str, Any] | None]:
+    """With ``config.distil``: :data:`TEACHER` fitted on the fold's people (the student's windows), the
+    student's targets from its probabilities (:func:`~training.fitting.soft_targets`) and what the teacher
+    was; else None, None."""
     if config.distil <= 0:
-        return None
+        return None, None
     import keras
 
     from training.fitting import PREDICT_BATCH, soft_targets, targets
@@ -161,9 +162,12 @@ def _fold_teacher(config: TrainConfig, fit_set: WindowSet, x_fit: np.ndarray, me
     teacher.fit(x_fit, targets(teacher, fit_set.y), epochs=teacher_config.stop_epoch or teacher_config.epochs,
                 batch_size=teacher_config.batch_size, verbose=0, shuffle=True)
     proba = served.predict(x_fit, batch_size=PREDICT_BATCH, verbose=0)
+    seconds = time.perf_counter() - started
     console.print(f"fold {index} teacher ({teacher_config.arch}, {teacher_config.stop_epoch} epochs): "
-                  f"{time.perf_counter() - started:.0f} s")
-    return soft_targets(fit_set.y, proba, config.distil)
+                  f"{seconds:.0f} s")
+    agreement = float((proba.argmax(axis=1) == fit_set.y).mean())
+    return soft_targets(fit_set.y, proba, config.distil), {
+        "recipe": asdict(teacher_config), "seconds": round(seconds, 1), "fit_accuracy": round(agreement, 4)}
 
 
 def _epoch_counts(windows: WindowSet, predicted: np.ndarray) -> dict[str, Any]:
