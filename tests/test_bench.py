@@ -21,6 +21,7 @@ import pytest
 
 from harstream.tools.bench.compare import streams_per_core
 from harstream.tools.bench.flops import model_flops, window_features_flops
+from harstream.tools.bench.report import plot_load
 from harstream.tools.bench.targets import targets
 from harstream.tools.loadtest.generator import seq_offsets
 from harstream.tools.loadtest.measure import expected_windows
@@ -120,7 +121,7 @@ def test_load_level(report: dict[str, Any]) -> None:
     assert report["targets"]["largest_streams_p99_le_100ms"] in (2, None)
 
 
-def test_compare_measures_both_models_in_one_run(report: dict[str, Any]) -> None:
+def test_compare_measures_both_models_in_one_run(report: dict[str, Any], tmp_path: Path) -> None:
     first, other = report["models"]["models"]  # the default model, and the same file as --compare
     assert first["path"] == report["model"]["path"]
     assert first["weights_sha256"] == other["weights_sha256"]
@@ -140,6 +141,8 @@ def test_compare_measures_both_models_in_one_run(report: dict[str, Any]) -> None
     assert again["load"]["levels"][0]["streams"] == 2
     (target,) = report["targets"]["cost_third_of_compared"]
     assert target["met"] is False  # a model is not three times cheaper than itself
+    plot_load(report, tmp_path / "load.png")  # both models' latency in one plot
+    assert (tmp_path / "load.png").stat().st_size > 10_000
 
 
 def test_streams_per_core_takes_the_largest_count_every_run_met() -> None:

@@ -101,8 +101,8 @@ def _compared_table(result: dict[str, Any]) -> Table:
     batches = list(compared["models"][0]["batches"])
     table = Table(title=f"models side by side, same run (serving path; % of the {compared['peak_gflops']:,.0f} "
                         "GFLOP/s matmul peak)")
-    for column in ("model", "architecture", "parameters", "MFLOP/window", *(f"batch {b}" for b in batches),
-                   "cost vs first", "streams/model core", "streams per core (load)"):
+    for column in ("model", "architecture", "MFLOP", *(f"batch {b}" for b in batches),
+                   "cost vs first", "streams/model core", "streams/core (load)"):
         table.add_column(column, justify="left" if column in ("model", "architecture") else "right")
     for index, row in enumerate(compared["models"]):
         cells = [f"{c['windows_per_s']:,.0f} ({100 * c['fraction_of_peak']:.0f}%) [{c['route']}]"
@@ -111,30 +111,41 @@ def _compared_table(result: dict[str, Any]) -> Table:
         load_text = (f"{per_core['streams_per_core']:,} ({per_core['streams']:,} streams at "
                      f"{per_core['engine_cpu_pct']} % CPU)") if per_core.get("streams_per_core") else "-"
         vs = row["vs_first"]
-        table.add_row(Path(row["path"]).name, row["architecture"], f"{row['parameters']:,}",
-                      f"{row['mflop_per_window']:.2f}", *cells,
+        table.add_row(Path(row["path"]).name, row["architecture"], f"{row['mflop_per_window']:.2f}", *cells,
                       f"{vs['cost_per_window']:.2f}x time, {vs['mflop']:.2f}x MFLOP",
                       f"{row['streams_per_model_core']:,}", load_text)
     return table
 
 
+def _measured(load: dict[str, Any]) -> list[dict[str, Any]]:
+    return [lv for lv in (load or {}).get("levels", [])
+            if not lv.get("problem") and lv["latency_ms"].get("p99") is not None]
+
+
 def plot_load(report: dict[str, Any], path: Path, target_ms: float = 100.0) -> None:
-    """PNG of the load test: latency p50/p99/max (log scale) against streams, windows lost marked."""
+    """PNG of the load test: latency p50/p99/max (log scale) against streams, windows lost marked; with
+    ``--compare``, each compared model's p99 beside the benchmarked model's."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    levels = [lv for lv in (report.get("load") or {}).get("levels", [])
-              if not lv.get("problem") and lv["latency_ms"].get("p99") is not None]
+    levels = _measured(report.get("load") or {})
     if not levels:
         raise ValueError("the report has no measured load level to plot")
+    compared = report.get("load_compared") or []
+    name = Path(report.get("model", {}).get("path", "model")).stem
     n = [lv["streams"] for lv in levels]
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=90)
     for key, style in (("max", ":"), ("p99", "-"), ("p50", "--")):
-        ax.plot(n, [lv["latency_ms"][key] for lv in levels], style, marker="o", label=f"latency {key}")
-    ax.axhline(target_ms, color="tab:red", lw=0.8, label=f"target p99 <= {target_ms:g} ms")
-    for lv in levels:
+        ax.plot(n, [lv["latency_ms"][key] for lv in levels], style, marker="o",
+                label=f"latency {key}" + (f", {name}" if compared else ""))
+    for row in compared:
+        other = _measured(row["load"])
+        ax.plot([lv["streams"] for lv in other], [lv["latency_ms"]["p99"] for lv in other], "-", marker="s",
+                label=f"latency p99, {Path(row['path']).stem}")
+    ax.axhline(target_ms, color="black", ls="-.", lw=0.8, label=f"target p99 <= {target_ms:g} ms")
+    for lv in levels + [lv for row in compared for lv in _measured(row["load"])]:
         if lv["windows"]["lost"]:
             ax.annotate(f"{lv['windows']['lost']:,} lost", (lv["streams"], lv["latency_ms"]["p99"]),
                         textcoords="offset points", xytext=(-10, 8), fontsize=8, color="tab:red")
