@@ -173,6 +173,9 @@ ARCHITECTURES: dict[str, Callable[..., keras.Model]] = {
     # the same with the teacher's 32 steps (two stride-2 convolutions) and an LSTM of 48
     "harnet-fusion-lite32": partial(harnet_fusion, motion_branch=partial(_conv_lstm_lite, convs=((32, 5), (48, 5)),
                                                                          units=48), percentile_stride=4),
+    # lite32 sorting every 8th sample for the percentiles (the features' largest cost)
+    "harnet-fusion-lite32-s8": partial(harnet_fusion, motion_branch=partial(
+        _conv_lstm_lite, convs=((32, 5), (48, 5)), units=48), percentile_stride=8),
     "notebook": notebook,
 }
 """Builders by the name ``harstream train --arch`` takes (their schedule defaults: :mod:`training.recipe`)."""

@@ -34,20 +34,23 @@ about y by twice their own roll the other way (the same pocket on the other leg:
 angle from z is kept), and every pocket window screen-flipped at random; ``other-leg-upend`` also turns
 half the walking windows upside down."""
 
+_STUDENTS = ("harnet-fusion-lite", "harnet-fusion-lite32", "harnet-fusion-lite32-s8")
+"""The cheaper students of issue 23: harnet-fusion's schedule, batch size and learning rate."""
+
 EPOCHS: dict[str, int] = {
-    "harnet-fusion": 16, "harnet-fusion-lite": 16, "harnet-fusion-lite32": 16, "harnet": 25,
-    "harnet-fusion-frame": 12, "harnet-gravity": 25, "notebook": 30,
+    "harnet-fusion": 16, "harnet": 25, "harnet-fusion-frame": 12, "harnet-gravity": 25, "notebook": 30,
+    **dict.fromkeys(_STUDENTS, 16),
 }
 """Default length of each architecture's cosine schedule, by the names ``harstream train --arch`` takes
 (the builders: :data:`training.architectures.ARCHITECTURES`; why 16 for harnet-fusion: docs/model.md)."""
 BATCH_SIZES: dict[str, int] = {
-    "harnet-fusion": 64, "harnet-fusion-lite": 64, "harnet-fusion-lite32": 64, "harnet": 64,
-    "harnet-fusion-frame": 64, "harnet-gravity": 64, "notebook": 512,
+    "harnet-fusion": 64, "harnet": 64, "harnet-fusion-frame": 64, "harnet-gravity": 64, "notebook": 512,
+    **dict.fromkeys(_STUDENTS, 64),
 }
 """Default batch size of each architecture."""
 LEARNING_RATES: dict[str, float] = {
-    "harnet-fusion": 1e-3, "harnet-fusion-lite": 1e-3, "harnet-fusion-lite32": 1e-3, "harnet": 1e-3,
-    "harnet-fusion-frame": 1e-3, "harnet-gravity": 1e-3, "notebook": 5.5e-4,
+    "harnet-fusion": 1e-3, "harnet": 1e-3, "harnet-fusion-frame": 1e-3, "harnet-gravity": 1e-3,
+    "notebook": 5.5e-4, **dict.fromkeys(_STUDENTS, 1e-3),
 }
 """Default peak learning rate (cosine decay) of each architecture."""
 
@@ -129,7 +132,7 @@ def resolve(config: TrainConfig) -> TrainConfig:
     Traceback (most recent call last):
     ...
     ValueError: arch: expected one of ['harnet', 'harnet-fusion', 'harnet-fusion-frame', 'harnet-fusion-lite', \
-'harnet-fusion-lite32', 'harnet-gravity', 'notebook'], got 'wavenet'
+'harnet-fusion-lite32', 'harnet-fusion-lite32-s8', 'harnet-gravity', 'notebook'], got 'wavenet'
     """
     if config.arch not in EPOCHS:
         raise ValueError(f"arch: expected one of {sorted(EPOCHS)}, got {config.arch!r}")
