@@ -18,4 +18,4 @@ export HARSTREAM_DATA="${HARSTREAM_DATA:-$(cd .. && pwd)/shared/data/hapt}"
 # the layers and the import rules of pyproject.toml [tool.importlinter] (docs/architecture.md)
 .venv/bin/lint-imports
 # pytest exits 5 when it collects no test: that is a failure here too.
-.venv/bin/python -m pytest -q --doctest-modules harstream training replay tests
+.venv/bin/python -m pytest -q --durations=15 --doctest-modules harstream training replay tests
