@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -66,17 +65,12 @@ def motionsense_dir(hapt_dir: Path) -> Path:
     return path
 
 
-def _free_endpoint() -> str:
-    """A ``tcp://127.0.0.1:PORT`` endpoint whose port was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
-
-
 @pytest.fixture(scope="session")
 def free_endpoint() -> Callable[[], str]:
-    """Factory of loopback endpoints for engines started by a test."""
-    return _free_endpoint
+    """Factory of loopback endpoints for engines started by a test (:func:`harstream.loopback.free_endpoint`)."""
+    from harstream.loopback import free_endpoint
+
+    return free_endpoint
 
 
 @contextlib.contextmanager
