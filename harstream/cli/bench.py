@@ -35,7 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arg(parser)
     add_data_arg(parser)
     parser.add_argument("--compare", type=Path, action="append", default=[],
-                        help="another model to measure in the same run (repeatable)")
+                        help="another model to measure in the same run, e.g. the one shipped before (repeatable): "
+                        "its serving path per batch, MFLOP, %% of the matmul peak, its cost against --model's, "
+                        "and with --streams its own load test and streams per core")
     parser.add_argument("--batches", type=int_list(1, 4096), default=[1, 32, 256],
                         help="batch sizes, comma-separated (default: 1,32,256)")
     parser.add_argument("--repeats", type=int_in(1, 1000), default=None,
