@@ -49,6 +49,10 @@ def _conv_lstm_lite(x: keras.KerasTensor, convs: Sequence[tuple[int, int]] = ((3
     return layers.LSTM(units)(x)
 
 
+_LITE32 = partial(_conv_lstm_lite, convs=((32, 5), (48, 5)), units=48)
+"""The lite32 students' motion branch: 32 steps, one LSTM of 48."""
+
+
 def harnet(
     window: int = 128,
     channels: int = 9,
@@ -170,12 +174,9 @@ ARCHITECTURES: dict[str, Callable[..., keras.Model]] = {
     "harnet-fusion-frame": partial(harnet_fusion, frame=True),  # + tilt-free GravityFrame channels
     # the cheaper model: 8x shorter motion sequence, one LSTM, percentiles of every 4th sample
     "harnet-fusion-lite": partial(harnet_fusion, motion_branch=_conv_lstm_lite, percentile_stride=4),
-    # the same with the teacher's 32 steps (two stride-2 convolutions) and an LSTM of 48
-    "harnet-fusion-lite32": partial(harnet_fusion, motion_branch=partial(_conv_lstm_lite, convs=((32, 5), (48, 5)),
-                                                                         units=48), percentile_stride=4),
-    # lite32 sorting every 8th sample for the percentiles (the features' largest cost)
-    "harnet-fusion-lite32-s8": partial(harnet_fusion, motion_branch=partial(
-        _conv_lstm_lite, convs=((32, 5), (48, 5)), units=48), percentile_stride=8),
+    # the teacher's 32 steps (two stride-2 convolutions) and an LSTM of 48; percentiles of every 4th or 8th sample
+    "harnet-fusion-lite32": partial(harnet_fusion, motion_branch=_LITE32, percentile_stride=4),
+    "harnet-fusion-lite32-s8": partial(harnet_fusion, motion_branch=_LITE32, percentile_stride=8),
     "notebook": notebook,
 }
 """Builders by the name ``harstream train --arch`` takes (their schedule defaults: :mod:`training.recipe`)."""

@@ -126,7 +126,8 @@ def run_fold(task: dict[str, Any]) -> dict[str, Any]:
     x_fit, x_score = standardise(fit_set.x, mean, std), standardise(score_set.x, mean, std)
     console = Console(stderr=True)
     soft, teacher = _fold_teacher(config, fit_set, x_fit, mean, std, seed, task["index"], console)
-    keras.utils.set_random_seed(seed)
+    if teacher is not None:  # the student starts from the state it would have had without one
+        keras.utils.set_random_seed(seed)
     model, served = build_and_compile(config, mean, std, x_fit)
     epochs: list[dict[str, Any]] = []
     for epoch in range(config.epochs):

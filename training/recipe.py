@@ -104,22 +104,22 @@ class TrainConfig:
     artifact in training."""
 
 
-SHIPPED = TrainConfig(
-    turn_degrees=10.0, scale_motion=0.25, warp_time=0.1, pocket_turns="other-leg", refit=True, stop_epoch=6,
-)
-"""The recipe of the shipped model: what ``harstream train`` runs with no options (on
-:data:`SHIPPED_DATASETS`): fitted on every non-test person of both datasets, stopped at the
-epoch cross-validation chose (docs/model.md, "Fifth round"). Every other field is the bare recipe's."""
-
 TEACHER = TrainConfig(
     turn_degrees=10.0, scale_motion=0.25, warp_time=0.1, pocket_turns="other-leg", refit=True, stop_epoch=6,
 )
 """The teacher of a distilled recipe (``distil`` > 0): the harnet-fusion recipe cross-validation chose
-in issue 21. Cross-validation fits it on each fold's people before the student."""
+in issue 21. Cross-validation fits it on each fold's people before the student. It keeps its values
+when :data:`SHIPPED` moves on."""
+
+SHIPPED = TEACHER
+"""The recipe of the shipped model: what ``harstream train`` runs with no options (on
+:data:`SHIPPED_DATASETS`): fitted on every non-test person of both datasets, stopped at the
+epoch cross-validation chose (docs/model.md, "Fifth round"). Every other field is the bare recipe's.
+Today it is the teacher recipe itself: no student has passed cross-validation (docs/model.md, "Sixth round")."""
 
 TEACHER_ARTIFACT = Path(__file__).resolve().parent / "teacher" / "harnet-fusion.keras"
-""":data:`TEACHER` fitted on every non-test person (the model shipped before the distilled one):
-``harstream train --arch harnet-fusion --distil 0 --out DIR`` reproduces it."""
+""":data:`TEACHER` fitted on every non-test person: a copy of the served model (the same bytes), kept
+here for when the served model is a student; ``harstream train --out DIR`` reproduces it today."""
 
 SHIPPED_DATASETS: tuple[str, ...] = ("hapt", "motionsense")
 """The dataset layouts the shipped model is trained on, one folder each (waist and trouser pocket)."""

@@ -203,22 +203,42 @@ def _validation_scores(
 
 def teacher_targets(
     teacher: Path | None, windows: WindowSet, weight: float, console: Console
-) -> npt.NDArray[np.float32]:
-    """Distillation targets of ``windows``: ``weight`` of the ``teacher`` artifact's probabilities plus the
-    rest of the one-hot labels (:func:`~training.fitting.soft_targets`); the teacher standardises by its
-    own statistics."""
+) -> tuple[npt.NDArray[np.float32], dict[str, Any]]:
+    """Distillation targets of ``windows`` (``weight`` of the ``teacher`` artifact's probabilities plus the
+    rest of the one-hot labels: :func:`~training.fitting.soft_targets`; the teacher standardises by its own
+    statistics) and which teacher it was (path, weights' digest)."""
     if teacher is None:
         raise DatasetError("distil: expected a teacher artifact (--teacher PATH), got none")
     loaded = artifact.load(teacher)
-    meta = loaded.meta
-    x = standardise(windows.x, meta.norm_mean, meta.norm_std)
+    model = served_view(loaded.model)
+    x = standardise(windows.x, loaded.meta.norm_mean, loaded.meta.norm_std)
     with console.status(f"the teacher {teacher.name} labels {len(x):,} training windows..."):
-        proba = np.asarray(served_view(loaded.model).predict(x, batch_size=PREDICT_BATCH, verbose=0), np.float32)
-    return soft_targets(windows.y, proba, weight)
+        proba = np.asarray(model.predict(x, batch_size=PREDICT_BATCH, verbose=0), np.float32)
+    return soft_targets(windows.y, proba, weight), {"path": str(teacher),
+                                                    "weight_values_sha256": weight_values_sha256(model)}
 
 
-def _teacher_sha(teacher: Path | None) -> str | None:
-    return None if teacher is None else weight_values_sha256(served_view(artifact.load(teacher).model))
+def _say_model(console: Console, arch: str, model: keras.Model, served: keras.Model) -> None:
+    heads = len(model.outputs)
+    console.print(f"model {arch}: {served.count_params():,} parameters"
+                  + (f" ({heads - 1} auxiliary heads during training)" if heads > 1 else ""))
+
+
+def _start_run(config: TrainConfig, out_dir: Path, console: Console) -> dict[str, Any]:
+    """Make the run deterministic (said when it cannot be), seed it, create ``out_dir``; the settings."""
+    determinism = configure()
+    if not determinism["deterministic"]:
+        console.print(f"[yellow]this run is not reproducible elsewhere: {determinism['why_not']}[/]")
+    keras.utils.set_random_seed(config.seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return determinism
+
+
+def _selected_epoch(curves: dict[str, list[float]], served: keras.Model, x_val: npt.NDArray[np.float32],
+                    val_set: WindowSet, layouts: list[str]) -> dict[str, Any]:
+    """``best_epoch`` (the best validation macro-F1, whose weights the model holds) and its validation scores."""
+    return {"best_epoch": int(np.argmax(curves["val_macro_f1"])) + 1,
+            **_validation_scores(served, x_val, val_set, layouts)}
 
 
 def _plot(out_dir: Path, curves: dict[str, list[float]], metrics: dict[str, Any]) -> None:
@@ -257,11 +277,7 @@ def train(
     config = resolve(config)
     assert config.epochs is not None and config.batch_size is not None
     sources = data_sources(data_dir)
-    determinism = configure()
-    if not determinism["deterministic"]:
-        console.print(f"[yellow]this run is not reproducible elsewhere: {determinism['why_not']}[/]")
-    keras.utils.set_random_seed(config.seed)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    determinism = _start_run(config, out_dir, console)
 
     with console.status("building windows through the streaming signal chain..."):
         train_set, val_set, subjects, summary = _split_windows(sources, config)
@@ -271,13 +287,10 @@ def train(
     x_train = standardise(train_set.x, mean, std)
     x_val = standardise(val_set.x, mean, std)
 
-    soft = teacher_targets(teacher, train_set, config.distil, console) if config.distil > 0 else None
+    soft, taught_by = (teacher_targets(teacher, train_set, config.distil, console) if config.distil > 0
+                       else (None, None))
     model, served = build_and_compile(config, mean, std, x_train)
-    heads = len(model.outputs)
-    console.print(
-        f"model {config.arch}: {served.count_params():,} parameters"
-        + (f" ({heads - 1} auxiliary heads during training)" if heads > 1 else "")
-    )
+    _say_model(console, config.arch, model, served)
     selection = Selection(served, None if config.refit else (x_val, val_set.y), config.epochs,
                           config.patience, console)
     def meta(metrics: dict[str, Any]) -> ModelMeta:
@@ -302,15 +315,13 @@ def train(
         "config": asdict(config),
         "data": summary,
         "determinism": determinism,
-        **({"teacher": {"path": str(teacher), "weight_values_sha256": _teacher_sha(teacher)}} if soft is not None
-           else {}),
+        **({"teacher": taught_by} if taught_by else {}),
     }
     if config.refit:
         metrics["best_epoch"] = len(curves["loss"])
         console.print(f"refit: kept the last epoch ({train_seconds:.0f} s of training)")
     else:
-        metrics["best_epoch"] = int(np.argmax(curves["val_macro_f1"])) + 1
-        metrics.update(_validation_scores(served, x_val, val_set, [layout for _, layout in sources]))
+        metrics.update(_selected_epoch(curves, served, x_val, val_set, [layout for _, layout in sources]))
         console.print(
             f"selected epoch {metrics['best_epoch']}: validation accuracy "
             f"{metrics['validation']['accuracy']:.4f}, macro-F1 {metrics['validation']['macro_f1']:.4f} "
