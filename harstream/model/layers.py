@@ -130,7 +130,7 @@ class WindowFeatures(_PhysicalUnitsLayer):
         centred = series - mean[:, None, :]
         std = ops.sqrt(ops.mean(centred * centred, axis=1) + 1e-12)
         # (the sort dominates the layer's cost: a stride > 1 sorts every k-th sample only)
-        sampled = series[:, :: self.percentile_stride, :]
+        sampled = series if self.percentile_stride == 1 else series[:, :: self.percentile_stride, :]
         ordered = ops.sort(ops.transpose(sampled, (0, 2, 1)), axis=-1)  # (batch, 11, time / stride)
         percentiles = [
             ordered[..., lo] * (1.0 - frac) + ordered[..., hi] * frac

@@ -81,6 +81,21 @@ def compare_models(models: Sequence[Classifier], windows: npt.NDArray[np.float32
             "models": rows}
 
 
+def level_met(level: dict[str, Any], limit_ms: float = P99_LIMIT_MS) -> bool:
+    """A load level kept p99 <= ``limit_ms`` and lost no window."""
+    p99 = level["latency_ms"].get("p99")
+    return p99 is not None and p99 <= limit_ms and level["windows"]["lost"] == 0
+
+
+def runs_by_count(load: dict[str, Any]) -> dict[int, list[dict[str, Any]]]:
+    """The load test's measured levels (those without a problem), by stream count (a count may run twice)."""
+    by_count: dict[int, list[dict[str, Any]]] = {}
+    for level in load.get("levels", []):
+        if not level.get("problem"):
+            by_count.setdefault(level["streams"], []).append(level)
+    return by_count
+
+
 def streams_per_core(load: dict[str, Any], limit_ms: float = P99_LIMIT_MS) -> dict[str, Any] | None:
     """Streams one core carries: the largest count with p99 <= ``limit_ms`` and nothing lost in every run,
     over the engine's CPU there (its model process included; 100 % = one core). None if no level met it.
@@ -90,16 +105,8 @@ def streams_per_core(load: dict[str, Any], limit_ms: float = P99_LIMIT_MS) -> di
     >>> streams_per_core({"levels": [level]})["streams_per_core"]
     2500
     """
-    by_count: dict[int, list[dict[str, Any]]] = {}
-    for level in load.get("levels", []):
-        if not level.get("problem"):
-            by_count.setdefault(level["streams"], []).append(level)
-
-    def met(level: dict[str, Any]) -> bool:
-        p99 = level["latency_ms"].get("p99")
-        return p99 is not None and p99 <= limit_ms and level["windows"]["lost"] == 0
-
-    ok = [count for count, runs in by_count.items() if all(met(lv) for lv in runs)]
+    by_count = runs_by_count(load)
+    ok = [count for count, runs in by_count.items() if all(level_met(lv, limit_ms) for lv in runs)]
     if not ok:
         return None
     count = max(ok)

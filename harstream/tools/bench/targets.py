@@ -6,13 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from harstream.tools.bench.compare import level_met, runs_by_count
 from harstream.tools.bench.engine_cost import STATE_TARGET_BYTES
-
-
-def _p99_met(level: dict[str, Any]) -> bool:
-    """A load level kept p99 <= 100 ms and lost no window."""
-    p99 = level["latency_ms"].get("p99")
-    return p99 is not None and p99 <= 100.0 and level["windows"]["lost"] == 0
 
 
 def targets(report: dict[str, Any]) -> dict[str, Any]:
@@ -40,13 +35,10 @@ def targets(report: dict[str, Any]) -> dict[str, Any]:
             for row in compared]
     if (report.get("load") or {}).get("streams_per_core"):
         out["streams_per_core"] = report["load"]["streams_per_core"]
-    levels = [lv for lv in (report.get("load") or {}).get("levels", []) if not lv.get("problem")]
-    if levels:
-        by_count: dict[int, list[dict[str, Any]]] = {}
-        for lv in levels:
-            by_count.setdefault(lv["streams"], []).append(lv)
+    by_count = runs_by_count(report.get("load") or {})
+    if by_count:
         # a count measured more than once is met only if every one of its runs met it
-        ok = [count for count, runs in by_count.items() if all(_p99_met(lv) for lv in runs)]
+        ok = [count for count, runs in by_count.items() if all(level_met(lv) for lv in runs)]
         out["largest_streams_p99_le_100ms"] = max(ok) if ok else None
         if 4000 in by_count:
             runs = by_count[4000]
@@ -57,11 +49,11 @@ def targets(report: dict[str, Any]) -> dict[str, Any]:
                 "p99_ms": float(np.median(measured)) if measured else None,  # the median run
                 "runs_p99_ms": p99s,
                 "lost": sum(lv["windows"]["lost"] for lv in runs),
-                "runs_met": sum(_p99_met(lv) for lv in runs),
+                "runs_met": sum(level_met(lv) for lv in runs),
                 "runs": len(runs),
-                "met": all(_p99_met(lv) for lv in runs),
+                "met": all(level_met(lv) for lv in runs),
             }
-        one = next((lv for lv in levels if lv["streams"] == 1), None)
+        one = by_count[1][0] if 1 in by_count else None
         if one is not None:
             p50 = one["latency_ms"].get("p50")
             out["one_stream_p50"] = {"target_ms": 5.0, "value_ms": p50, "met": p50 is not None and p50 <= 5.0}
