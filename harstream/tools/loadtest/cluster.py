@@ -170,7 +170,7 @@ class RouterCluster:
             if child.alive():
                 with contextlib.suppress(ProcessLookupError):
                     child.process.send_signal(signal.SIGTERM)
-        return [child.stop() for child in self._children()]
+        return [child.stop(signal_first=False) for child in self._children()]
 
 
 def all_joined(engines: int) -> Callable[[dict[str, Any]], bool]:

@@ -71,9 +71,11 @@ class EngineProcess:
         """The engine's "ready" line (endpoints, model, runtime routes), once printed."""
         return next((line for line in self.log_lines() if " ready: " in line), None)
 
-    def stop(self, timeout_s: float = 30.0) -> int | None:
-        """SIGTERM, then SIGKILL after ``timeout_s``; the exit code."""
-        if self.alive():
+    def stop(self, timeout_s: float = 30.0, signal_first: bool = True) -> int | None:
+        """SIGTERM (unless ``signal_first`` is False: it was sent already), then SIGKILL after ``timeout_s``;
+        the exit code. A second SIGTERM must not follow the first: one that lands while Python shuts down
+        (its handlers reset to the default) kills the engine with -15."""
+        if signal_first and self.alive():
             self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout=timeout_s)
