@@ -56,9 +56,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
     parser.add_argument("--web", action="store_true",
                         help="instead: simulated phones through `harstream web` (WebSocket, 50 Hz, 5 batches/s): "
-                        "the gateway's CPU and added latency, windows lost (--phones, --duration, --warmup)")
+                        "the gateway's CPU and added latency, windows lost (--phones, --duration, --warmup, "
+                        "--serve-arg, --web-arg)")
     parser.add_argument("--phones", type=int_in(1, 100_000), default=500,
                         help="with --web: simulated phones (default: %(default)s)")
+    parser.add_argument("--web-arg", action="append", default=[], metavar="ARG",
+                        help="with --web: an extra `harstream web` argument (repeatable; --serve-arg for the "
+                        "engine)")
     parser.add_argument("--cluster", type=int_list(1, 64), default=None, metavar="K,K,...",
                         help="instead: the load test through `harstream router` with K `serve --join` engines, "
                         "for each K (e.g. 1,2,3), and one engine bound directly as the reference, on loopback: "
@@ -84,7 +88,7 @@ def _add_load_options(parser: argparse.ArgumentParser) -> None:
                         "every chunk that came due, and each latency counts from its chunk's send (default: "
                         "1; 0: a wake-up for every chunk, which costs the generator about 2.5x the CPU)")
     parser.add_argument("--serve-arg", action="append", default=[], metavar="ARG",
-                        help="load test: an extra `harstream serve` argument (repeatable, e.g. "
+                        help="load test and --web: an extra `harstream serve` argument (repeatable, e.g. "
                         "--serve-arg=--max-batch=512); default: serve's defaults")
 
 
@@ -100,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
 
         report = run_web_bench(args.phones, duration_s=args.duration or (5.0 if quick else 30.0),
                                warmup_s=args.warmup if args.warmup is not None else (5.0 if quick else 10.0),
-                               log=lambda text: err.print(f"bench: {text}", highlight=False, markup=False))
+                               log=lambda text: err.print(f"bench: {text}", highlight=False, markup=False),
+                               serve_args=args.serve_arg, web_args=args.web_arg)
         if args.out is not None:
             args.out.write_text(json.dumps(report, indent=2) + "\n")
         print_json(report)

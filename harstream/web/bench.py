@@ -10,7 +10,8 @@ time, with random phases. For every prediction a phone receives:
 * engine = the prediction's ``latency_ms`` (engine receipt to publication);
 * **added** = end to end - engine: what the gateway adds, both ways
   (browser -> gateway -> engine, and engine -> gateway -> browser), plus
-  this process's own scheduling.
+  this process's own scheduling; split into **inbound** (``t_arrival`` -
+  send time) and **outbound** (receive time - ``t_arrival`` - engine).
 
 Lost = windows the engine should have emitted for a phone during the
 measured span that the phone had not received 3 s after its last
@@ -22,8 +23,9 @@ core) and the others' (the machine less ours).
 
 >>> phone = Phone("p", sends=[100.0, 100.25],
 ...               received=[(101.5, '{"body": {"seq_end": 127, "t_arrival": 100.3, "latency_ms": 20.0}}')])
->>> _phone_numbers(phone, 50.0, measure_from=100.0, first_t=98.0, end_t=101.0)  # window ends 100.54
-([1250.0], [20.0], [1230.0], 1, 1)
+>>> latencies, expected, received = _phone_numbers(phone, 50.0, measure_from=100.0, first_t=98.0, end_t=101.0)
+>>> {name: [round(v, 3) for v in values] for name, values in latencies.items()}, expected, received
+({'end_to_end': [1250.0], 'engine': [20.0], 'added': [1230.0], 'inbound': [50.0], 'outbound': [1180.0]}, 1, 1)
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,10 +110,15 @@ async def _phone(session: Any, url: str, phone: Phone, rate: float, per_batch: i
             reader.cancel()
 
 
+LATENCIES = ("end_to_end", "engine", "added", "inbound", "outbound")
+"""The latencies the report gives percentiles of (ms; see the module's docstring)."""
+
+
 def _phone_numbers(phone: Phone, rate: float, measure_from: float, first_t: float, end_t: float
-                   ) -> tuple[list[float], list[float], list[float], int, int]:
-    """End-to-end, engine and added latencies (ms), windows expected and received in the measured span."""
-    e2e, engine, added = [], [], []
+                   ) -> tuple[dict[str, list[float]], int, int]:
+    """The :data:`LATENCIES` (ms) of one phone's predictions, and the windows expected and received in the
+    measured span."""
+    latencies: dict[str, list[float]] = {name: [] for name in LATENCIES}
     got = set()
     for t_recv, text in phone.received:
         body = json.loads(text)["body"]
@@ -123,30 +130,34 @@ def _phone_numbers(phone: Phone, rate: float, measure_from: float, first_t: floa
         if i < 0:
             continue
         total = (t_recv - phone.sends[i]) * 1000.0
-        e2e.append(total)
-        engine.append(body["latency_ms"])
-        added.append(total - body["latency_ms"])
+        inbound = (body["t_arrival"] - phone.sends[i]) * 1000.0
+        for name, value in zip(LATENCIES, (total, body["latency_ms"], total - body["latency_ms"], inbound,
+                                           total - body["latency_ms"] - inbound), strict=True):
+            latencies[name].append(value)
     last = int((end_t - first_t) * 50.0) - 1  # the last 50 Hz index sent
     first = int(np.ceil((measure_from - first_t) * 50.0))
     expected = [e for e in range(WINDOW - 1, last + 1, HOP) if e >= first]
-    return e2e, engine, added, len(expected), len(got & set(expected))
+    return latencies, len(expected), len(got & set(expected))
 
 
 def run_web_bench(phones: int = 500, rate: float = 50.0, batches_per_s: float = 5.0, duration_s: float = 30.0,
-                  warmup_s: float = 10.0, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run the benchmark; the report as a JSON-ready dict."""
+                  warmup_s: float = 10.0, log: Callable[[str], None] = print, serve_args: Sequence[str] = (),
+                  web_args: Sequence[str] = ()) -> dict[str, Any]:
+    """Run the benchmark (``serve_args`` and ``web_args``: more options for the two children); the report
+    as a JSON-ready dict."""
     ingest, publish = free_endpoint(), free_endpoint()
     port = free_port()
     folder = Path(tempfile.mkdtemp(prefix="harstream-webbench-"))
     token = "bench-" + os.urandom(12).hex()
     (folder / "token").write_text(token)
     engine = subprocess.Popen(
-        [sys.executable, "-m", "harstream", "serve", "--ingest", ingest, "--publish", publish],
+        [sys.executable, "-m", "harstream", "serve", "--ingest", ingest, "--publish", publish, *serve_args],
         stdout=subprocess.DEVNULL, stderr=(folder / "serve.log").open("w"))
     gateway = subprocess.Popen(
         [sys.executable, "-m", "harstream", "web", "--ingest", ingest, "--publish", publish, "--listen",
          f"127.0.0.1:{port}", "--plain-http", "--no-qr", "--token-file", str(folder / "token"),
-         "--max-phones", str(phones + 10)], stdout=subprocess.DEVNULL, stderr=(folder / "web.log").open("w"))
+         "--max-phones", str(phones + 10), *web_args],
+        stdout=subprocess.DEVNULL, stderr=(folder / "web.log").open("w"))
     try:
         _wait_for_engine(publish, engine)
         log(f"engine and gateway up; {phones} phones, {rate:g} Hz, {batches_per_s:g} batches/s, "
@@ -220,18 +231,15 @@ async def _measure(port: int, token: str, pids: tuple[int, int], phones: int, ra
 
 def _report(records: list[Phone], starts: list[float], measure_from: float, stop: float, rate: float,
             per_batch: int, stats: dict[str, Any], cpu_percent: dict[str, float | None]) -> dict[str, Any]:
-    e2e: list[float] = []
-    engine: list[float] = []
-    added: list[float] = []
+    latencies: dict[str, list[float]] = {name: [] for name in LATENCIES}
     expected = received = 0
     errors: Counter[str] = Counter()
     for phone, start in zip(records, starts, strict=True):
         errors.update(phone.errors)
         end_t = start + phone.samples_sent / rate
-        a, b, c, n_expected, n_got = _phone_numbers(phone, rate, measure_from, start, end_t)
-        e2e += a
-        engine += b
-        added += c
+        mine, n_expected, n_got = _phone_numbers(phone, rate, measure_from, start, end_t)
+        for name, values in mine.items():
+            latencies[name] += values
         expected += n_expected
         received += n_got
     return {
@@ -239,8 +247,7 @@ def _report(records: list[Phone], starts: list[float], measure_from: float, stop
         "measured_s": round(stop - measure_from, 3), "cpu_percent": cpu_percent, "cores": os.cpu_count(),
         "windows_expected": expected, "windows_received": received, "windows_lost": expected - received,
         "engine_errors": dict(errors), "samples_sent": sum(phone.samples_sent for phone in records),
-        "latency_ms": {"end_to_end": percentiles(e2e, digits=None), "engine": percentiles(engine, digits=None),
-                       "added": percentiles(added, digits=None)},
+        "latency_ms": {name: percentiles(values, digits=None) for name, values in latencies.items()},
         "gateway": {key: stats[key] for key in ("samples_in", "chunks_out", "events_out", "dropped_samples",
                                                 "refused", "events_dropped")},
     }
