@@ -88,11 +88,16 @@ def encode_chunk(
     restart: bool = False,
     times: npt.ArrayLike | None = None,
     units: Mapping[str, str] | None = None,
+    check: bool = True,
 ) -> list[bytes]:
     """Frames of one ingest message; ``samples`` has shape (n, 6), any real dtype.
 
     ``times`` (n seconds, strictly increasing) adds the timestamps frame;
-    ``units`` (e.g. ``{"acc": "m/s2"}``) says what ``samples`` are in.
+    ``units`` (e.g. ``{"acc": "m/s2"}``) says what ``samples`` are in. The
+    message is decoded before it is returned, so a bad value raises
+    :class:`ProtocolError` here; ``check=False`` skips that, for a caller that
+    has checked its samples, times, rate and size itself (the web gateway:
+    a third of its cost per chunk otherwise).
 
     >>> frames = encode_chunk("watch.7", 128, [[0, 0, 1, 0, 0, 0]])
     >>> frames[1], frames[2].hex(" ", 4)
@@ -116,7 +121,8 @@ def encode_chunk(
     frames = [_encode_stream(stream), _dumps(header, "header"), array.tobytes()]
     if times is not None:
         frames.append(np.ascontiguousarray(times, dtype="<f8").tobytes())
-    decode_chunk(frames)
+    if check:
+        decode_chunk(frames)
     return frames
 
 

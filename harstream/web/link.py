@@ -7,7 +7,10 @@ subscribed to each stream some client listens to (plus ``$stats`` and
 ``$error``), are validated with :func:`harstream.protocol.decode_event`,
 and are handed to the listeners of exactly that stream as one text
 message ``{"topic": TOPIC, "body": BODY}`` where BODY is the engine's JSON
-object byte for byte.
+object byte for byte. The SUB socket is read by a callback on its file
+descriptor, in the turn of the event loop that sees it readable (a future
+per message, as :mod:`zmq.asyncio` gives, would cost every event one turn
+more: docs/phones.md, "Many phones").
 
 >>> envelope("$stats", b'{"v":1}')
 '{"topic":"$stats","body":{"v":1}}'
@@ -22,7 +25,6 @@ import logging
 from collections import Counter
 
 import zmq
-import zmq.asyncio
 
 from harstream.errors import ProtocolError
 from harstream.protocol import ERROR_TOPIC, STATS_TOPIC, decode_event
@@ -30,6 +32,9 @@ from harstream.serve.security import ClientSecurity, secure_client
 from harstream.web.limits import Counters
 
 log = logging.getLogger(__name__)
+
+MAX_EVENTS_PER_TURN = 1000
+"""Engine events routed in one turn of the event loop; more wait for the next (the phones get theirs)."""
 
 def envelope(topic: str, body: bytes | str) -> str:
     """The text message a WebSocket client receives: the topic and the engine's JSON body unchanged."""
@@ -43,13 +48,13 @@ class EngineLink:
     def __init__(self, ingest: str, publish: str, counters: Counters,
                  security: ClientSecurity | None = None, send_hwm: int = 10_000) -> None:
         self.counters = counters
-        self._context = zmq.asyncio.Context()
-        self._push: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.PUSH)
-        self._sub: zmq.asyncio.Socket = self._context.socket(zmq.SUB)
+        self._context = zmq.Context()
+        self._push: zmq.Socket[bytes] = self._context.socket(zmq.PUSH)
+        self._sub: zmq.Socket[bytes] = self._context.socket(zmq.SUB)
         try:
             for sock in (self._push, self._sub):
                 if security is not None:
-                    secure_client(sock, security)  # type: ignore[arg-type]  # an asyncio socket is one too
+                    secure_client(sock, security)
                 sock.setsockopt(zmq.LINGER, 0)
             self._push.setsockopt(zmq.SNDHWM, send_hwm)
             self._sub.setsockopt(zmq.RCVHWM, 100_000)
@@ -91,7 +96,7 @@ class EngineLink:
         if queue not in listeners:
             listeners.add(queue)
             if self._subscribed[stream] == 0:
-                self._sub.setsockopt(zmq.SUBSCRIBE, stream.encode())
+                self._subscribe(zmq.SUBSCRIBE, stream)
             self._subscribed[stream] += 1
 
     def unlisten(self, stream: str, queue: asyncio.Queue[str]) -> None:
@@ -101,7 +106,14 @@ class EngineLink:
             self._subscribed[stream] -= 1
             if self._subscribed[stream] == 0:
                 del self._subscribed[stream], self._listeners[stream]
-                self._sub.setsockopt(zmq.UNSUBSCRIBE, stream.encode())
+                self._subscribe(zmq.UNSUBSCRIBE, stream)
+
+    def _subscribe(self, option: int, stream: str) -> None:
+        """(Un)subscribe ``stream``, then look for events: ZeroMQ may have taken the descriptor's signal
+        of waiting ones while it handled the option (the descriptor is edge-triggered)."""
+        self._sub.setsockopt(option, stream.encode())
+        with contextlib.suppress(RuntimeError):  # no running loop: the pump looks when it starts
+            asyncio.get_running_loop().call_soon(self._drain)
 
     def deliver(self, stream: str, text: str) -> None:
         """Hand ``text`` to ``stream``'s listeners; a full queue loses it (counted)."""
@@ -116,26 +128,49 @@ class EngineLink:
             self.counters.events_dropped += 1
 
     async def pump(self) -> None:
-        """Route the engine's events to listeners, forever (cancel to stop)."""
-        while True:
-            frames = await self._sub.recv_multipart()
+        """Route the engine's events to listeners as they come, until cancelled."""
+        loop = asyncio.get_running_loop()
+        fd = self._sub.fileno()  # the edge-triggered ZMQ_FD
+        loop.add_reader(fd, self._drain)
+        loop.call_soon(self._drain)  # events that came before the reader
+        try:
+            await loop.create_future()  # never set: the reader does the work
+        finally:
+            loop.remove_reader(fd)
+
+    def _drain(self) -> None:
+        """Route the events waiting on the SUB socket, at most :data:`MAX_EVENTS_PER_TURN` (then again in
+        the next turn: the descriptor only signals new arrivals)."""
+        recv = self._sub.recv_multipart
+        for _ in range(MAX_EVENTS_PER_TURN):
             try:
-                event = decode_event(frames)
-            except ProtocolError as exc:
-                self.invalid_events += 1
-                log.debug("invalid engine event: %s", exc)
-                continue
-            topic = frames[0].decode("utf-8")
-            text = envelope(topic, frames[1])
-            if topic == STATS_TOPIC:
-                for queue in {q for listeners in self._listeners.values() for q in listeners}:
-                    self._offer(queue, text)
-            elif topic == ERROR_TOPIC:
-                stream = getattr(event, "stream", None)
-                if stream is not None:
-                    self.deliver(stream, text)
-            else:
-                self.deliver(topic, text)
+                frames = recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            except zmq.ZMQError:  # the socket closed under a late call
+                return
+            self._route(frames)
+        asyncio.get_running_loop().call_soon(self._drain)
+
+    def _route(self, frames: list[bytes]) -> None:
+        """Hand one engine event to the listeners of its stream (``$stats``: to every listener)."""
+        try:
+            event = decode_event(frames)
+        except ProtocolError as exc:
+            self.invalid_events += 1
+            log.debug("invalid engine event: %s", exc)
+            return
+        topic = frames[0].decode("utf-8")
+        text = envelope(topic, frames[1])
+        if topic == STATS_TOPIC:
+            for queue in {q for listeners in self._listeners.values() for q in listeners}:
+                self._offer(queue, text)
+        elif topic == ERROR_TOPIC:
+            stream = getattr(event, "stream", None)
+            if stream is not None:
+                self.deliver(stream, text)
+        else:
+            self.deliver(topic, text)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -56,7 +56,12 @@ def nominal_rate(times: npt.NDArray[np.float64]) -> float:
 
 
 class PhoneStream:
-    """The engine-side state of one phone's stream."""
+    """The engine-side state of one phone's stream.
+
+    Its chunks are encoded unchecked (``check=False``): a :class:`~harstream.web.convert.Batch` holds
+    finite values within the protocol's range and strictly increasing finite times, the rate is
+    clamped to the protocol's range and a chunk holds at most ``MAX_SAMPLES_PER_CHUNK`` samples.
+    """
 
     def __init__(self, stream_id: str) -> None:
         if not STREAM_ID.fullmatch(stream_id):
@@ -92,7 +97,7 @@ class PhoneStream:
             part = slice(start, start + MAX_SAMPLES_PER_CHUNK)
             out.append(encode_chunk(self.stream_id, self.seq, values[part], rate=self.rate,
                                     t0=float(times[part][0]), restart=self.restart_next,
-                                    times=times[part], units=batch.units))
+                                    times=times[part], units=batch.units, check=False))
             self.seq += len(times[part])
             self.restart_next = False
         self.last_time = float(times[-1])
