@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     err = Console(stderr=True)
     quick = args.quick
     if args.web:
-        from harstream.web.bench import run_web_bench
+        from harstream.web.bench import print_web_report, run_web_bench
 
         report = run_web_bench(args.phones, duration_s=args.duration or (5.0 if quick else 30.0),
                                warmup_s=args.warmup if args.warmup is not None else (5.0 if quick else 10.0),
@@ -108,7 +108,10 @@ def run(args: argparse.Namespace) -> int:
                                serve_args=args.serve_arg, web_args=args.web_arg)
         if args.out is not None:
             args.out.write_text(json.dumps(report, indent=2) + "\n")
-        print_json(report)
+        if args.json:
+            print_json(report)
+        else:
+            print_web_report(report, Console())
         return 0
     if args.json:
         def say(text: str) -> None:

@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rich.console import Console
 
 from harstream import HOP, WINDOW
 from harstream.loopback import free_endpoint, free_port
@@ -112,6 +113,10 @@ async def _phone(session: Any, url: str, phone: Phone, rate: float, per_batch: i
 
 LATENCIES = ("end_to_end", "engine", "added", "inbound", "outbound")
 """The latencies the report gives percentiles of (ms; see the module's docstring)."""
+TARGET_PHONES = 500
+TARGET_ADDED_P99_MS = 20.0
+"""The gateway's target (docs/phones.md): at :data:`TARGET_PHONES` phones, p99 of the added latency at most
+this, nothing lost."""
 
 
 def _phone_numbers(phone: Phone, rate: float, measure_from: float, first_t: float, end_t: float
@@ -251,3 +256,49 @@ def _report(records: list[Phone], starts: list[float], measure_from: float, stop
         "gateway": {key: stats[key] for key in ("samples_in", "chunks_out", "events_out", "dropped_samples",
                                                 "refused", "events_dropped")},
     }
+
+
+def print_web_report(report: dict[str, Any], console: Console) -> None:
+    """``report`` (of :func:`run_web_bench`) for people: CPU, the latencies, what was lost, the target.
+
+    >>> from rich.console import Console
+    >>> latency = {name: {"p50": 1.0, "p99": 2.0, "max": 3.0} for name in LATENCIES}
+    >>> report = {"phones": 500, "rate_hz": 50.0, "batch_samples": 10, "measured_s": 3.0, "cores": 2,
+    ...           "cpu_percent": {"gateway": 5.0, "engine": 9.0, "phones": 2.0, "machine": 16.0, "others": 0.0},
+    ...           "windows_expected": 10, "windows_received": 10, "windows_lost": 0, "engine_errors": {},
+    ...           "latency_ms": latency, "gateway": {"dropped_samples": {}, "events_dropped": 0}}
+    >>> print_web_report(report, Console(width=100, color_system=None))  # doctest: +ELLIPSIS
+    500 phones, 50 Hz in batches of 10 samples, 3 s measured on 2 cores
+    ...
+    target: added p99 2.0 ms <= 20 ms, nothing lost: met
+    """
+    from rich.table import Table
+
+    console.print(f"{report['phones']} phones, {report['rate_hz']:g} Hz in batches of {report['batch_samples']} "
+                  f"samples, {report['measured_s']:g} s measured on {report['cores']} cores", highlight=False)
+    cpu = report["cpu_percent"]
+    console.print("CPU (% of one core): " + ", ".join(
+        f"{name} {value:.0f}" if value is not None else f"{name} -" for name, value in cpu.items()),
+        highlight=False)
+    table = Table(title="latency, ms (added = inbound + outbound)")
+    for column in ("", "p50", "p99", "max"):
+        table.add_column(column, justify="right" if column else "left")
+    for name in LATENCIES:
+        row = report["latency_ms"][name]
+        table.add_row(name.replace("_", " "), *(f"{row[q]:.1f}" if row[q] is not None else "-"
+                                                for q in ("p50", "p99", "max")))
+    console.print(table)
+    gateway = report["gateway"]
+    dropped = sum(gateway["dropped_samples"].values())
+    console.print(f"windows: {report['windows_received']:,} of {report['windows_expected']:,} received "
+                  f"({report['windows_lost']:,} lost); gateway dropped {dropped:,} samples, "
+                  f"{gateway['events_dropped']:,} events; engine errors {report['engine_errors'] or 'none'}",
+                  highlight=False)
+    p99 = report["latency_ms"]["added"]["p99"]
+    met = p99 is not None and p99 <= TARGET_ADDED_P99_MS and report["windows_lost"] == 0 and not dropped
+    shown = "-" if p99 is None else f"{p99:.1f} ms"
+    verdict = ("met" if met else "not met") if report["phones"] >= TARGET_PHONES else \
+        f"set for {TARGET_PHONES} phones"
+    console.print(f"target: added p99 {shown} <= {TARGET_ADDED_P99_MS:g} ms, nothing lost: {verdict}",
+                  highlight=False)
+
