@@ -17,6 +17,6 @@ def test_a_few_phones_lose_nothing() -> None:
     assert report["gateway"]["samples_in"] == 5 * 6 * 50  # 6 s at 50 Hz each
     added = report["latency_ms"]["added"]
     assert added["p50"] is not None and added["p50"] <= added["p99"] <= added["max"]
-    # each prediction's added latency is its inbound part plus its outbound part
-    inbound, outbound = report["latency_ms"]["inbound"], report["latency_ms"]["outbound"]
-    assert inbound["max"] + outbound["max"] >= added["max"] and inbound["p50"] > 0
+    inbound = report["latency_ms"]["inbound"]
+    # a batch reaches the engine after it is sent
+    assert inbound["p50"] is not None and 0 < inbound["p50"] <= inbound["p99"]

@@ -10,7 +10,7 @@ pytest.importorskip("aiohttp", reason="the web extra is not installed: pip insta
 
 from harstream.errors import ProtocolError
 from harstream.protocol import MAX_ABS_SAMPLE, decode_chunk
-from harstream.web.convert import browser_batch
+from harstream.web.convert import Batch, browser_batch, sensor_logger_batch
 from harstream.web.errors import WebInputError
 from harstream.web.streams import PhoneStream
 
@@ -36,8 +36,41 @@ def test_whatever_a_batch_accepts_encodes_to_chunks_that_decode(batches: list[li
             batch = browser_batch(rows)
         except WebInputError:
             continue
-        frames, dropped = stream.chunks(batch)
-        assert sum(len(decode_chunk(f).samples) for f in frames) + dropped == len(batch)
+        _every_chunk_decodes(stream, batch)
+
+
+def _every_chunk_decodes(stream: PhoneStream, batch: Batch) -> None:
+    frames, dropped = stream.chunks(batch)
+    assert sum(len(decode_chunk(f).samples) for f in frames) + dropped == len(batch)
+
+
+near_limit = st.one_of(value, st.floats(MAX_ABS_SAMPLE - 20, MAX_ABS_SAMPLE),
+                       st.floats(-MAX_ABS_SAMPLE, -MAX_ABS_SAMPLE + 20))
+"""Readings whose sum with gravity can pass the protocol's range."""
+reading = st.fixed_dictionaries({"time": st.integers(0, 10**19) | st.floats(0, 1e19), "x": near_limit,
+                                 "y": near_limit, "z": near_limit})
+sensor = st.sampled_from(["accelerometer", "gravity", "gyroscope", "totalacceleration"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(sensor, reading), min_size=1, max_size=30), st.sampled_from(["android", "ios"]))
+def test_whatever_a_push_accepts_encodes_to_chunks_that_decode(items: list[tuple[str, dict[str, float]]],
+                                                               frame: str) -> None:
+    body = {"deviceId": "d", "sessionId": "s", "payload": [{"name": name, **r} for name, r in items]}
+    try:
+        push = sensor_logger_batch(body, frame)
+    except WebInputError:
+        return
+    _every_chunk_decodes(PhoneStream("sl-0123456789ab"), push.batch)
+
+
+def test_accelerometer_plus_gravity_past_the_range_is_refused_by_name() -> None:
+    body = {"deviceId": "d", "sessionId": "s", "payload": [
+        {"name": "accelerometer", "time": 10**9, "x": 0, "y": 0, "z": MAX_ABS_SAMPLE - 0.1},
+        {"name": "gravity", "time": 10**9, "x": 0, "y": 0, "z": 9.8},
+        {"name": "gyroscope", "time": 10**9, "x": 0, "y": 0, "z": 0}]}
+    with pytest.raises(WebInputError, match=r"within ±1e\+06"):
+        sensor_logger_batch(body, "android")
 
 
 def test_the_check_that_is_skipped_still_catches_a_bad_value() -> None:

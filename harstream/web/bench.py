@@ -5,13 +5,14 @@ loopback) run as in production; this process simulates the phones: each a
 WebSocket sending ``rate`` Hz samples in ``batches_per_s`` batches, in real
 time, with random phases. For every prediction a phone receives:
 
-* end to end = phone receive time - send time of the last batch the phone
-  sent before the engine received the window's last chunk (``t_arrival``);
+* end to end = phone receive time - send time of the batch that held the
+  window's last sample;
 * engine = the prediction's ``latency_ms`` (engine receipt to publication);
 * **added** = end to end - engine: what the gateway adds, both ways
   (browser -> gateway -> engine, and engine -> gateway -> browser), plus
-  this process's own scheduling; split into **inbound** (``t_arrival`` -
-  send time) and **outbound** (receive time - ``t_arrival`` - engine).
+  this process's own scheduling; split into **inbound** (the engine's
+  receipt, ``t_arrival``, - send time) and **outbound** (receive time -
+  ``t_arrival`` - engine).
 
 Lost = windows the engine should have emitted for a phone during the
 measured span that the phone had not received 3 s after its last
@@ -21,17 +22,19 @@ counters are reported beside. CPU is read from ``/proc`` (Linux,
 process), this process's (the phones), the whole machine's (100 % = one
 core) and the others' (the machine less ours).
 
->>> phone = Phone("p", sends=[100.0, 100.25],
-...               received=[(101.5, '{"body": {"seq_end": 127, "t_arrival": 100.3, "latency_ms": 20.0}}')])
->>> latencies, expected, received = _phone_numbers(phone, 50.0, measure_from=100.0, first_t=98.0, end_t=101.0)
+>>> phone = Phone("p", sends=[98.2 + 0.2 * k for k in range(15)],  # batch k: samples 10k..10k+9
+...               received=[(100.85, '{"body": {"seq_end": 127, "t_arrival": 100.65, "latency_ms": 20.0}}')])
+>>> latencies, expected, received = _phone_numbers(phone, 50.0, 10, measure_from=100.0, first_t=98.0,
+...                                                end_t=101.0)
 >>> {name: [round(v, 3) for v in values] for name, values in latencies.items()}, expected, received
-({'end_to_end': [1250.0], 'engine': [20.0], 'added': [1230.0], 'inbound': [50.0], 'outbound': [1180.0]}, 1, 1)
+({'end_to_end': [250.0], 'engine': [20.0], 'added': [230.0], 'inbound': [50.0], 'outbound': [180.0]}, 1, 1)
+>>> latencies["added"][0] == latencies["inbound"][0] + latencies["outbound"][0]
+True
 """
 
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import json
 import os
@@ -119,10 +122,12 @@ TARGET_ADDED_P99_MS = 20.0
 this, nothing lost."""
 
 
-def _phone_numbers(phone: Phone, rate: float, measure_from: float, first_t: float, end_t: float
-                   ) -> tuple[dict[str, list[float]], int, int]:
+def _phone_numbers(phone: Phone, rate: float, per_batch: int, measure_from: float, first_t: float,
+                   end_t: float) -> tuple[dict[str, list[float]], int, int]:
     """The :data:`LATENCIES` (ms) of one phone's predictions, and the windows expected and received in the
-    measured span."""
+    measured span. Each prediction's latencies count from the send of the batch that held its window's
+    last sample (batch ``seq_end // per_batch``: the phone's samples are numbered from 0, ``per_batch``
+    a batch)."""
     latencies: dict[str, list[float]] = {name: [] for name in LATENCIES}
     got = set()
     for t_recv, text in phone.received:
@@ -131,8 +136,8 @@ def _phone_numbers(phone: Phone, rate: float, measure_from: float, first_t: floa
         if window_end_t < measure_from:
             continue
         got.add(body["seq_end"])
-        i = bisect.bisect_right(phone.sends, body["t_arrival"]) - 1
-        if i < 0:
+        i = body["seq_end"] // per_batch
+        if i >= len(phone.sends):
             continue
         total = (t_recv - phone.sends[i]) * 1000.0
         inbound = (body["t_arrival"] - phone.sends[i]) * 1000.0
@@ -242,7 +247,7 @@ def _report(records: list[Phone], starts: list[float], measure_from: float, stop
     for phone, start in zip(records, starts, strict=True):
         errors.update(phone.errors)
         end_t = start + phone.samples_sent / rate
-        mine, n_expected, n_got = _phone_numbers(phone, rate, measure_from, start, end_t)
+        mine, n_expected, n_got = _phone_numbers(phone, rate, per_batch, measure_from, start, end_t)
         for name, values in mine.items():
             latencies[name] += values
         expected += n_expected
@@ -301,4 +306,3 @@ def print_web_report(report: dict[str, Any], console: Console) -> None:
         f"set for {TARGET_PHONES} phones"
     console.print(f"target: added p99 {shown} <= {TARGET_ADDED_P99_MS:g} ms, nothing lost: {verdict}",
                   highlight=False)
-

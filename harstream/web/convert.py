@@ -62,10 +62,14 @@ assert set(SENSOR_LOGGER_UNITS.values()) <= set(ACC_UNITS) | set(GYRO_UNITS)
 
 @dataclass(frozen=True)
 class Batch:
-    """Samples ready for a chunk: columns acc xyz, gyro xyz (in :attr:`units`), times in unix seconds."""
+    """Samples ready for a chunk: columns acc xyz, gyro xyz (in :attr:`units`), times in unix seconds.
+
+    Made by :func:`browser_batch` and :func:`sensor_logger_batch` only, which check what the protocol
+    asks of a chunk's samples and times (so the gateway encodes its chunks without decoding them again).
+    """
 
     values: npt.NDArray[np.float64]
-    """Shape (n, 6), in protocol column order."""
+    """Shape (n, 6), in protocol column order, finite, each within ``±MAX_ABS_SAMPLE``."""
     times: npt.NDArray[np.float64]
     """Shape (n,), unix seconds, strictly increasing."""
     units: Mapping[str, str]
@@ -106,7 +110,6 @@ def browser_batch(samples: object, max_samples: int = 3000) -> Batch:
         row = next((i for i, row in enumerate(samples) if not all(map(_fits_double, row))), 0)
         raise WebInputError("values", f"sample {row}: expected finite values within ±{MAX_ABS_SAMPLE:g}, got "
                             "a number too large for a double") from None
-    _check_values(table[:, 1:], "sample")
     return _ordered(table[:, _BROWSER_TO_PROTOCOL], table[:, 0] / 1000.0, BROWSER_UNITS)
 
 
@@ -192,7 +195,10 @@ def _at(t: npt.NDArray[np.float64], times: npt.NDArray[np.float64],
 
 def _ordered(values: npt.NDArray[np.float64], times: npt.NDArray[np.float64],
              units: Mapping[str, str]) -> Batch:
-    """Keep the samples whose time is after every earlier one (strictly increasing times)."""
+    """The batch of ``values`` at ``times``: every value finite within the protocol's range (else
+    :class:`WebInputError`), and only the samples whose time is after every earlier one (strictly
+    increasing times). Every :class:`Batch` comes from here, so its chunks need no second check."""
+    _check_values(values, "sample")
     if not np.all(np.isfinite(times)):
         raise WebInputError("times", "expected finite timestamps")
     keep = np.ones(len(times), dtype=bool)

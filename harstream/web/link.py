@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 MAX_EVENTS_PER_TURN = 1000
 """Engine events routed in one turn of the event loop; more wait for the next (the phones get theirs)."""
 
+
 def envelope(topic: str, body: bytes | str) -> str:
     """The text message a WebSocket client receives: the topic and the engine's JSON body unchanged."""
     text = body.decode("utf-8") if isinstance(body, bytes) else body
@@ -49,9 +50,10 @@ class EngineLink:
                  security: ClientSecurity | None = None, send_hwm: int = 10_000) -> None:
         self.counters = counters
         self._context = zmq.Context()
-        self._push: zmq.Socket[bytes] = self._context.socket(zmq.PUSH)
-        self._sub: zmq.Socket[bytes] = self._context.socket(zmq.SUB)
+        self._sockets: list[zmq.Socket[bytes]] = []
         try:
+            self._push: zmq.Socket[bytes] = self._socket(zmq.PUSH)
+            self._sub: zmq.Socket[bytes] = self._socket(zmq.SUB)
             for sock in (self._push, self._sub):
                 if security is not None:
                     secure_client(sock, security)
@@ -69,6 +71,11 @@ class EngineLink:
         self._subscribed: Counter[str] = Counter()
         self._outbox: list[list[bytes]] = []
         self.invalid_events = 0
+
+    def _socket(self, kind: int) -> zmq.Socket[bytes]:
+        sock = self._context.socket(kind)
+        self._sockets.append(sock)
+        return sock
 
     def send(self, frames: list[bytes]) -> None:
         """Queue one chunk for the engine: sent with the others of this turn of the event loop.
@@ -147,9 +154,15 @@ class EngineLink:
                 frames = recv(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            except zmq.ZMQError:  # the socket closed under a late call
+            except zmq.ZMQError as exc:
+                if exc.errno not in (zmq.ENOTSOCK, zmq.ETERM):  # not a late call after close()
+                    log.error("reading the engine's events failed: %s", exc)
                 return
-            self._route(frames)
+            try:
+                self._route(frames)
+            except Exception:  # never leave the rest unread: the descriptor would not signal them again
+                self.invalid_events += 1
+                log.exception("routing an engine event failed")
         asyncio.get_running_loop().call_soon(self._drain)
 
     def _route(self, frames: list[bytes]) -> None:
@@ -173,7 +186,8 @@ class EngineLink:
             self.deliver(topic, text)
 
     def close(self) -> None:
+        for sock in self._sockets:
+            with contextlib.suppress(Exception):
+                sock.close(linger=0)
         with contextlib.suppress(Exception):
-            self._push.close(linger=0)
-            self._sub.close(linger=0)
             self._context.term()

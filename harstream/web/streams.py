@@ -58,9 +58,10 @@ def nominal_rate(times: npt.NDArray[np.float64]) -> float:
 class PhoneStream:
     """The engine-side state of one phone's stream.
 
-    Its chunks are encoded unchecked (``check=False``): a :class:`~harstream.web.convert.Batch` holds
-    finite values within the protocol's range and strictly increasing finite times, the rate is
-    clamped to the protocol's range and a chunk holds at most ``MAX_SAMPLES_PER_CHUNK`` samples.
+    Its chunks are encoded unchecked (``check=False``): every :class:`~harstream.web.convert.Batch`
+    was checked where it was made (finite values within the protocol's range, strictly increasing
+    finite times), the rate is clamped to the protocol's range and a chunk holds at most
+    ``MAX_SAMPLES_PER_CHUNK`` samples (tests/test_web_streams.py tries both sources).
     """
 
     def __init__(self, stream_id: str) -> None:
