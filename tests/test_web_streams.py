@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 pytest.importorskip("aiohttp", reason="the web extra is not installed: pip install -e '.[web]'")
 
 from harstream.errors import ProtocolError
-from harstream.protocol import MAX_ABS_SAMPLE, decode_chunk
+from harstream.protocol import MAX_ABS_SAMPLE, decode_chunk, encode_chunk
 from harstream.web.convert import Batch, browser_batch, sensor_logger_batch
 from harstream.web.errors import WebInputError
 from harstream.web.streams import PhoneStream
@@ -74,8 +74,6 @@ def test_accelerometer_plus_gravity_past_the_range_is_refused_by_name() -> None:
 
 
 def test_the_check_that_is_skipped_still_catches_a_bad_value() -> None:
-    from harstream.protocol import encode_chunk
-
     with pytest.raises(ProtocolError):
         encode_chunk("s", 0, [[float("nan")] * 6])
     assert decode_chunk(encode_chunk("s", 0, [[0.0] * 6], check=False)).seq == 0

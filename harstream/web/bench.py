@@ -140,9 +140,10 @@ def _phone_numbers(phone: Phone, rate: float, per_batch: int, measure_from: floa
         if i >= len(phone.sends):
             continue
         total = (t_recv - phone.sends[i]) * 1000.0
+        engine = body["latency_ms"]
         inbound = (body["t_arrival"] - phone.sends[i]) * 1000.0
-        for name, value in zip(LATENCIES, (total, body["latency_ms"], total - body["latency_ms"], inbound,
-                                           total - body["latency_ms"] - inbound), strict=True):
+        added = total - engine
+        for name, value in zip(LATENCIES, (total, engine, added, inbound, added - inbound), strict=True):
             latencies[name].append(value)
     last = int((end_t - first_t) * 50.0) - 1  # the last 50 Hz index sent
     first = int(np.ceil((measure_from - first_t) * 50.0))
